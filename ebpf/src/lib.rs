@@ -1,1 +1,32 @@
-//! placeholder
+//! Sealbox kernel meter.
+//!
+//! The runtime calls [`meter_call`] once per guest call with the product's
+//! [`meter_key`]. While a [`Meter`] is attached, a uprobe on
+//! [`sealbox_meter_entry`] runs the BPF program `bpf/meter.bpf.c`, which adds 1
+//! to that key's counter in a BPF hash map pinned under `/sys/fs/bpf/sealbox/`.
+//! The counts live in the kernel: they survive a crash of the runtime, the
+//! Wasm guest cannot reach them, and [`read_pinned_count`] reads them back
+//! without attaching. See `docs/METERING.md` for the design and its limits.
+//!
+//! x86_64 Linux only; attaching needs root (or CAP_BPF + CAP_PERFMON).
+#![deny(missing_docs)]
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+compile_error!("sealbox-ebpf supports x86_64 Linux only");
+
+mod bpffs;
+mod entry;
+mod error;
+mod key;
+mod layout;
+mod locate;
+mod meter;
+mod pinned;
+mod privilege;
+
+pub use entry::{ENTRY_NOP5, ENTRY_SYMBOL, meter_call, sealbox_meter_entry};
+pub use error::MeterError;
+pub use key::meter_key;
+pub use layout::{DEFAULT_MAX_ENTRIES, LAYOUT_VERSION};
+pub use meter::{AttachMode, AttachPoint, DEFAULT_PIN_DIR, Meter, MeterOptions, bpf_object};
+pub use pinned::{PinnedCounts, read_pinned_count};

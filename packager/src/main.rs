@@ -1,1 +1,70 @@
-fn main() {}
+//! `packager`: the Sealbox vendor CLI.
+//!
+//! Each subcommand lives in its own module exposing `Args` (clap) and `run(Args)`. To add one,
+//! write the module, then add its variant to [`Command`] and its arm to [`Command::run`].
+
+mod exit;
+mod inspect;
+mod keygen;
+mod keys;
+mod pubkey;
+mod seal;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Seal Wasm algorithms for Sealbox: sign them, bind them to an on-chain product and
+/// optionally encrypt them to named customers.
+#[derive(Debug, Parser)]
+#[command(name = "packager", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a new secp256k1 (Ethereum) key: keystore v3 JSON, or raw hex with --raw.
+    Keygen(keygen::Args),
+    /// Print the public key and address of a key file (customers give vendors their pubkey).
+    Pubkey(pubkey::Args),
+    /// Seal a Wasm module (.wasm or .wat): manifest, signature(s), optional encryption.
+    Seal(Box<seal::Args>),
+    /// Show a sealed module's manifest, signers, hashes and sizes (after verifying it).
+    Inspect(inspect::Args),
+    /// Verify a sealed module; exit 0 only when every check passes.
+    #[command(after_long_help = exit::EXIT_CODES_HELP)]
+    Verify(verify::Args),
+}
+
+impl Command {
+    fn run(self) -> anyhow::Result<()> {
+        match self {
+            Command::Keygen(args) => keygen::run(args),
+            Command::Pubkey(args) => pubkey::run(args),
+            Command::Seal(args) => seal::run(*args),
+            Command::Inspect(args) => inspect::run(args),
+            Command::Verify(args) => verify::run(args),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => exit::report(&err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

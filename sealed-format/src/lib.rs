@@ -1,1 +1,43 @@
-//! placeholder
+//! The Sealbox sealed Wasm module format, version 1.
+//!
+//! A sealed module is still a valid Wasm binary. Its sections, in order:
+//!
+//! 1. `signature`: the WebAssembly tool-conventions *Signatures* layout, SHA-256 of every byte
+//!    after this section, signed with secp256k1 recoverable ECDSA (vendor, then co-signers);
+//! 2. `sealbox.manifest`: JSON [`Manifest`], signed as is;
+//! 3. either the plaintext module's own sections, or one `sealbox.payload` section holding the
+//!    whole module under AES-256-GCM, its key wrapped per recipient with ECIES on secp256k1.
+//!
+//! [`seal`] builds one; [`open`] verifies one (without decrypting) and [`Opened::plaintext`]
+//! decrypts and checks the code hash. `docs/FORMAT.md` describes the bytes.
+//!
+//! ```
+//! # fn main() -> Result<(), sealed_format::FormatError> {
+//! use sealed_format::{Address, SealOptions, open, seal};
+//! let module = b"\0asm\x01\0\0\0";
+//! let vendor = k256::ecdsa::SigningKey::random(&mut rand::thread_rng());
+//! let opts = SealOptions::new("demo", "1.0.0", 31337, Address::repeat_byte(0x11));
+//! let sealed = seal(module, &opts, &vendor, &[])?;
+//! let opened = open(&sealed)?;
+//! assert_eq!(opened.plaintext(None)?, module);
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+mod error;
+mod hexfield;
+pub mod manifest;
+mod module;
+mod open;
+pub mod payload;
+mod seal;
+pub mod signature;
+mod wasm;
+
+pub use alloy_primitives::{Address, B256};
+pub use error::{Check, FormatError};
+pub use manifest::{Encryption, Limits, Manifest, Metering, Recipient, product_id};
+pub use open::{Opened, open};
+pub use seal::{SealOptions, seal};
+pub use wasm::MODULE_HEADER;

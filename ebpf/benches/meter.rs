@@ -1,0 +1,232 @@
+//! Per-call cost of `meter_call` without and with the kernel meter attached,
+//! side by side in one run, plus the same probe on a function whose first
+//! instruction is a normal prologue store (to show why the entry starts with a
+//! nop5), and one `getppid` syscall as the floor of any kernel entry.
+//!
+//! Run as root: `cargo bench -p sealbox-ebpf --bench meter`.
+//! Times are this thread's CPU time (user + kernel), so a busy machine does
+//! not inflate them; the median and minimum of the rounds are shown.
+//! Env: SEALBOX_BENCH_CALLS (calls per round, default 1,000,000).
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use aya::EbpfLoader;
+use aya::programs::UProbe;
+use aya::programs::uprobe::UProbeScope;
+use sealbox_ebpf::{Meter, MeterOptions, bpf_object, meter_call, read_pinned_count};
+
+const ROUNDS: usize = 9;
+const KEY: u64 = 0x5e57_0000_0000_be9c;
+
+/// Same contract as `sealbox_meter_entry`, but starting with a store of the
+/// argument to the stack, as an ordinary debug or release prologue does: the
+/// kernel cannot emulate it and single-steps it out of line.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn sealbox_bench_prologue_entry(key: u64) {
+    core::arch::naked_asm!("mov qword ptr [rsp - 8], rdi", "ret")
+}
+
+fn prologue_call(key: u64) {
+    let f: extern "C" fn(u64) = black_box(sealbox_bench_prologue_entry);
+    f(black_box(key));
+}
+
+/// This thread's CPU time in ns: unlike wall time it does not count the time
+/// the thread waits for a core on a busy machine (kernel time in the probe
+/// handler is included).
+fn thread_cpu_ns() -> u128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer; this clock always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
+}
+
+/// Per-call times of `f` over ROUNDS rounds, in ns.
+#[derive(Clone, Copy)]
+struct Timing {
+    cpu_median: f64,
+    cpu_min: f64,
+    wall_median: f64,
+}
+
+fn per_call_ns(calls: u64, f: impl Fn(u64)) -> Timing {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        (v[ROUNDS / 2], v[0])
+    };
+    let (mut cpu, mut wall) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let (cpu_start, wall_start) = (thread_cpu_ns(), Instant::now());
+        for _ in 0..calls {
+            f(KEY);
+        }
+        cpu.push((thread_cpu_ns() - cpu_start) as f64 / calls as f64);
+        wall.push(wall_start.elapsed().as_nanos() as f64 / calls as f64);
+    }
+    let (cpu_median, cpu_min) = median(cpu);
+    let (wall_median, _) = median(wall);
+    Timing {
+        cpu_median,
+        cpu_min,
+        wall_median,
+    }
+}
+
+fn getppid_ns(calls: u64) -> Timing {
+    per_call_ns(calls, |_| {
+        // SAFETY: getppid has no preconditions.
+        black_box(unsafe { libc::getppid() });
+    })
+}
+
+struct PinDir(PathBuf);
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The first five bytes of the entry as this process sees them now.
+fn entry_bytes() -> [u8; 5] {
+    let addr = sealbox_ebpf::sealbox_meter_entry as *const u8;
+    // SAFETY: the entry is at least 6 bytes of mapped, readable code.
+    unsafe { std::ptr::read_volatile(addr.cast::<[u8; 5]>()) }
+}
+
+fn row(name: &str, bare: Timing, probed: Timing) {
+    println!(
+        "{name:<42} {:>8.1} {:>9.1} {:>9.1} {:>9.1} | {:>9.1}",
+        bare.cpu_median,
+        probed.cpu_median,
+        probed.cpu_min,
+        probed.cpu_median - bare.cpu_median,
+        probed.wall_median - bare.wall_median,
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` asks for a list: there is nothing to list
+    }
+    if std::env::var("SEALBOX_SKIP_BPF").as_deref() == Ok("1") {
+        eprintln!("SKIPPED meter benchmark: SEALBOX_SKIP_BPF=1 (it needs root and BPF)");
+        return;
+    }
+    // `cargo bench` passes --bench; under `cargo test --all-targets` run a short smoke pass.
+    let full = std::env::args().any(|a| a == "--bench");
+    let calls: u64 = std::env::var("SEALBOX_BENCH_CALLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if full { 1_000_000 } else { 20_000 });
+    let dir = PinDir(PathBuf::from(format!(
+        "/sys/fs/bpf/sealbox-bench-{}",
+        std::process::id()
+    )));
+
+    // Warm up, then measure without any probe.
+    per_call_ns(calls / 10, meter_call);
+    let bare = per_call_ns(calls, meter_call);
+    let bare_prologue = per_call_ns(calls, prologue_call);
+    let floor = getppid_ns(calls);
+
+    let meter = match Meter::attach(&MeterOptions {
+        pin_dir: dir.0.join("meter"),
+        ..MeterOptions::default()
+    }) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("cannot attach the kernel meter: {e}\n(run the benchmark as root)");
+            std::process::exit(1);
+        }
+    };
+    meter.register(KEY).expect("register");
+    let start = Instant::now();
+    meter_call(KEY);
+    let first = start.elapsed().as_nanos();
+    let probed_bytes = entry_bytes();
+    let metered = per_call_ns(calls, meter_call);
+    let counted = meter.count(KEY).expect("count");
+    drop(meter);
+    let bare_after = per_call_ns(calls, meter_call);
+    let expected = 1 + calls * ROUNDS as u64;
+    assert_eq!(counted, expected, "metered calls not counted exactly");
+    assert_eq!(
+        read_pinned_count(&dir.0.join("meter"), KEY).expect("read"),
+        expected,
+        "calls counted after detach"
+    );
+
+    // The same BPF program on the prologue-first function.
+    let prologue_dir = dir.0.join("prologue");
+    std::fs::create_dir_all(&prologue_dir).expect("create bench pin dir");
+    let mut bpf = EbpfLoader::new()
+        .btf(None)
+        .default_map_pin_directory(&prologue_dir)
+        .load(bpf_object())
+        .expect("load BPF object");
+    let program: &mut UProbe = bpf
+        .program_mut("meter_hit")
+        .expect("program")
+        .try_into()
+        .expect("uprobe");
+    program.load().expect("load program");
+    program
+        .attach(
+            "sealbox_bench_prologue_entry",
+            "/proc/self/exe",
+            UProbeScope::CallingProcess,
+        )
+        .expect("attach to the prologue function");
+    let prologue_calls = (calls / 20).max(1000); // ~11 µs each: keep the run short
+    let probed_prologue = per_call_ns(prologue_calls, prologue_call);
+    drop(bpf);
+
+    println!(
+        "kernel meter: per-call cost in ns, median of {ROUNDS} rounds of {calls} calls \
+         (prologue: {prologue_calls}); thread CPU time, and the added wall time for comparison"
+    );
+    println!(
+        "{:<42} {:>8} {:>9} {:>9} {:>9} | {:>9}",
+        "", "bare", "probed", "probe min", "added", "wall add"
+    );
+    row("meter_call (entry starts with a nop5)", bare, metered);
+    row(
+        "prologue-first entry (mov %rdi,-8(%rsp))",
+        bare_prologue,
+        probed_prologue,
+    );
+    println!(
+        "{:<42} {:>8} {:>9.1} {:>9.1} {:>9} | {:>9.1}",
+        "getppid() syscall (floor of a kernel entry)",
+        "",
+        floor.cpu_median,
+        floor.cpu_min,
+        "",
+        floor.wall_median
+    );
+    println!(
+        "meter_call after detach: {:.1} ns; first metered call (wall): {first} ns",
+        bare_after.cpu_median
+    );
+    println!(
+        "entry bytes while probed: {probed_bytes:02x?} ({})",
+        match probed_bytes[0] {
+            0xe8 => "call into the uprobe trampoline: optimised",
+            0xcc => "int3 breakpoint: not optimised",
+            _ => "unexpected",
+        }
+    );
+    println!(
+        "added cost: {:.2}x a getppid syscall; the prologue-first probe costs {:.1}x the nop5 probe",
+        (metered.cpu_median - bare.cpu_median) / floor.cpu_median,
+        (probed_prologue.cpu_median - bare_prologue.cpu_median)
+            / (metered.cpu_median - bare.cpu_median)
+    );
+    println!("counted {counted} of {expected} metered calls exactly, none after detach");
+}

@@ -1,0 +1,419 @@
+//! The pinned maps' layout, and the check that refuses to reuse a pinned map
+//! whose layout differs from this build's (an older build's map would be
+//! misread, or miscounted into, without it).
+
+use std::path::{Path, PathBuf};
+
+use aya::maps::{Array, HashMap, Map, MapData, MapType};
+
+use crate::MeterError;
+use crate::error::{is_permission_error, os_code};
+
+/// Name (and pin file name) of the counter map: u64 meter key → u64 calls.
+pub(crate) const COUNTS: &str = "meter_counts";
+/// Name of the stats array (u32 index → u64), see `STAT_*`.
+pub(crate) const STATS: &str = "meter_stats";
+/// Name of the one-slot layout marker array.
+pub(crate) const LAYOUT: &str = "meter_layout";
+
+/// Version of the map layout in `bpf/meter.bpf.c`. Bump it whenever a map there changes.
+pub const LAYOUT_VERSION: u32 = 1;
+/// The value the loader stores in `meter_layout[0]`: "SBXM" then the version.
+pub(crate) const LAYOUT_MARKER: u64 = 0x5342_584d_0000_0000 | LAYOUT_VERSION as u64;
+/// `meter_layout` index of the marker.
+const LAYOUT_MARKER_SLOT: u32 = 0;
+/// `meter_layout` index of the epoch: a random nonzero u64 chosen when the maps
+/// were created, so a reader can tell the counters restarted from zero.
+const LAYOUT_EPOCH_SLOT: u32 = 1;
+/// Number of `meter_layout` slots.
+const LAYOUT_SLOTS: u32 = 2;
+
+/// `meter_stats` index of hits that could not be counted (map full).
+pub(crate) const STAT_DROPPED: u32 = 0;
+/// `meter_stats` index of self-test hits.
+pub(crate) const STAT_SELFTEST: u32 = 1;
+/// Number of `meter_stats` slots.
+const STAT_SLOTS: u32 = 8;
+/// Key the BPF program counts into `STAT_SELFTEST` instead of `meter_counts`.
+pub(crate) const SELFTEST_KEY: u64 = u64::MAX;
+
+/// Default capacity of the counter map.
+pub const DEFAULT_MAX_ENTRIES: u32 = 4096;
+
+/// What one pinned map must look like.
+struct MapSpec {
+    name: &'static str,
+    kind: MapType,
+    key_size: u32,
+    value_size: u32,
+    /// `None`: any capacity is acceptable (readers do not care).
+    max_entries: Option<u32>,
+}
+
+impl MapSpec {
+    fn describe(&self) -> String {
+        let entries = self
+            .max_entries
+            .map_or_else(|| "any".to_string(), |n| n.to_string());
+        format!(
+            "{:?} map, key {} B, value {} B, max_entries {entries}, flags 0x0",
+            self.kind, self.key_size, self.value_size
+        )
+    }
+}
+
+fn specs(counts_max_entries: Option<u32>) -> [MapSpec; 3] {
+    [
+        MapSpec {
+            name: COUNTS,
+            kind: MapType::Hash,
+            key_size: 8,
+            value_size: 8,
+            max_entries: counts_max_entries,
+        },
+        MapSpec {
+            name: STATS,
+            kind: MapType::Array,
+            key_size: 4,
+            value_size: 8,
+            max_entries: Some(STAT_SLOTS),
+        },
+        MapSpec {
+            name: LAYOUT,
+            kind: MapType::Array,
+            key_size: 4,
+            value_size: 8,
+            max_entries: Some(LAYOUT_SLOTS),
+        },
+    ]
+}
+
+/// Path of the pinned map `name` in `pin_dir`.
+pub(crate) fn pin_path(pin_dir: &Path, name: &str) -> PathBuf {
+    pin_dir.join(name)
+}
+
+/// Opens the pinned map at `path`, or `None` when nothing is pinned there.
+fn open_pinned(path: &Path) -> Result<Option<MapData>, MeterError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(MeterError::Io {
+                operation: "inspecting",
+                path: path.to_owned(),
+                source,
+            });
+        }
+    }
+    MapData::from_pin(path).map(Some).map_err(|e| {
+        if is_permission_error(&e) {
+            MeterError::NotPermitted {
+                detail: format!("opening pinned map {}: {e}", path.display()),
+            }
+        } else {
+            MeterError::StaleLayout {
+                path: path.to_owned(),
+                found: format!("something that is not a BPF map ({e})"),
+                expected: "a BPF map".to_string(),
+            }
+        }
+    })
+}
+
+fn check_spec(path: &Path, map: &MapData, spec: &MapSpec) -> Result<(), MeterError> {
+    let info = map.info().map_err(|e| MeterError::Map {
+        path: path.to_owned(),
+        operation: "reading map info",
+        detail: e.to_string(),
+    })?;
+    let kind = info.map_type();
+    let matches = kind.as_ref().is_ok_and(|k| *k == spec.kind)
+        && info.key_size() == spec.key_size
+        && info.value_size() == spec.value_size
+        && spec.max_entries.is_none_or(|n| n == info.max_entries())
+        && info.map_flags() == 0;
+    if matches {
+        return Ok(());
+    }
+    let kind = kind.map_or_else(|e| format!("unknown type ({e})"), |k| format!("{k:?}"));
+    Err(MeterError::StaleLayout {
+        path: path.to_owned(),
+        found: format!(
+            "{kind} map, key {} B, value {} B, max_entries {}, flags {:#x}",
+            info.key_size(),
+            info.value_size(),
+            info.max_entries(),
+            info.map_flags()
+        ),
+        expected: spec.describe(),
+    })
+}
+
+/// (marker, epoch) from an already spec-checked layout map.
+fn read_layout(path: &Path, map: Map) -> Result<(u64, u64), MeterError> {
+    let map_err = |e: &dyn std::fmt::Display| MeterError::Map {
+        path: path.to_owned(),
+        operation: "reading the layout marker",
+        detail: e.to_string(),
+    };
+    let array: Array<MapData, u64> = Array::try_from(map).map_err(|e| map_err(&e))?;
+    let marker = array.get(&LAYOUT_MARKER_SLOT, 0).map_err(|e| map_err(&e))?;
+    let epoch = array.get(&LAYOUT_EPOCH_SLOT, 0).map_err(|e| map_err(&e))?;
+    Ok((marker, epoch))
+}
+
+fn to_map(path: &Path, data: MapData) -> Result<Map, MeterError> {
+    Map::from_map_data(data).map_err(|e| MeterError::Map {
+        path: path.to_owned(),
+        operation: "opening",
+        detail: e.to_string(),
+    })
+}
+
+fn check_marker(path: &Path, marker: u64) -> Result<(), MeterError> {
+    // 0: created by a loader that stopped before writing the marker (it writes it
+    // right after creating the maps, under the pin directory lock).
+    if marker == 0 || marker == LAYOUT_MARKER {
+        return Ok(());
+    }
+    Err(MeterError::StaleLayout {
+        path: path.to_owned(),
+        found: format!("layout marker {marker:#018x}"),
+        expected: format!("layout marker {LAYOUT_MARKER:#018x} (layout v{LAYOUT_VERSION})"),
+    })
+}
+
+/// Checks whatever is pinned in `pin_dir` against this build's layout.
+///
+/// Nothing pinned is fine (the loader creates the maps). Maps pinned without a
+/// layout marker, with another marker, or with another type, key size, value
+/// size, capacity (when `counts_max_entries` is given) or flags are refused
+/// with [`MeterError::StaleLayout`]; nothing is changed.
+pub(crate) fn validate_pins(
+    pin_dir: &Path,
+    counts_max_entries: Option<u32>,
+) -> Result<(), MeterError> {
+    let mut present = Vec::new();
+    for spec in specs(counts_max_entries) {
+        let path = pin_path(pin_dir, spec.name);
+        if let Some(map) = open_pinned(&path)? {
+            check_spec(&path, &map, &spec)?;
+            present.push((spec.name, path, map));
+        }
+    }
+    if present.is_empty() {
+        return Ok(());
+    }
+    match present.into_iter().find(|(name, _, _)| *name == LAYOUT) {
+        Some((_, path, map)) => {
+            let (marker, _) = read_layout(&path, to_map(&path, map)?)?;
+            check_marker(&path, marker)
+        }
+        None => Err(MeterError::StaleLayout {
+            path: pin_path(pin_dir, LAYOUT),
+            found: "meter maps pinned without a layout marker (an older layout)".to_string(),
+            expected: format!("layout marker {LAYOUT_MARKER:#018x} (layout v{LAYOUT_VERSION})"),
+        }),
+    }
+}
+
+/// A random nonzero u64 from the kernel.
+fn random_epoch() -> Result<u64, MeterError> {
+    loop {
+        let mut bytes = [0u8; 8];
+        // SAFETY: writes at most 8 bytes into `bytes`.
+        let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+        if n == 8 {
+            let epoch = u64::from_ne_bytes(bytes);
+            if epoch != 0 {
+                return Ok(epoch);
+            }
+            continue;
+        }
+        let source = std::io::Error::last_os_error();
+        if n < 0 && source.kind() != std::io::ErrorKind::Interrupted {
+            return Err(MeterError::Io {
+                operation: "getrandom for the meter epoch",
+                path: PathBuf::new(),
+                source,
+            });
+        }
+    }
+}
+
+/// Stamps a freshly created layout map (epoch first, then the marker), or
+/// checks the existing marker; returns the epoch.
+pub(crate) fn stamp_layout(pin_dir: &Path, map: Map) -> Result<u64, MeterError> {
+    let path = pin_path(pin_dir, LAYOUT);
+    let map_err = |operation: &'static str, e: &dyn std::fmt::Display| MeterError::Map {
+        path: path.clone(),
+        operation,
+        detail: e.to_string(),
+    };
+    let mut array: Array<MapData, u64> =
+        Array::try_from(map).map_err(|e| map_err("opening the layout marker", &e))?;
+    let read = |array: &Array<MapData, u64>, slot| {
+        array
+            .get(&slot, 0)
+            .map_err(|e| map_err("reading the layout marker", &e))
+    };
+    let marker = read(&array, LAYOUT_MARKER_SLOT)?;
+    check_marker(&path, marker)?;
+    if marker != 0 {
+        return read(&array, LAYOUT_EPOCH_SLOT);
+    }
+    let epoch = random_epoch()?;
+    array
+        .set(LAYOUT_EPOCH_SLOT, epoch, 0)
+        .map_err(|e| map_err("writing the meter epoch", &e))?;
+    array
+        .set(LAYOUT_MARKER_SLOT, LAYOUT_MARKER, 0)
+        .map_err(|e| map_err("writing the layout marker", &e))?;
+    Ok(epoch)
+}
+
+/// The counter and stats maps, shared by an attached [`Meter`](crate::Meter)
+/// and a read-only [`PinnedCounts`](crate::PinnedCounts).
+pub(crate) struct CounterMaps {
+    counts_path: PathBuf,
+    counts: std::sync::Mutex<HashMap<MapData, u64, u64>>,
+    stats: Array<MapData, u64>,
+    capacity: u32,
+    epoch: u64,
+}
+
+impl std::fmt::Debug for CounterMaps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CounterMaps")
+            .field("counts_path", &self.counts_path)
+            .field("capacity", &self.capacity)
+            .field("epoch", &format_args!("{:#018x}", self.epoch))
+            .finish_non_exhaustive()
+    }
+}
+
+impl CounterMaps {
+    /// Wraps the two maps (taken from a loaded object, or opened from pins).
+    pub(crate) fn new(
+        pin_dir: &Path,
+        counts: Map,
+        stats: Map,
+        epoch: u64,
+    ) -> Result<Self, MeterError> {
+        let counts_path = pin_path(pin_dir, COUNTS);
+        let stats_path = pin_path(pin_dir, STATS);
+        let counts: HashMap<MapData, u64, u64> =
+            HashMap::try_from(counts).map_err(|e| MeterError::Map {
+                path: counts_path.clone(),
+                operation: "opening",
+                detail: e.to_string(),
+            })?;
+        let stats: Array<MapData, u64> = Array::try_from(stats).map_err(|e| MeterError::Map {
+            path: stats_path,
+            operation: "opening",
+            detail: e.to_string(),
+        })?;
+        let capacity = aya::maps::IterableMap::map(&counts)
+            .info()
+            .map_err(|e| MeterError::Map {
+                path: counts_path.clone(),
+                operation: "reading map info",
+                detail: e.to_string(),
+            })?
+            .max_entries();
+        Ok(Self {
+            counts_path,
+            counts: std::sync::Mutex::new(counts),
+            stats,
+            capacity,
+            epoch,
+        })
+    }
+
+    /// Opens the pinned maps in `pin_dir` after checking their layout.
+    pub(crate) fn open_pinned(pin_dir: &Path) -> Result<Self, MeterError> {
+        validate_pins(pin_dir, None)?;
+        let open = |name: &str| -> Result<Map, MeterError> {
+            let path = pin_path(pin_dir, name);
+            let data = open_pinned(&path)?.ok_or(MeterError::NotPinned { path: path.clone() })?;
+            to_map(&path, data)
+        };
+        let counts = open(COUNTS)?;
+        let (_, epoch) = read_layout(&pin_path(pin_dir, LAYOUT), open(LAYOUT)?)?;
+        Self::new(pin_dir, counts, open(STATS)?, epoch)
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<MapData, u64, u64>> {
+        // A panic while holding the lock cannot leave the map handle inconsistent.
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Calls counted for `key` (0 if the key was never registered nor hit).
+    pub(crate) fn count(&self, key: u64) -> Result<u64, MeterError> {
+        match self.counts().get(&key, 0) {
+            Ok(n) => Ok(n),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(0),
+            Err(e) => Err(MeterError::Map {
+                path: self.counts_path.clone(),
+                operation: "lookup",
+                detail: e.to_string(),
+            }),
+        }
+    }
+
+    /// Makes room for `key` (value 0) so that every later hit is a lookup and
+    /// an atomic add. A key already present keeps its count.
+    pub(crate) fn register(&self, key: u64) -> Result<(), MeterError> {
+        if key == SELFTEST_KEY {
+            return Err(MeterError::ReservedKey { key });
+        }
+        const BPF_NOEXIST: u64 = 1;
+        match self.counts().insert(key, 0, BPF_NOEXIST) {
+            Ok(()) => Ok(()),
+            Err(e) => match os_code(&e) {
+                Some(libc::EEXIST) => Ok(()),
+                Some(libc::E2BIG) | Some(libc::ENOSPC) => Err(MeterError::MapFull {
+                    path: self.counts_path.clone(),
+                    capacity: self.capacity,
+                    key,
+                }),
+                _ => Err(MeterError::Map {
+                    path: self.counts_path.clone(),
+                    operation: "registering a key",
+                    detail: e.to_string(),
+                }),
+            },
+        }
+    }
+
+    fn stat(&self, index: u32) -> Result<u64, MeterError> {
+        self.stats.get(&index, 0).map_err(|e| MeterError::Map {
+            path: self.counts_path.with_file_name(STATS),
+            operation: "reading a stat",
+            detail: e.to_string(),
+        })
+    }
+
+    /// Hits that could not be counted because no key slot was free.
+    pub(crate) fn dropped(&self) -> Result<u64, MeterError> {
+        self.stat(STAT_DROPPED)
+    }
+
+    /// Self-test hits so far (all processes using this pin directory).
+    pub(crate) fn selftest_hits(&self) -> Result<u64, MeterError> {
+        self.stat(STAT_SELFTEST)
+    }
+
+    /// Capacity (max_entries) of the counter map.
+    pub(crate) fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// The maps' epoch (0 only if the creating loader died before stamping it).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}

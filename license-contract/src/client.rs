@@ -1,0 +1,570 @@
+//! A typed async client for a deployed `LicenseRegistry`, over alloy's HTTP transport.
+//!
+//! Every transaction waits for its receipt and returns [`TxInfo`] (hash, gas, block). Failures are
+//! [`RegistryError`]s: contract reverts are decoded into the registry's custom errors, funding
+//! problems and unreachable endpoints get their own variants.
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::{Eip712Domain, SolEvent, SolInterface, decode_revert_reason};
+use alloy::transports::http::reqwest::Url;
+use alloy::transports::RpcError;
+
+use crate::bindings::LicenseRegistry::{self, LicenseRegistryErrors, LicenseRegistryInstance};
+use crate::error::RegistryError;
+use crate::receipt::{SignedUsage, UsageReceipt, usage_domain};
+use crate::revert::ContractRevert;
+use crate::status::{LicenseStatus, Product, RegistryInfo, Release, SignerStatus};
+
+/// Default platform fee: 3000 basis points (30 % treasury, 70 % vendor).
+pub const DEFAULT_FEE_BPS: u16 = 3000;
+/// Default thaw period of withdrawals and signer deauthorizations: one day.
+pub const DEFAULT_THAW_SECONDS: u64 = 86_400;
+
+/// Deployment parameters of a new registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeployParams {
+    /// Platform fee in basis points (≤ 10000).
+    pub fee_bps: u16,
+    /// Receives the fee; `None` = the deployer.
+    pub treasury: Option<Address>,
+    /// Withdrawal / deauthorization delay in seconds.
+    pub thaw_seconds: u64,
+    /// Refuse to deploy unless the endpoint serves this chain id.
+    pub expected_chain_id: Option<u64>,
+}
+
+impl Default for DeployParams {
+    fn default() -> Self {
+        DeployParams {
+            fee_bps: DEFAULT_FEE_BPS,
+            treasury: None,
+            thaw_seconds: DEFAULT_THAW_SECONDS,
+            expected_chain_id: None,
+        }
+    }
+}
+
+/// A mined, successful transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxInfo {
+    /// Transaction hash.
+    pub hash: B256,
+    /// Gas the transaction used.
+    pub gas_used: u64,
+    /// Block it was mined in.
+    pub block_number: u64,
+}
+
+impl TxInfo {
+    fn from_receipt(r: &TransactionReceipt) -> Self {
+        TxInfo { hash: r.transaction_hash, gas_used: r.gas_used, block_number: r.block_number.unwrap_or_default() }
+    }
+}
+
+/// What a `settle` transaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settlement {
+    /// The transaction.
+    pub tx: TxInfo,
+    /// The receipt was at or below the signer's settled counter: nothing changed.
+    pub ignored: bool,
+    /// Signer the receipt recovered to.
+    pub signer: Address,
+    /// Units charged by this transaction.
+    pub units_charged: u64,
+    /// Wei charged by this transaction (vendor share + fee).
+    pub wei_charged: U256,
+    /// The signer's settled cumulative after this transaction.
+    pub signer_settled: u64,
+    /// The account's unpaid units after this transaction (> 0 = shortfall, license inactive).
+    pub unpaid_units: u64,
+}
+
+/// Client of one `LicenseRegistry` deployment, optionally with a signing wallet for transactions.
+#[derive(Clone)]
+pub struct RegistryClient {
+    chain: Chain,
+    contract: LicenseRegistryInstance<DynProvider>,
+    domain: Eip712Domain,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("url", &self.chain.url)
+            .field("chain_id", &self.chain.chain_id)
+            .field("registry", self.contract.address())
+            .field("sender", &self.chain.sender)
+            .finish()
+    }
+}
+
+impl RegistryClient {
+    /// Connects to the registry at `registry` through `rpc_url`. Verifies that the endpoint answers,
+    /// serves `expected_chain_id` (when given), has code at `registry`, and that this code is a
+    /// `LicenseRegistry` with the EIP-712 domain this client signs for. `wallet` (if any) signs
+    /// transactions; without one the client is read-only.
+    pub async fn connect(
+        rpc_url: &str,
+        registry: Address,
+        expected_chain_id: Option<u64>,
+        wallet: Option<PrivateKeySigner>,
+    ) -> Result<Self, RegistryError> {
+        let chain = Chain::connect(rpc_url, wallet).await?;
+        chain.expect_chain_id(expected_chain_id)?;
+        let code = chain
+            .provider
+            .get_code_at(registry)
+            .await
+            .map_err(|e| chain.classify("read the registry's code", e.into()))?;
+        if code.is_empty() {
+            return Err(RegistryError::NoContract { address: registry, chain_id: chain.chain_id });
+        }
+        let client = Self::at(chain, registry);
+        let separator = client.contract.domainSeparator().call().await.map_err(|e| RegistryError::NotARegistry {
+            address: registry,
+            reason: format!("domainSeparator() failed: {e}"),
+        })?;
+        if separator != client.domain.separator() {
+            return Err(RegistryError::NotARegistry {
+                address: registry,
+                reason: "its EIP-712 domain separator differs from this client's (name, version, chain id, address)"
+                    .into(),
+            });
+        }
+        Ok(client)
+    }
+
+    /// Deploys a new registry with `wallet` as deployer (and default treasury); returns the
+    /// connected client and the deployment transaction.
+    pub async fn deploy(
+        rpc_url: &str,
+        wallet: PrivateKeySigner,
+        params: DeployParams,
+    ) -> Result<(Self, TxInfo), RegistryError> {
+        let deployer = wallet.address();
+        let chain = Chain::connect(rpc_url, Some(wallet)).await?;
+        chain.expect_chain_id(params.expected_chain_id)?;
+        let tx = LicenseRegistry::deploy_builder(
+            chain.provider.clone(),
+            U256::from(params.fee_bps),
+            params.treasury.unwrap_or(deployer),
+            params.thaw_seconds,
+        )
+        .into_transaction_request();
+        let action = "deploy the LicenseRegistry";
+        let receipt = chain.send(action, tx).await?;
+        let address = receipt.contract_address.ok_or(RegistryError::MissingEvent {
+            action,
+            tx_hash: receipt.transaction_hash,
+            event: "contractAddress",
+        })?;
+        Ok((Self::at(chain, address), TxInfo::from_receipt(&receipt)))
+    }
+
+    fn at(chain: Chain, registry: Address) -> Self {
+        let domain = usage_domain(chain.chain_id, registry);
+        let contract = LicenseRegistry::new(registry, chain.provider.clone());
+        RegistryClient { chain, contract, domain }
+    }
+
+    /// Registry address.
+    pub fn address(&self) -> Address {
+        *self.contract.address()
+    }
+
+    /// Chain id of the endpoint.
+    pub fn chain_id(&self) -> u64 {
+        self.chain.chain_id
+    }
+
+    /// Address of the wallet that signs transactions, if any.
+    pub fn sender(&self) -> Option<Address> {
+        self.chain.sender
+    }
+
+    /// The underlying provider (for reads the client does not wrap, e.g. balances or blocks).
+    pub fn provider(&self) -> &DynProvider {
+        &self.chain.provider
+    }
+
+    /// The EIP-712 domain receipts for this registry are signed under.
+    pub fn domain(&self) -> &Eip712Domain {
+        &self.domain
+    }
+
+    /// Builds and signs a usage receipt for this registry's domain.
+    pub fn sign_usage<S: SignerSync>(
+        &self,
+        signer: &S,
+        product_id: B256,
+        customer: Address,
+        cumulative_units: u64,
+        timestamp: u64,
+    ) -> Result<SignedUsage, RegistryError> {
+        UsageReceipt { product_id, customer, cumulative_units, timestamp }.sign(signer, &self.domain)
+    }
+
+    // ------------------------------------------------------------------ reads
+
+    /// Parameters fixed at deployment.
+    pub async fn info(&self) -> Result<RegistryInfo, RegistryError> {
+        let action = "read the registry parameters";
+        let fee = self.contract.feeBps().call().await.map_err(|e| self.chain.classify(action, e))?;
+        let treasury = self.contract.treasury().call().await.map_err(|e| self.chain.classify(action, e))?;
+        let thaw = self.contract.thawSeconds().call().await.map_err(|e| self.chain.classify(action, e))?;
+        Ok(RegistryInfo {
+            address: self.address(),
+            chain_id: self.chain_id(),
+            fee_bps: u16::try_from(fee).unwrap_or(u16::MAX),
+            treasury,
+            thaw_seconds: thaw,
+        })
+    }
+
+    /// A product, or `None` if it is not registered.
+    pub async fn product(&self, product_id: B256) -> Result<Option<Product>, RegistryError> {
+        let p = self.contract.products(product_id).call().await.map_err(|e| self.chain.classify("read a product", e))?;
+        Ok((!p.vendor.is_zero()).then(|| Product {
+            id: product_id,
+            vendor: p.vendor,
+            price: U256::from(p.price),
+            active: p.active,
+        }))
+    }
+
+    /// A release, or `None` if the code hash is not published.
+    pub async fn release(&self, code_hash: B256) -> Result<Option<Release>, RegistryError> {
+        let r = self.contract.releases(code_hash).call().await.map_err(|e| self.chain.classify("read a release", e))?;
+        Ok((!r.productId.is_zero()).then_some(Release { code_hash, product_id: r.productId, revoked: r.revoked }))
+    }
+
+    /// The license of `customer` for `product_id`, running `code_hash` (`None` skips the release checks).
+    pub async fn license_status(
+        &self,
+        product_id: B256,
+        customer: Address,
+        code_hash: Option<B256>,
+    ) -> Result<LicenseStatus, RegistryError> {
+        let s = self
+            .contract
+            .licenseStatus(product_id, customer, code_hash.unwrap_or_default())
+            .call()
+            .await
+            .map_err(|e| self.chain.classify("read the license status", e))?;
+        LicenseStatus::try_from(s)
+    }
+
+    /// A signer's authorization and counters for (product, customer).
+    pub async fn signer_status(
+        &self,
+        product_id: B256,
+        customer: Address,
+        signer: Address,
+    ) -> Result<SignerStatus, RegistryError> {
+        let s = self
+            .contract
+            .signerStatus(product_id, customer, signer)
+            .call()
+            .await
+            .map_err(|e| self.chain.classify("read the signer status", e))?;
+        Ok(s.into())
+    }
+
+    /// The signer's settled cumulative units for (product, customer).
+    pub async fn signer_settled(&self, product_id: B256, customer: Address, signer: Address) -> Result<u64, RegistryError> {
+        Ok(self.signer_status(product_id, customer, signer).await?.settled_units)
+    }
+
+    /// Wei `account` may withdraw (vendor revenue or treasury fees).
+    pub async fn pending_revenue(&self, account: Address) -> Result<U256, RegistryError> {
+        self.contract.revenueOf(account).call().await.map_err(|e| self.chain.classify("read pending revenue", e))
+    }
+
+    /// The digest the contract computes for a receipt (a cross-check of the EIP-712 encoding).
+    pub async fn contract_usage_hash(&self, receipt: &UsageReceipt) -> Result<B256, RegistryError> {
+        self.contract.hashUsage(receipt.to_sol()).call().await.map_err(|e| self.chain.classify("hash a receipt", e))
+    }
+
+    /// The product id the contract computes for (vendor, name).
+    pub async fn contract_product_id(&self, vendor: Address, name: &str) -> Result<B256, RegistryError> {
+        self.contract
+            .productIdOf(vendor, name.to_owned())
+            .call()
+            .await
+            .map_err(|e| self.chain.classify("compute a product id", e))
+    }
+
+    // ------------------------------------------------------------------ vendor
+
+    /// Registers a product owned by the wallet, active, at `price` wei per unit; returns its id.
+    pub async fn register_product(&self, name: &str, price: U256) -> Result<(B256, TxInfo), RegistryError> {
+        let action = "register the product";
+        let tx = self.contract.registerProduct(name.to_owned(), price).into_transaction_request();
+        let receipt = self.chain.send(action, tx).await?;
+        let ev = self.event::<LicenseRegistry::ProductRegistered>(action, &receipt)?;
+        Ok((ev.productId, TxInfo::from_receipt(&receipt)))
+    }
+
+    /// Sets a product's price per unit (vendor only).
+    pub async fn set_price(&self, product_id: B256, price: U256) -> Result<TxInfo, RegistryError> {
+        self.transact("set the price", self.contract.setPrice(product_id, price).into_transaction_request()).await
+    }
+
+    /// Activates or deactivates a product (vendor only).
+    pub async fn set_active(&self, product_id: B256, active: bool) -> Result<TxInfo, RegistryError> {
+        self.transact("set the product's active flag", self.contract.setActive(product_id, active).into_transaction_request())
+            .await
+    }
+
+    /// Publishes a release (SHA-256 of the plaintext Wasm) of a product (vendor only).
+    pub async fn publish_release(&self, product_id: B256, code_hash: B256) -> Result<TxInfo, RegistryError> {
+        self.transact("publish the release", self.contract.publishRelease(product_id, code_hash).into_transaction_request())
+            .await
+    }
+
+    /// Revokes a release for good (its product's vendor only).
+    pub async fn revoke_release(&self, code_hash: B256) -> Result<TxInfo, RegistryError> {
+        self.transact("revoke the release", self.contract.revokeRelease(code_hash).into_transaction_request()).await
+    }
+
+    /// Revokes a customer's license (vendor only).
+    pub async fn revoke_customer(&self, product_id: B256, customer: Address) -> Result<TxInfo, RegistryError> {
+        self.transact("revoke the customer", self.contract.revokeCustomer(product_id, customer).into_transaction_request())
+            .await
+    }
+
+    /// Lifts a customer revocation (vendor only).
+    pub async fn reinstate_customer(&self, product_id: B256, customer: Address) -> Result<TxInfo, RegistryError> {
+        self.transact(
+            "reinstate the customer",
+            self.contract.reinstateCustomer(product_id, customer).into_transaction_request(),
+        )
+        .await
+    }
+
+    /// Withdraws the wallet's accrued revenue; returns the amount paid.
+    pub async fn withdraw_revenue(&self) -> Result<(U256, TxInfo), RegistryError> {
+        let action = "withdraw revenue";
+        let receipt = self.chain.send(action, self.contract.withdraw().into_transaction_request()).await?;
+        let ev = self.event::<LicenseRegistry::RevenueWithdrawn>(action, &receipt)?;
+        Ok((ev.amount, TxInfo::from_receipt(&receipt)))
+    }
+
+    // ------------------------------------------------------------------ customer
+
+    /// Deposits `amount` wei into the escrow of (product, customer); `None` = the wallet's own escrow.
+    pub async fn deposit(
+        &self,
+        product_id: B256,
+        customer: Option<Address>,
+        amount: U256,
+    ) -> Result<TxInfo, RegistryError> {
+        let tx = self.contract.deposit(product_id, customer.unwrap_or_default()).value(amount).into_transaction_request();
+        self.transact("deposit into the escrow", tx).await
+    }
+
+    /// Requests a withdrawal of `amount` wei from the wallet's escrow (restarts the thaw).
+    pub async fn request_withdrawal(&self, product_id: B256, amount: U256) -> Result<TxInfo, RegistryError> {
+        self.transact(
+            "request a withdrawal",
+            self.contract.requestWithdrawal(product_id, amount).into_transaction_request(),
+        )
+        .await
+    }
+
+    /// Cancels the wallet's pending withdrawal.
+    pub async fn cancel_withdrawal(&self, product_id: B256) -> Result<TxInfo, RegistryError> {
+        self.transact("cancel the withdrawal", self.contract.cancelWithdrawal(product_id).into_transaction_request()).await
+    }
+
+    /// Completes the wallet's thawed withdrawal; returns the amount paid out.
+    pub async fn complete_withdrawal(&self, product_id: B256) -> Result<(U256, TxInfo), RegistryError> {
+        let action = "complete the withdrawal";
+        let receipt =
+            self.chain.send(action, self.contract.completeWithdrawal(product_id).into_transaction_request()).await?;
+        let ev = self.event::<LicenseRegistry::WithdrawalCompleted>(action, &receipt)?;
+        Ok((ev.amount, TxInfo::from_receipt(&receipt)))
+    }
+
+    /// Authorizes a runtime signer key for the wallet's license of `product_id`.
+    pub async fn authorize_signer(&self, product_id: B256, signer: Address) -> Result<TxInfo, RegistryError> {
+        self.transact("authorize the signer", self.contract.authorizeSigner(product_id, signer).into_transaction_request())
+            .await
+    }
+
+    /// Deauthorizes a runtime signer (its receipts still settle during the thaw period).
+    pub async fn deauthorize_signer(&self, product_id: B256, signer: Address) -> Result<TxInfo, RegistryError> {
+        self.transact(
+            "deauthorize the signer",
+            self.contract.deauthorizeSigner(product_id, signer).into_transaction_request(),
+        )
+        .await
+    }
+
+    // ------------------------------------------------------------------ settlement
+
+    /// Submits a signed receipt (any wallet may). A stale or replayed receipt succeeds with
+    /// `ignored = true` and charges nothing.
+    pub async fn settle(&self, usage: &SignedUsage) -> Result<Settlement, RegistryError> {
+        let action = "settle the usage receipt";
+        let tx = self
+            .contract
+            .settle(usage.receipt.to_sol(), Bytes::copy_from_slice(usage.signature.as_slice()))
+            .into_transaction_request();
+        let receipt = self.chain.send(action, tx).await?;
+        let info = TxInfo::from_receipt(&receipt);
+        if let Some(ev) = decode_event::<LicenseRegistry::Settled>(&receipt) {
+            return Ok(Settlement {
+                tx: info,
+                ignored: false,
+                signer: ev.signer,
+                units_charged: ev.units,
+                wei_charged: ev.amount,
+                signer_settled: ev.signerSettled,
+                unpaid_units: ev.unpaidUnits,
+            });
+        }
+        let ev = self.event::<LicenseRegistry::ReceiptIgnored>(action, &receipt)?;
+        let unpaid = self.license_status(usage.receipt.product_id, usage.receipt.customer, None).await?.unpaid_units;
+        Ok(Settlement {
+            tx: info,
+            ignored: true,
+            signer: ev.signer,
+            units_charged: 0,
+            wei_charged: U256::ZERO,
+            signer_settled: ev.signerSettled,
+            unpaid_units: unpaid,
+        })
+    }
+
+    // ------------------------------------------------------------------ plumbing
+
+    async fn transact(&self, action: &'static str, tx: TransactionRequest) -> Result<TxInfo, RegistryError> {
+        self.chain.send(action, tx).await.map(|r| TxInfo::from_receipt(&r))
+    }
+
+    fn event<E: SolEvent>(&self, action: &'static str, receipt: &TransactionReceipt) -> Result<E, RegistryError> {
+        decode_event::<E>(receipt).ok_or(RegistryError::MissingEvent {
+            action,
+            tx_hash: receipt.transaction_hash,
+            event: E::SIGNATURE,
+        })
+    }
+}
+
+fn decode_event<E: SolEvent>(receipt: &TransactionReceipt) -> Option<E> {
+    receipt.decoded_log::<E>().map(|log| log.data)
+}
+
+/// An endpoint, its chain id and the optional sending wallet.
+#[derive(Clone)]
+struct Chain {
+    provider: DynProvider,
+    url: String,
+    chain_id: u64,
+    sender: Option<Address>,
+}
+
+impl Chain {
+    async fn connect(rpc_url: &str, wallet: Option<PrivateKeySigner>) -> Result<Self, RegistryError> {
+        let url = rpc_url
+            .parse::<Url>()
+            .map_err(|e| RegistryError::InvalidRpcUrl { url: rpc_url.into(), reason: e.to_string() })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(RegistryError::InvalidRpcUrl {
+                url: rpc_url.into(),
+                reason: format!("scheme {:?} is not http or https", url.scheme()),
+            });
+        }
+        let sender = wallet.as_ref().map(|w| w.address());
+        let provider = match wallet {
+            Some(w) => ProviderBuilder::new().wallet(EthereumWallet::from(w)).connect_http(url).erased(),
+            None => ProviderBuilder::new().connect_http(url).erased(),
+        };
+        let chain_id = provider
+            .get_chain_id()
+            .await
+            .map_err(|source| RegistryError::Unreachable { url: rpc_url.into(), source: Box::new(source) })?;
+        Ok(Chain { provider, url: rpc_url.into(), chain_id, sender })
+    }
+
+    fn expect_chain_id(&self, expected: Option<u64>) -> Result<(), RegistryError> {
+        match expected {
+            Some(expected) if expected != self.chain_id => {
+                Err(RegistryError::WrongChain { url: self.url.clone(), expected, actual: self.chain_id })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends a transaction from the wallet and waits for its successful receipt.
+    async fn send(&self, action: &'static str, tx: TransactionRequest) -> Result<TransactionReceipt, RegistryError> {
+        let from = self.sender.ok_or(RegistryError::NoWallet { action })?;
+        let pending = match self.provider.send_transaction(tx.from(from)).await {
+            Ok(p) => p,
+            Err(e) => {
+                return Err(match self.classify(action, e.into()) {
+                    RegistryError::InsufficientFunds { action, account, .. } => {
+                        let balance = self.provider.get_balance(account).await.unwrap_or_default();
+                        RegistryError::InsufficientFunds { action, account, balance }
+                    }
+                    other => other,
+                });
+            }
+        };
+        let receipt = pending
+            .get_receipt()
+            .await
+            .map_err(|e| RegistryError::Rpc { action, source: Box::new(e.into()) })?;
+        if !receipt.status() {
+            return Err(RegistryError::TxFailed { action, tx_hash: receipt.transaction_hash });
+        }
+        Ok(receipt)
+    }
+
+    /// Classifies a failed call or transaction.
+    fn classify(&self, action: &'static str, err: alloy::contract::Error) -> RegistryError {
+        if let Some(data) = err.as_revert_data() {
+            return decode_revert(action, &data);
+        }
+        let alloy::contract::Error::TransportError(t) = err else {
+            return RegistryError::Rpc { action, source: Box::new(err) };
+        };
+        if let Some(resp) = t.as_error_resp() {
+            let msg = resp.message.to_lowercase();
+            if msg.contains("insufficient funds") || msg.contains("insufficient balance") {
+                return RegistryError::InsufficientFunds {
+                    action,
+                    account: self.sender.unwrap_or_default(),
+                    balance: U256::ZERO,
+                };
+            }
+            if msg.contains("revert") {
+                return RegistryError::RevertedOther { action, reason: "reverted without data".into() };
+            }
+        }
+        if matches!(t, RpcError::Transport(_)) {
+            return RegistryError::Unreachable { url: self.url.clone(), source: Box::new(t) };
+        }
+        RegistryError::Rpc { action, source: Box::new(t.into()) }
+    }
+}
+
+/// Decodes revert data into a registry custom error, or a readable description of anything else.
+fn decode_revert(action: &'static str, data: &[u8]) -> RegistryError {
+    if let Ok(error) = LicenseRegistryErrors::abi_decode(data) {
+        return RegistryError::Reverted { action, revert: ContractRevert { error } };
+    }
+    let reason = match decode_revert_reason(data) {
+        Some(r) => r,
+        None if data.len() >= 4 => format!("unknown error selector 0x{}", hex::encode(&data[..4])),
+        None => "reverted without data".into(),
+    };
+    RegistryError::RevertedOther { action, reason }
+}

@@ -1,0 +1,118 @@
+//! Shared fixtures: a real anvil (the npm-installed one) and a deployed registry with one client per role.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use alloy::node_bindings::{Anvil, AnvilInstance};
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
+use alloy::signers::local::PrivateKeySigner;
+use license_contract::{DeployParams, RegistryClient, SignedUsage};
+
+/// Price per unit of the fixture product: 1 gwei.
+pub const PRICE: u64 = 1_000_000_000;
+/// Thaw period of the fixture registry.
+pub const THAW: u64 = 3600;
+/// Name of the fixture product.
+pub const PRODUCT: &str = "edge-detector";
+
+/// Path of the anvil binary: $SEALBOX_ANVIL, else license-contract/node_modules/.bin/anvil.
+pub fn anvil_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("SEALBOX_ANVIL") {
+        return PathBuf::from(p);
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("node_modules/.bin/anvil");
+    assert!(
+        p.exists(),
+        "anvil not found at {}: run `npm ci` in license-contract/ (or the repository's scripts/setup), \
+         or point SEALBOX_ANVIL at an anvil 1.7.1 binary",
+        p.display()
+    );
+    p
+}
+
+/// Spawns a fresh anvil (killed when dropped).
+pub fn spawn_anvil() -> AnvilInstance {
+    let path = anvil_path();
+    Anvil::at(&path).try_spawn().unwrap_or_else(|e| panic!("cannot start anvil at {}: {e}", path.display()))
+}
+
+/// Anvil dev account `i` as a signer.
+pub fn dev_key(anvil: &AnvilInstance, i: usize) -> PrivateKeySigner {
+    anvil.keys()[i].clone().into()
+}
+
+/// A registry deployed on its own anvil, with a client per role.
+pub struct World {
+    pub anvil: AnvilInstance,
+    pub url: String,
+    pub platform: RegistryClient,
+    pub vendor: RegistryClient,
+    pub customer: RegistryClient,
+    /// Submits receipts on behalf of others (anyone may).
+    pub relayer: RegistryClient,
+    pub treasury: RegistryClient,
+    /// The runtime's receipt-signing key: authorized by the customer, never funded.
+    pub runtime_key: PrivateKeySigner,
+    pub product_id: B256,
+    pub code_hash: B256,
+}
+
+impl World {
+    /// Deploys (fee 3000 bps, treasury = dev account 4, thaw 1 h), registers and publishes the
+    /// fixture product, deposits `deposit` wei for the customer and authorizes the runtime key.
+    pub async fn new(deposit: U256) -> World {
+        let anvil = spawn_anvil();
+        let url = anvil.endpoint();
+        let treasury_key = dev_key(&anvil, 4);
+        let params = DeployParams {
+            fee_bps: 3000,
+            treasury: Some(treasury_key.address()),
+            thaw_seconds: THAW,
+            expected_chain_id: Some(anvil.chain_id()),
+        };
+        let (platform, _) = RegistryClient::deploy(&url, dev_key(&anvil, 0), params).await.unwrap();
+        let reg = platform.address();
+        let connect = |i: usize| {
+            let key = dev_key(&anvil, i);
+            let url = url.clone();
+            async move { RegistryClient::connect(&url, reg, Some(31337), Some(key)).await.unwrap() }
+        };
+        let vendor = connect(1).await;
+        let customer = connect(2).await;
+        let relayer = connect(3).await;
+        let treasury = connect(4).await;
+        let (product_id, _) = vendor.register_product(PRODUCT, U256::from(PRICE)).await.unwrap();
+        let code_hash = B256::repeat_byte(0xC0);
+        vendor.publish_release(product_id, code_hash).await.unwrap();
+        if !deposit.is_zero() {
+            customer.deposit(product_id, None, deposit).await.unwrap();
+        }
+        let runtime_key = PrivateKeySigner::random();
+        customer.authorize_signer(product_id, runtime_key.address()).await.unwrap();
+        World { anvil, url, platform, vendor, customer, relayer, treasury, runtime_key, product_id, code_hash }
+    }
+
+    pub fn customer_address(&self) -> Address {
+        self.customer.sender().unwrap()
+    }
+
+    /// A receipt for the fixture (product, customer) signed by the runtime key.
+    pub fn receipt(&self, cumulative: u64) -> SignedUsage {
+        self.customer
+            .sign_usage(&self.runtime_key, self.product_id, self.customer_address(), cumulative, 1_700_000_000)
+            .unwrap()
+    }
+
+    /// Moves the chain's clock forward and mines a block.
+    pub async fn advance(&self, seconds: u64) {
+        let p = self.platform.provider();
+        let _: serde_json::Value = p.raw_request("evm_increaseTime".into(), (seconds,)).await.unwrap();
+        let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.unwrap();
+    }
+
+    /// ETH balance of an account.
+    pub async fn eth(&self, who: Address) -> U256 {
+        self.platform.provider().get_balance(who).await.unwrap()
+    }
+}

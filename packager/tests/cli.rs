@@ -1,0 +1,363 @@
+//! The real `packager` binary end to end: keys, seal, inspect, verify, and every refusal
+//! with its exit code.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const ECHO_WAT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../sealed-format/tests/fixtures/echo.wat"
+);
+const REGISTRY: &str = "0x4242424242424242424242424242424242424242";
+
+fn packager(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_packager"))
+        .current_dir(dir)
+        .env_remove("SEALBOX_PASSWORD")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        stderr(out),
+        stdout(out)
+    );
+}
+
+#[track_caller]
+fn assert_exit(out: &Output, code: i32, needle: &str) {
+    assert_eq!(out.status.code(), Some(code), "stderr: {}", stderr(out));
+    assert!(
+        stderr(out).contains(needle),
+        "{needle:?} not in: {}",
+        stderr(out)
+    );
+}
+
+/// `(address, pubkey)` printed by keygen/pubkey.
+fn key_info(out: &Output) -> (String, String) {
+    let text = stdout(out);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap()
+    };
+    (field("address"), field("pubkey"))
+}
+
+fn raw_key(dir: &Path, name: &str) -> (String, String) {
+    let out = packager(dir, &["keygen", "--out", name, "--raw"]);
+    assert_ok(&out);
+    key_info(&out)
+}
+
+fn seal_args<'a>(out: &'a str, key: &'a str) -> Vec<&'a str> {
+    vec![
+        "seal",
+        ECHO_WAT,
+        "--key",
+        key,
+        "--name",
+        "echo",
+        "--version",
+        "1.0.0",
+        "--chain-id",
+        "31337",
+        "--registry",
+        REGISTRY,
+        "-o",
+        out,
+    ]
+}
+
+fn inspect_json(dir: &Path, file: &str) -> serde_json::Value {
+    let out = packager(dir, &["inspect", file, "--json"]);
+    assert_ok(&out);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn keygen_pubkey_seal_inspect_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (vendor, vendor_pub) = raw_key(d, "vendor.key");
+    assert_eq!(
+        std::fs::metadata(d.join("vendor.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let out = packager(d, &["pubkey", "--key", "vendor.key"]);
+    assert_ok(&out);
+    assert_eq!(key_info(&out), (vendor.clone(), vendor_pub.clone()));
+
+    let mut args = seal_args("echo.sealed.wasm", "vendor.key");
+    args.extend([
+        "--unit",
+        "tls_handshake",
+        "--metering",
+        "kernel-preferred",
+        "--fuel",
+        "5000",
+    ]);
+    assert_ok(&packager(d, &args));
+    let sealed = std::fs::read(d.join("echo.sealed.wasm")).unwrap();
+    wasmparser::Validator::new()
+        .validate_all(&sealed)
+        .expect("sealed file is valid Wasm");
+
+    let json = inspect_json(d, "echo.sealed.wasm");
+    assert_eq!(json["encrypted"], false);
+    assert_eq!(json["signers"][0]["address"], vendor);
+    assert_eq!(json["signers"][0]["role"], "vendor");
+    let m = &json["manifest"];
+    assert_eq!(m["vendor"], vendor.to_lowercase());
+    assert_eq!(m["vendor_pubkey"], vendor_pub);
+    assert_eq!(m["unit"], "tls_handshake");
+    assert_eq!(m["metering"], "kernel-preferred");
+    assert_eq!(m["limits"]["fuel"], 5000);
+    assert_eq!(m["entry"], serde_json::json!(["echo"]));
+    assert_eq!(json["sizes"]["sealed"], sealed.len());
+
+    let text = packager(d, &["inspect", "echo.sealed.wasm"]);
+    assert_ok(&text);
+    assert!(stdout(&text).contains("tls_handshake"));
+
+    let out = packager(d, &["verify", "echo.sealed.wasm"]);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("code_hash"));
+    assert_ok(&packager(
+        d,
+        &["verify", "echo.sealed.wasm", "--vendor", &vendor],
+    ));
+    let out = packager(d, &["verify", "echo.sealed.wasm", "--vendor", REGISTRY]);
+    assert_exit(&out, 30, "vendor-pin");
+}
+
+#[test]
+fn encrypted_for_two_customers_and_cosigned() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (vendor, _) = raw_key(d, "vendor.key");
+    let (platform, _) = raw_key(d, "platform.key");
+    let (_, alice_pub) = raw_key(d, "alice.key");
+    let (_, bob_pub) = raw_key(d, "bob.key");
+    raw_key(d, "mallory.key");
+
+    let mut args = seal_args("enc.wasm", "vendor.key");
+    args.extend([
+        "--recipient",
+        &alice_pub,
+        "--recipient",
+        &bob_pub,
+        "--cosign",
+        "platform.key",
+    ]);
+    assert_ok(&packager(d, &args));
+    let sealed = std::fs::read(d.join("enc.wasm")).unwrap();
+    wasmparser::Validator::new()
+        .validate_all(&sealed)
+        .expect("sealed file is valid Wasm");
+    assert!(!sealed.windows(22).any(|w| w == b"SEALBOX-FIXTURE-MARKER"));
+
+    let json = inspect_json(d, "enc.wasm");
+    assert_eq!(json["encrypted"], true);
+    let signers: Vec<_> = json["signers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["address"].clone())
+        .collect();
+    assert_eq!(
+        signers,
+        vec![serde_json::json!(vendor), serde_json::json!(platform)]
+    );
+    assert_eq!(json["signers"][1]["role"], "co-signer");
+    let recipients = json["manifest"]["encryption"]["recipients"]
+        .as_array()
+        .unwrap();
+    assert_eq!(recipients.len(), 2);
+    assert_eq!(recipients[0]["pubkey"], alice_pub);
+
+    let out = packager(d, &["verify", "enc.wasm"]);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("not checked"), "{}", stdout(&out));
+    for key in ["alice.key", "bob.key"] {
+        let out = packager(d, &["verify", "enc.wasm", "--key", key]);
+        assert_ok(&out);
+        assert!(stdout(&out).contains("decrypted"), "{}", stdout(&out));
+    }
+    let out = packager(d, &["verify", "enc.wasm", "--key", "mallory.key"]);
+    assert_exit(&out, 18, "not-recipient");
+}
+
+#[test]
+fn keystore_keys_and_wrong_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = Command::new(env!("CARGO_BIN_EXE_packager"))
+        .current_dir(d)
+        .env("SEALBOX_PASSWORD", "vendor pw")
+        .args(["keygen", "--out", "vendor.json"])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let (vendor, _) = key_info(&out);
+    let with_password = |pw: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_packager"))
+            .current_dir(d)
+            .env("SEALBOX_PASSWORD", pw)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert_ok(&with_password(
+        "vendor pw",
+        &seal_args("ks.wasm", "vendor.json"),
+    ));
+    assert_eq!(
+        inspect_json(d, "ks.wasm")["manifest"]["vendor"],
+        vendor.to_lowercase()
+    );
+
+    let out = with_password("not it", &seal_args("ks2.wasm", "vendor.json"));
+    assert_exit(&out, 1, "wrong password");
+    assert!(!d.join("ks2.wasm").exists(), "no output on failure");
+
+    // No password and no terminal: a clear message, not a hang. `setsid` detaches the child
+    // from any controlling terminal the test runner may have.
+    let out = Command::new("setsid")
+        .arg("-w")
+        .arg(env!("CARGO_BIN_EXE_packager"))
+        .current_dir(d)
+        .env_remove("SEALBOX_PASSWORD")
+        .args(seal_args("ks3.wasm", "vendor.json"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_exit(&out, 1, "SEALBOX_PASSWORD");
+}
+
+#[test]
+fn bad_key_files_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    raw_key(d, "loose.key");
+    std::fs::set_permissions(d.join("loose.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = packager(d, &seal_args("o.wasm", "loose.key"));
+    assert_exit(&out, 1, "mode 0644");
+
+    std::fs::write(d.join("garbage.key"), b"definitely not a key").unwrap();
+    std::fs::set_permissions(
+        d.join("garbage.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let out = packager(d, &seal_args("o.wasm", "garbage.key"));
+    assert_exit(&out, 1, "neither a keystore v3 JSON nor a hex private key");
+
+    let out = packager(d, &seal_args("o.wasm", "missing.key"));
+    assert_exit(&out, 1, "missing.key");
+    assert!(!d.join("o.wasm").exists());
+
+    let out = packager(d, &["keygen", "--out", "loose.key", "--raw"]);
+    assert_exit(&out, 1, "refusing to overwrite");
+}
+
+#[test]
+fn bad_modules_fail_with_the_exit_code_of_their_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    raw_key(d, "vendor.key");
+    assert_ok(&packager(d, &seal_args("good.wasm", "vendor.key")));
+    let good = std::fs::read(d.join("good.wasm")).unwrap();
+
+    let write = |name: &str, bytes: &[u8]| std::fs::write(d.join(name), bytes).unwrap();
+    write("text.wasm", b"not wasm at all");
+    write("truncated.wasm", &good[..good.len() / 2]);
+    let mut flipped = good.clone();
+    let pos = good.windows(6).position(|w| w == b"\"name\"").unwrap();
+    flipped[pos + 9] ^= 1; // inside the manifest's name value
+    write("flipped.wasm", &flipped);
+    let mut appended = good.clone();
+    appended.extend_from_slice(b"\0\x05\x04evil");
+    write("appended.wasm", &appended);
+
+    for verb in ["verify", "inspect"] {
+        assert_exit(
+            &packager(d, &[verb, "text.wasm"]),
+            10,
+            "check `not-wasm` failed",
+        );
+        assert_exit(
+            &packager(d, &[verb, "truncated.wasm"]),
+            11,
+            "check `parse` failed",
+        );
+        assert_exit(
+            &packager(d, &[verb, "flipped.wasm"]),
+            13,
+            "check `hash` failed",
+        );
+        assert_exit(
+            &packager(d, &[verb, "appended.wasm"]),
+            13,
+            "check `hash` failed",
+        );
+    }
+    let unsealed = packager(d, &["verify", ECHO_WAT]);
+    assert_exit(&unsealed, 10, "not-wasm");
+
+    // Seal refuses non-Wasm input and already sealed modules, writing nothing.
+    let out = packager(d, &seal_args_for("text.wasm", "out1.wasm"));
+    assert_exit(&out, 10, "not-wasm");
+    let out = packager(d, &seal_args_for("good.wasm", "out2.wasm"));
+    assert_exit(&out, 21, "already-sealed");
+    let out = packager(d, &{
+        let mut a = seal_args_for(ECHO_WAT, "out3.wasm");
+        a.extend(["--entry", "nope"]);
+        a
+    });
+    assert_exit(&out, 22, "options");
+    for name in ["out1.wasm", "out2.wasm", "out3.wasm"] {
+        assert!(!d.join(name).exists(), "{name} written despite the failure");
+    }
+}
+
+fn seal_args_for<'a>(input: &'a str, out: &'a str) -> Vec<&'a str> {
+    let mut args = seal_args(out, "vendor.key");
+    args[1] = input;
+    args
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    raw_key(d, "vendor.key");
+    let mut args = seal_args("o.wasm", "vendor.key");
+    args.extend(["--recipient", "0x1234"]);
+    assert_exit(&packager(d, &args), 2, "not a secp256k1 public key");
+    let mut args = seal_args("o.wasm", "vendor.key");
+    let registry = args.iter().position(|a| *a == REGISTRY).unwrap();
+    args[registry] = "0x42";
+    assert_exit(&packager(d, &args), 2, "not an Ethereum address");
+    assert!(!d.join("o.wasm").exists());
+}

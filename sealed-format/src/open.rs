@@ -1,0 +1,207 @@
+//! Opening: verify a sealed module in the v1 check order; decrypt only when asked.
+
+use std::fmt;
+
+use alloy_primitives::{Address, B256};
+use k256::ecdsa::SigningKey;
+
+use crate::manifest::{self, Manifest};
+use crate::seal::sha256;
+use crate::signature::{self, SignatureData};
+use crate::wasm::{self, MODULE_HEADER};
+use crate::{FormatError, payload};
+
+/// A sealed module whose signature, signers, vendor and manifest have been verified.
+///
+/// The code stays as it was in the file (plaintext sections or ciphertext) until
+/// [`Opened::plaintext`] is called: the runtime does so only after the on-chain license check.
+#[derive(Clone)]
+pub struct Opened {
+    /// The validated manifest.
+    pub manifest: Manifest,
+    /// The manifest JSON exactly as signed.
+    pub manifest_bytes: Vec<u8>,
+    /// Addresses recovered from the signatures, in section order (the vendor is among them).
+    pub signers: Vec<Address>,
+    /// The signed SHA-256 of everything after the signature section.
+    pub signed_hash: B256,
+    /// Size of the sealed file in bytes.
+    pub sealed_len: usize,
+    body: Body,
+}
+
+#[derive(Clone)]
+enum Body {
+    /// The plaintext module's sections (everything after its 8-byte header).
+    Plain(Vec<u8>),
+    /// The AES-256-GCM ciphertext of the whole plaintext module.
+    Encrypted(Vec<u8>),
+}
+
+impl fmt::Debug for Opened {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opened")
+            .field("manifest", &self.manifest)
+            .field("signers", &self.signers)
+            .field("signed_hash", &self.signed_hash)
+            .field("sealed_len", &self.sealed_len)
+            .field("encrypted", &self.is_encrypted())
+            .field("body_len", &self.body_len())
+            .finish()
+    }
+}
+
+/// Verifies a sealed module, stopping at the first failing check, in this order:
+/// parse → signature section first and well-formed → hash → recover signers →
+/// a signer is `manifest.vendor` → manifest schema → layout of the code sections.
+pub fn open(bytes: &[u8]) -> Result<Opened, FormatError> {
+    let sections = wasm::sections(bytes)?;
+
+    let first = sections
+        .first()
+        .filter(|s| s.is_custom(signature::SECTION_NAME))
+        .ok_or_else(|| {
+            FormatError::SignatureSection(
+                "the first section is not a `signature` custom section (not a sealed module?)"
+                    .into(),
+            )
+        })?;
+    let signatures = SignatureData::decode(first.payload)?;
+
+    let actual = sha256(&bytes[first.range.end..]);
+    if actual != signatures.hash {
+        return Err(FormatError::Hash {
+            signed: signatures.hash,
+            actual,
+        });
+    }
+
+    let signers = signatures.recover_signers()?;
+    for (index, signer) in signers.iter().enumerate() {
+        if signers[..index].contains(signer) {
+            return Err(FormatError::Signer {
+                index,
+                reason: format!("{signer} signed twice"),
+            });
+        }
+    }
+
+    let manifest_section = sections
+        .get(1)
+        .filter(|s| s.is_custom(manifest::SECTION_NAME))
+        .ok_or_else(|| {
+            FormatError::Manifest(format!(
+                "the second section is not the `{}` custom section",
+                manifest::SECTION_NAME
+            ))
+        })?;
+    let vendor = manifest::vendor_of(manifest_section.payload)?;
+    if !signers.contains(&vendor) {
+        return Err(FormatError::VendorMismatch { vendor, signers });
+    }
+
+    let manifest = Manifest::from_json(manifest_section.payload)?;
+
+    let code = &sections[2..];
+    let body = match &manifest.encryption {
+        None => {
+            if let Some(name) = code.iter().filter_map(|s| s.name).find(|n| is_reserved(n)) {
+                return Err(FormatError::Layout(format!(
+                    "unexpected `{name}` section among the code sections"
+                )));
+            }
+            Body::Plain(bytes[manifest_section.range.end..].to_vec())
+        }
+        Some(_) => match code {
+            [only] if only.is_custom(payload::SECTION_NAME) => {
+                Body::Encrypted(only.payload.to_vec())
+            }
+            _ => {
+                return Err(FormatError::Layout(format!(
+                    "an encrypted module must end with exactly one `{}` section, found {} section(s)",
+                    payload::SECTION_NAME,
+                    code.len()
+                )));
+            }
+        },
+    };
+
+    Ok(Opened {
+        manifest,
+        manifest_bytes: manifest_section.payload.to_vec(),
+        signers,
+        signed_hash: signatures.hash,
+        sealed_len: bytes.len(),
+        body,
+    })
+}
+
+fn is_reserved(name: &str) -> bool {
+    name == signature::SECTION_NAME || name.starts_with("sealbox.")
+}
+
+impl Opened {
+    /// Whether the code is encrypted (a `sealbox.payload` section).
+    pub fn is_encrypted(&self) -> bool {
+        matches!(self.body, Body::Encrypted(_))
+    }
+
+    /// Size in bytes of the code as stored: plaintext sections, or ciphertext with its tag.
+    pub fn body_len(&self) -> usize {
+        match &self.body {
+            Body::Plain(b) | Body::Encrypted(b) => b.len(),
+        }
+    }
+
+    /// The manifest's vendor (one of [`Opened::signers`]).
+    pub fn vendor(&self) -> Address {
+        self.manifest.vendor
+    }
+
+    /// The signers other than the vendor.
+    pub fn cosigners(&self) -> Vec<Address> {
+        self.signers
+            .iter()
+            .copied()
+            .filter(|s| *s != self.manifest.vendor)
+            .collect()
+    }
+
+    /// The plaintext module, decrypted with `recipient` if it is encrypted, after checking that
+    /// its SHA-256 equals the manifest's `code_hash`.
+    ///
+    /// `recipient` is ignored for plaintext modules. For encrypted ones, `None` or a key that is
+    /// not on the recipient list fails with [`crate::Check::NotRecipient`].
+    pub fn plaintext(&self, recipient: Option<&SigningKey>) -> Result<Vec<u8>, FormatError> {
+        let module = match (&self.body, &self.manifest.encryption) {
+            (Body::Plain(sections), _) => {
+                let mut module = Vec::with_capacity(MODULE_HEADER.len() + sections.len());
+                module.extend_from_slice(&MODULE_HEADER);
+                module.extend_from_slice(sections);
+                module
+            }
+            (Body::Encrypted(ciphertext), Some(encryption)) => {
+                let key = recipient.ok_or_else(|| {
+                    FormatError::NotRecipient(format!(
+                        "the module is encrypted; the private key of one of its {} recipient(s) is needed",
+                        encryption.recipients.len()
+                    ))
+                })?;
+                payload::decrypt(ciphertext, &self.manifest.code_hash, encryption, key)?
+            }
+            (Body::Encrypted(_), None) => {
+                return Err(FormatError::Layout(
+                    "encrypted payload without an encryption entry".into(),
+                ));
+            }
+        };
+        let actual = sha256(&module);
+        if actual != self.manifest.code_hash {
+            return Err(FormatError::CodeHash {
+                expected: self.manifest.code_hash,
+                actual,
+            });
+        }
+        Ok(module)
+    }
+}

@@ -1,0 +1,181 @@
+//! Sealing: plaintext module + options + keys → signed (optionally encrypted) sealed module.
+
+use std::borrow::Cow;
+
+use alloy_primitives::{Address, B256};
+use k256::PublicKey;
+use k256::ecdsa::SigningKey;
+use sha2::{Digest, Sha256};
+
+use crate::manifest::{self, FORMAT_VERSION, Limits, Manifest, Metering, product_id};
+use crate::module::{self, ExportedFunc};
+use crate::signature::{self, MAX_SIGNATURES, SignatureData};
+use crate::wasm::{self, MODULE_HEADER};
+use crate::{FormatError, payload};
+
+/// What [`seal`] writes into the manifest besides what it derives from the module and the keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealOptions {
+    /// Product name; with the vendor address it determines the product id.
+    pub name: String,
+    /// Release version label.
+    pub version: String,
+    /// Chain id of the license registry.
+    pub chain_id: u64,
+    /// Address of the `LicenseRegistry` contract.
+    pub registry: Address,
+    /// Billing unit: `call` or a kernel event unit such as `tls_handshake`.
+    pub unit: String,
+    /// Metering policy.
+    pub metering: Metering,
+    /// Per-call resource limits.
+    pub limits: Limits,
+    /// Entry functions; `None` lists every exported function of type `(i32, i32) -> i64`.
+    pub entry: Option<Vec<String>>,
+    /// Public keys to encrypt the module for; empty leaves the code in plaintext.
+    pub recipients: Vec<PublicKey>,
+}
+
+impl SealOptions {
+    /// Options with unit `call`, metering `kernel-required`, no limits, detected entries and no
+    /// encryption.
+    pub fn new(name: &str, version: &str, chain_id: u64, registry: Address) -> Self {
+        Self {
+            name: name.to_string(),
+            version: version.to_string(),
+            chain_id,
+            registry,
+            unit: "call".to_string(),
+            metering: Metering::KernelRequired,
+            limits: Limits::default(),
+            entry: None,
+            recipients: Vec::new(),
+        }
+    }
+}
+
+/// Seals `plaintext` (a core Wasm module): writes the manifest, encrypts the module when
+/// `opts.recipients` is not empty, and signs everything with `vendor` then each co-signer.
+///
+/// Refuses invalid Wasm ([`crate::Check::NotWasm`]), a module that is already sealed
+/// ([`crate::Check::AlreadySealed`]) and options that make an invalid manifest
+/// ([`crate::Check::Options`]).
+pub fn seal(
+    plaintext: &[u8],
+    opts: &SealOptions,
+    vendor: &SigningKey,
+    cosigners: &[&SigningKey],
+) -> Result<Vec<u8>, FormatError> {
+    let exports = module::check_plaintext(plaintext)?;
+    let entry = resolve_entries(&exports, opts.entry.as_deref())?;
+    let mut keys = vec![vendor];
+    keys.extend_from_slice(cosigners);
+    check_keys(&keys)?;
+
+    let code_hash = sha256(plaintext);
+    let vendor_address = Address::from_public_key(vendor.verifying_key());
+    // The code after the manifest, as (section header, section bytes): the plaintext module's
+    // own sections, or one `sealbox.payload` section holding the ciphertext.
+    let (code_header, code, encryption) = if opts.recipients.is_empty() {
+        let sections = &plaintext[MODULE_HEADER.len()..];
+        (Vec::new(), Cow::Borrowed(sections), None)
+    } else {
+        let (ciphertext, encryption) = payload::encrypt(plaintext, &code_hash, &opts.recipients)?;
+        if ciphertext.len() > u32::MAX as usize - 64 {
+            return Err(FormatError::Options(
+                "the module is too large to encrypt".into(),
+            ));
+        }
+        let header = wasm::custom_section_header(payload::SECTION_NAME, ciphertext.len());
+        (header, Cow::Owned(ciphertext), Some(encryption))
+    };
+    let manifest = Manifest {
+        format: FORMAT_VERSION,
+        product_id: product_id(vendor_address, &opts.name),
+        name: opts.name.clone(),
+        version: opts.version.clone(),
+        vendor: vendor_address,
+        vendor_pubkey: PublicKey::from(vendor.verifying_key()),
+        code_hash,
+        chain_id: opts.chain_id,
+        registry: opts.registry,
+        unit: opts.unit.clone(),
+        metering: opts.metering,
+        limits: opts.limits,
+        entry,
+        encryption,
+    };
+    manifest.validate().map_err(|e| match e {
+        FormatError::Manifest(what) => FormatError::Options(what),
+        other => other,
+    })?;
+    let mut manifest_section = Vec::new();
+    wasm::write_custom_section(
+        &mut manifest_section,
+        manifest::SECTION_NAME,
+        &manifest.to_json()?,
+    );
+
+    let signed_parts = [manifest_section.as_slice(), &code_header, &code];
+    let mut hasher = Sha256::new();
+    signed_parts.iter().for_each(|part| hasher.update(part));
+    let hash = B256::from(<[u8; 32]>::from(hasher.finalize()));
+    let signatures = SignatureData::sign(hash, &keys)?;
+
+    let mut out = Vec::with_capacity(signed_parts.iter().map(|p| p.len()).sum::<usize>() + 512);
+    out.extend_from_slice(&MODULE_HEADER);
+    wasm::write_custom_section(&mut out, signature::SECTION_NAME, &signatures.encode());
+    signed_parts
+        .iter()
+        .for_each(|part| out.extend_from_slice(part));
+    Ok(out)
+}
+
+/// SHA-256 as a [`B256`].
+pub(crate) fn sha256(bytes: &[u8]) -> B256 {
+    B256::from(<[u8; 32]>::from(Sha256::digest(bytes)))
+}
+
+fn resolve_entries(
+    exports: &[ExportedFunc],
+    given: Option<&[String]>,
+) -> Result<Vec<String>, FormatError> {
+    let Some(given) = given else {
+        return Ok(exports
+            .iter()
+            .filter(|f| f.is_abi_entry)
+            .map(|f| f.name.clone())
+            .collect());
+    };
+    for name in given {
+        if !exports.iter().any(|f| &f.name == name) {
+            let known: Vec<&str> = exports.iter().map(|f| f.name.as_str()).collect();
+            return Err(FormatError::Options(format!(
+                "entry {name:?} is not an exported function (exported functions: {})",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(given.to_vec())
+}
+
+fn check_keys(keys: &[&SigningKey]) -> Result<(), FormatError> {
+    if keys.len() > MAX_SIGNATURES {
+        return Err(FormatError::Options(format!(
+            "{} signing keys, at most {MAX_SIGNATURES} allowed",
+            keys.len()
+        )));
+    }
+    let addresses: Vec<Address> = keys
+        .iter()
+        .map(|k| Address::from_public_key(k.verifying_key()))
+        .collect();
+    for (i, a) in addresses.iter().enumerate() {
+        if addresses[..i].contains(a) {
+            return Err(FormatError::Options(format!(
+                "{a} is given twice as a signer (vendor and co-signers must differ)"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! Sealing then opening: plaintext, encrypted for two recipients, co-signed.
+
+mod common;
+
+use common::{address, fixture, key, opts};
+use k256::PublicKey;
+use sealed_format::{Address, B256, Check, Limits, Metering, open, product_id, seal};
+use sha2::{Digest, Sha256};
+
+fn sha256(bytes: &[u8]) -> B256 {
+    B256::from(<[u8; 32]>::from(Sha256::digest(bytes)))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+const MARKER: &[u8] = b"SEALBOX-FIXTURE-MARKER";
+
+#[test]
+fn plain_round_trip_keeps_module_and_fills_manifest() {
+    let module = fixture("echo.wat");
+    let vendor = key();
+    let mut o = opts();
+    o.unit = "tls_handshake".into();
+    o.metering = Metering::KernelPreferred;
+    o.limits = Limits {
+        max_memory_pages: Some(16),
+        fuel: Some(1_000_000),
+        deadline_ms: None,
+    };
+    let sealed = seal(&module, &o, &vendor, &[]).unwrap();
+    wasmparser::Validator::new()
+        .validate_all(&sealed)
+        .expect("sealed output is valid Wasm");
+
+    let opened = open(&sealed).unwrap();
+    let m = &opened.manifest;
+    assert_eq!(m.format, 1);
+    assert_eq!(m.name, "echo");
+    assert_eq!(m.version, "1.0.0");
+    assert_eq!(m.vendor, address(&vendor));
+    assert_eq!(m.vendor_pubkey, PublicKey::from(vendor.verifying_key()));
+    assert_eq!(m.product_id, product_id(address(&vendor), "echo"));
+    assert_eq!(m.code_hash, sha256(&module));
+    assert_eq!(m.chain_id, 31337);
+    assert_eq!(m.registry, Address::repeat_byte(0x42));
+    assert_eq!(m.unit, "tls_handshake");
+    assert_eq!(m.metering, Metering::KernelPreferred);
+    assert_eq!(m.limits, o.limits);
+    assert_eq!(
+        m.entry,
+        vec!["echo".to_string()],
+        "only (i32,i32)->i64 exports are entries"
+    );
+    assert!(m.encryption.is_none());
+    assert_eq!(opened.signers, vec![address(&vendor)]);
+    assert!(opened.cosigners().is_empty());
+    assert!(!opened.is_encrypted());
+    assert_eq!(opened.sealed_len, sealed.len());
+    assert_eq!(opened.body_len(), module.len() - 8);
+    assert!(
+        contains(&sealed, MARKER),
+        "plaintext sealing keeps the code readable"
+    );
+    assert_eq!(opened.plaintext(None).unwrap(), module);
+    assert_eq!(
+        opened.plaintext(Some(&key())).unwrap(),
+        module,
+        "key ignored when plain"
+    );
+
+    let json: serde_json::Value = serde_json::from_slice(&opened.manifest_bytes).unwrap();
+    assert_eq!(json["metering"], "kernel-preferred");
+    assert_eq!(json["encryption"], serde_json::Value::Null);
+    assert_eq!(
+        json["limits"],
+        serde_json::json!({"max_memory_pages": 16, "fuel": 1000000})
+    );
+    assert_eq!(
+        json["vendor"],
+        format!("0x{}", hex::encode(address(&vendor)))
+    );
+}
+
+#[test]
+fn encrypted_for_two_recipients_each_decrypts_others_cannot() {
+    let module = fixture("echo.wat");
+    let vendor = key();
+    let (alice, bob, mallory) = (key(), key(), key());
+    let mut o = opts();
+    o.recipients = vec![alice.verifying_key().into(), bob.verifying_key().into()];
+    let sealed = seal(&module, &o, &vendor, &[]).unwrap();
+    wasmparser::Validator::new()
+        .validate_all(&sealed)
+        .expect("sealed output is valid Wasm");
+    assert!(
+        !contains(&sealed, MARKER),
+        "encrypted module leaks plaintext"
+    );
+
+    let opened = open(&sealed).unwrap();
+    assert!(opened.is_encrypted());
+    assert_eq!(
+        opened.body_len(),
+        module.len() + 16,
+        "ciphertext = plaintext + GCM tag"
+    );
+    let enc = opened.manifest.encryption.as_ref().unwrap();
+    assert_eq!(enc.recipients.len(), 2);
+    assert_eq!(enc.recipients[0].address(), address(&alice));
+    assert_eq!(enc.recipients[1].address(), address(&bob));
+    assert_ne!(
+        enc.recipients[0].ephemeral_pubkey,
+        enc.recipients[1].ephemeral_pubkey
+    );
+
+    assert_eq!(opened.plaintext(Some(&alice)).unwrap(), module);
+    assert_eq!(opened.plaintext(Some(&bob)).unwrap(), module);
+    let err = opened.plaintext(Some(&mallory)).unwrap_err();
+    assert_eq!(err.check(), Check::NotRecipient, "{err}");
+    assert!(err.to_string().contains(&address(&mallory).to_string()));
+    let err = opened.plaintext(None).unwrap_err();
+    assert_eq!(err.check(), Check::NotRecipient, "{err}");
+}
+
+#[test]
+fn two_seals_of_one_module_differ_only_where_randomness_is_used() {
+    let module = fixture("echo.wat");
+    let vendor = key();
+    let mut o = opts();
+    o.recipients = vec![key().verifying_key().into()];
+    let a = open(&seal(&module, &o, &vendor, &[]).unwrap()).unwrap();
+    let b = open(&seal(&module, &o, &vendor, &[]).unwrap()).unwrap();
+    assert_eq!(a.manifest.code_hash, b.manifest.code_hash);
+    let (ea, eb) = (
+        a.manifest.encryption.unwrap(),
+        b.manifest.encryption.unwrap(),
+    );
+    assert_ne!(ea.nonce, eb.nonce);
+    assert_ne!(ea.recipients[0].wrapped_key, eb.recipients[0].wrapped_key);
+}
+
+#[test]
+fn cosignature_shows_two_signers() {
+    let module = fixture("echo.wat");
+    let (vendor, platform) = (key(), key());
+    let sealed = seal(&module, &opts(), &vendor, &[&platform]).unwrap();
+    let opened = open(&sealed).unwrap();
+    assert_eq!(opened.signers, vec![address(&vendor), address(&platform)]);
+    assert_eq!(opened.cosigners(), vec![address(&platform)]);
+    assert_eq!(opened.vendor(), address(&vendor));
+}
+
+#[test]
+fn entries_detected_across_imports_or_given() {
+    let module = fixture("two_entries.wat");
+    let vendor = key();
+    let opened = open(&seal(&module, &opts(), &vendor, &[]).unwrap()).unwrap();
+    assert_eq!(opened.manifest.entry, vec!["score", "rank"]);
+
+    let mut o = opts();
+    o.entry = Some(vec!["rank".into()]);
+    let opened = open(&seal(&module, &o, &vendor, &[]).unwrap()).unwrap();
+    assert_eq!(opened.manifest.entry, vec!["rank"]);
+}
+
+#[test]
+fn product_id_matches_solidity_abi_encode() {
+    // Expected values from Foundry: cast keccak $(cast abi-encode "f(address,string)" A N)
+    let cases = [
+        (
+            "0x1111111111111111111111111111111111111111",
+            "demo-algorithm",
+            "0x15027a4157b4b6b7ce7deed8e87d239d439b84cb6a747782c7be824fa12a2db0",
+        ),
+        (
+            "0x00000000000000000000000000000000DeaDBeef",
+            "a name that is longer than thirty-two bytes, for padding",
+            "0xcb28e6e021b59839d966143780624a00d314c31d4e7095e0d7bd2434bb360bb8",
+        ),
+        (
+            "0x1111111111111111111111111111111111111111",
+            "",
+            "0x611cd04f21bc10cb4bc1fa0562aa04d3539d90fb56e9f4d75c06178dc192a614",
+        ),
+    ];
+    for (vendor, name, expected) in cases {
+        let vendor: Address = vendor.parse().unwrap();
+        assert_eq!(product_id(vendor, name).to_string(), expected, "{name}");
+        // And alloy-sol-types' encoder agrees.
+        use alloy_sol_types::SolValue;
+        let enc = (vendor, name.to_string()).abi_encode_params();
+        assert_eq!(product_id(vendor, name), alloy_primitives_keccak(&enc));
+    }
+}
+
+fn alloy_primitives_keccak(bytes: &[u8]) -> B256 {
+    use sha3::{Digest as _, Keccak256};
+    B256::from(<[u8; 32]>::from(Keccak256::digest(bytes)))
+}
+
+#[test]
+fn exit_codes_are_distinct_and_above_usage_codes() {
+    let mut codes: Vec<u8> = Check::ALL.iter().map(|c| c.exit_code()).collect();
+    assert!(codes.iter().all(|&c| c >= 10));
+    codes.sort();
+    codes.dedup();
+    assert_eq!(codes.len(), Check::ALL.len());
+}
