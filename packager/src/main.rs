@@ -3,20 +3,25 @@
 //! Each subcommand lives in its own module exposing `Args` (clap) and `run(Args)`. To add one,
 //! write the module, then add its variant to [`Command`] and its arm to [`Command::run`].
 
+mod chain;
 mod exit;
 mod inspect;
 mod keygen;
 mod keys;
 mod pubkey;
+mod publish;
+mod revoke;
 mod seal;
+mod vendor_module;
 mod verify;
+mod withdraw;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 /// Seal Wasm algorithms for Sealbox: sign them, bind them to an on-chain product and
-/// optionally encrypt them to named customers.
+/// optionally encrypt them to named customers; publish them and withdraw revenue.
 #[derive(Debug, Parser)]
 #[command(name = "packager", version)]
 struct Cli {
@@ -37,6 +42,13 @@ enum Command {
     /// Verify a sealed module; exit 0 only when every check passes.
     #[command(after_long_help = exit::EXIT_CODES_HELP)]
     Verify(verify::Args),
+    /// Publish a sealed module's release in the registry its manifest names (registering the
+    /// product if it is new); running it again changes nothing.
+    Publish(publish::Args),
+    /// Revoke a sealed module's published release (runtimes then refuse to run it).
+    Revoke(revoke::Args),
+    /// Withdraw the key's revenue (vendor share or platform fee) from a registry.
+    Withdraw(withdraw::Args),
 }
 
 impl Command {
@@ -47,6 +59,9 @@ impl Command {
             Command::Seal(args) => seal::run(*args),
             Command::Inspect(args) => inspect::run(args),
             Command::Verify(args) => verify::run(args),
+            Command::Publish(args) => publish::run(args),
+            Command::Revoke(args) => revoke::run(args),
+            Command::Withdraw(args) => withdraw::run(args),
         }
     }
 }

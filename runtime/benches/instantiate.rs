@@ -113,47 +113,69 @@ fn main() {
         );
     }
 
-    println!("\n== instrumentation cost on a compute loop (sum 0..50M, i64)");
-    let looped = wat::parse_str(
-        r#"(module (func (export "sum") (param $n i64) (result i64) (local $i i64) (local $s i64)
-             (block $done (loop $next
-               (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
-               (local.set $s (i64.add (local.get $s) (i64.mul (local.get $i) (i64.const 3))))
-               (local.set $i (i64.add (local.get $i) (i64.const 1)))
-               (br $next)))
-             (local.get $s)))"#,
+    println!("\n== instrumentation cost on compute-bound guests (best of 5)");
+    let kernels = wat::parse_str(
+        r#"(module (memory 64)
+             ;; tight arithmetic loop: the worst case for per-loop checks
+             (func (export "sum") (param $n i64) (result i64) (local $i i64) (local $s i64)
+               (block $done (loop $next
+                 (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
+                 (local.set $s (i64.add (local.get $s) (i64.mul (local.get $i) (i64.const 3))))
+                 (local.set $i (i64.add (local.get $i) (i64.const 1)))
+                 (br $next)))
+               (local.get $s))
+             ;; FNV-1a over 4 MiB of memory, $n passes: byte-at-a-time data processing
+             (func (export "fnv") (param $n i64) (result i64) (local $p i32) (local $h i64)
+               (local.set $h (i64.const 0xcbf29ce484222325))
+               (block $all (loop $pass
+                 (br_if $all (i64.eqz (local.get $n)))
+                 (local.set $p (i32.const 0))
+                 (block $done (loop $byte
+                   (br_if $done (i32.ge_u (local.get $p) (i32.const 4194304)))
+                   (local.set $h (i64.mul
+                     (i64.xor (local.get $h) (i64.load8_u (local.get $p)))
+                     (i64.const 0x100000001b3)))
+                   (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                   (br $byte)))
+                 (local.set $n (i64.sub (local.get $n) (i64.const 1)))
+                 (br $pass)))
+               (local.get $h)))"#,
     )
     .expect("wat");
-    let mut base = None;
-    for (label, fuel, epoch) in [
-        ("none", false, false),
-        ("epoch only", false, true),
-        ("fuel only", true, false),
-        ("fuel + epoch (sandbox)", true, true),
-    ] {
-        let mut config = Config::new();
-        config.consume_fuel(fuel).epoch_interruption(epoch);
-        let engine = Engine::new(&config).expect("engine");
-        let module = Module::from_binary(&engine, &looped).expect("module");
-        let mut best = Duration::MAX;
-        for _ in 0..5 {
-            let mut store = Store::new(&engine, ());
-            if fuel {
-                store.set_fuel(u64::MAX).expect("fuel");
+    for (kernel, arg) in [("sum", 50_000_000i64), ("fnv", 10)] {
+        println!("{kernel}({arg}):");
+        let mut base = None;
+        for (label, fuel, epoch) in [
+            ("none", false, false),
+            ("epoch only", false, true),
+            ("fuel only", true, false),
+            ("fuel + epoch", true, true),
+        ] {
+            let mut config = Config::new();
+            config.consume_fuel(fuel).epoch_interruption(epoch);
+            let engine = Engine::new(&config).expect("engine");
+            let module = Module::from_binary(&engine, &kernels).expect("module");
+            let mut best = Duration::MAX;
+            for _ in 0..5 {
+                let mut store = Store::new(&engine, ());
+                if fuel {
+                    store.set_fuel(u64::MAX).expect("fuel");
+                }
+                store.set_epoch_deadline(1 << 40);
+                let instance = Instance::new(&mut store, &module, &[]).expect("instance");
+                let f: TypedFunc<i64, i64> =
+                    instance.get_typed_func(&mut store, kernel).expect("kernel");
+                let t = Instant::now();
+                black_box(f.call(&mut store, black_box(arg)).expect("call"));
+                best = best.min(t.elapsed());
             }
-            store.set_epoch_deadline(1 << 40);
-            let instance = Instance::new(&mut store, &module, &[]).expect("instance");
-            let sum: TypedFunc<i64, i64> = instance.get_typed_func(&mut store, "sum").expect("sum");
-            let t = Instant::now();
-            black_box(sum.call(&mut store, black_box(50_000_000)).expect("call"));
-            best = best.min(t.elapsed());
+            let base_t = *base.get_or_insert(best);
+            println!(
+                "  {label:<14} {:>7.1} ms  ({:+.0}%)",
+                ms(best),
+                (best.as_secs_f64() / base_t.as_secs_f64() - 1.0) * 100.0
+            );
         }
-        let base_t = *base.get_or_insert(best);
-        println!(
-            "{label:<24} {:>7.1} ms  ({:+.0}%)",
-            ms(best),
-            (best.as_secs_f64() / base_t.as_secs_f64() - 1.0) * 100.0
-        );
     }
 }
 

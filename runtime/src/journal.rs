@@ -89,6 +89,10 @@ CREATE TABLE IF NOT EXISTS usage (
     settled_units INTEGER NOT NULL DEFAULT 0,
     lease TEXT,
     PRIMARY KEY (product, customer, signer)
+);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );";
 
 impl Journal {
@@ -144,13 +148,24 @@ impl Journal {
         Ok(text.flatten().and_then(|t| serde_json::from_str(&t).ok()))
     }
 
+    /// Marks the stored lease inactive (the chain refused the license): no more
+    /// calls are admitted until a later check succeeds.
+    pub fn deactivate_lease(&self, key: &UsageKey, reason: &str) -> Result<(), JournalError> {
+        if let Some(mut lease) = self.lease(key)? {
+            lease.inactive = Some(reason.to_owned());
+            self.store_lease(key, &lease)?;
+        }
+        Ok(())
+    }
+
     /// Stores a fresh lease and the settled count it reports.
     pub fn store_lease(&self, key: &UsageKey, lease: &Lease) -> Result<(), JournalError> {
         let text = serde_json::to_string(lease).unwrap_or_default();
         let conn = self.lock();
         ensure_row(&conn, key).map_err(|e| self.db_err(e))?;
         conn.execute(
-            "UPDATE usage SET lease=?4, settled_units=MAX(settled_units, ?5)
+            "UPDATE usage SET lease=?4, settled_units=MAX(settled_units, ?5),
+             runtime_units=MAX(runtime_units, ?5)
              WHERE product=?1 AND customer=?2 AND signer=?3",
             params![key.product, key.customer, key.signer, text, lease.settled_units],
         )
@@ -215,6 +230,29 @@ impl Journal {
             "UPDATE usage SET settled_units=MAX(settled_units, ?4)
              WHERE product=?1 AND customer=?2 AND signer=?3",
             params![key.product, key.customer, key.signer, cumulative],
+        )
+        .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    /// The chain id recorded by the last successful connection (the journal
+    /// belongs to one registry, so to one chain).
+    pub fn chain_id(&self) -> Result<Option<u64>, JournalError> {
+        let conn = self.lock();
+        let value: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE name='chain_id'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.db_err(e))?;
+        Ok(value.and_then(|v| v.parse().ok()))
+    }
+
+    /// Records the chain id of a successful connection.
+    pub fn set_chain_id(&self, chain_id: u64) -> Result<(), JournalError> {
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO meta (name, value) VALUES ('chain_id', ?1)
+             ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+            params![chain_id.to_string()],
         )
         .map_err(|e| self.db_err(e))?;
         Ok(())
@@ -293,6 +331,7 @@ mod tests {
             balance_wei,
             price_wei: 10,
             settled_units: 0,
+            inactive: None,
         }
     }
 

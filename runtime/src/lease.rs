@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// The outcome of one successful `licenseStatus` call, kept as the lease.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     /// Unix time (seconds) of the check.
     pub checked_at: u64,
@@ -25,6 +25,9 @@ pub struct Lease {
     pub price_wei: u128,
     /// Units this runtime's signer had settled on chain at that block.
     pub settled_units: u64,
+    /// Why the license was found inactive at the last check (`None` = active).
+    #[serde(default)]
+    pub inactive: Option<String>,
 }
 
 /// How long a lease stays usable without a fresh check.
@@ -56,6 +59,9 @@ pub enum LeaseRefusal {
         /// The configured maximum age in seconds.
         max_age_secs: u64,
     },
+    /// The last check found the license inactive.
+    #[error("license inactive at the last on-chain check: {0}")]
+    Inactive(String),
     /// Running one more unit would exceed what the escrow balance covers.
     #[error(
         "escrow exhausted: {unsettled} unsettled unit(s) at {price_wei} wei need {needed_wei} wei \
@@ -79,6 +85,9 @@ impl Lease {
     /// `used_units` (cumulative units this runtime's signer has used, including
     /// the one being admitted) minus the settled units is covered by the balance.
     pub fn admit(&self, now: u64, used_units: u64, policy: &LeasePolicy) -> Result<(), LeaseRefusal> {
+        if let Some(reason) = &self.inactive {
+            return Err(LeaseRefusal::Inactive(reason.clone()));
+        }
         let age = now.saturating_sub(self.checked_at);
         if age > policy.max_age.as_secs() {
             return Err(LeaseRefusal::Expired {
@@ -117,6 +126,7 @@ mod tests {
             balance_wei: 1_000,
             price_wei: 100,
             settled_units: 5,
+            inactive: None,
         }
     }
 
@@ -151,6 +161,16 @@ mod tests {
         };
         let err = lease().admit(1_061, 6, &policy).unwrap_err();
         assert!(matches!(err, LeaseRefusal::Expired { age_secs: 61, .. }));
+    }
+
+    #[test]
+    fn refuses_after_the_chain_said_inactive() {
+        let revoked = Lease {
+            inactive: Some("customer revoked by the vendor".into()),
+            ..lease()
+        };
+        let err = revoked.admit(1_000, 6, &LeasePolicy::default()).unwrap_err();
+        assert!(matches!(err, LeaseRefusal::Inactive(_)));
     }
 
     #[test]

@@ -174,7 +174,7 @@ impl Manifest {
             format: serde_json::Value,
         }
         let probe: FormatProbe =
-            serde_json::from_slice(bytes).map_err(|e| bad(format!("not a JSON manifest: {e}")))?;
+            serde_json::from_slice(bytes).map_err(|e| bad(format!("no format version: {e}")))?;
         if probe.format != serde_json::json!(FORMAT_VERSION) {
             return Err(bad(format!(
                 "unsupported format {} (this build reads format {FORMAT_VERSION})",

@@ -1,0 +1,828 @@
+//! The real `packager` binary against a real anvil and a freshly deployed `LicenseRegistry`:
+//! publish (new product, idempotent re-run, repricing, a second encrypted release), refusals that
+//! change nothing on chain, revoke, and withdraw after a real settlement.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use alloy::node_bindings::{Anvil, AnvilInstance};
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
+use alloy::signers::local::PrivateKeySigner;
+use license_contract::{DeployParams, RegistryClient};
+use serde_json::Value;
+
+/// Anvil's chain id.
+const CHAIN_ID: u64 = 31337;
+/// An address with no code on the test chain.
+const NOT_A_REGISTRY: &str = "0x4242424242424242424242424242424242424242";
+
+/// Path of the anvil binary: $SEALBOX_ANVIL, else the npm-installed one of license-contract.
+fn anvil_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("SEALBOX_ANVIL") {
+        return PathBuf::from(p);
+    }
+    let p =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../license-contract/node_modules/.bin/anvil");
+    assert!(
+        p.exists(),
+        "anvil not found at {}: run `npm ci` in license-contract/ (or scripts/setup), or point \
+         SEALBOX_ANVIL at an anvil 1.7.1 binary",
+        p.display()
+    );
+    p
+}
+
+/// A fresh anvil with a registry (fee 3000 bps, treasury = deployer = dev account 0) and key
+/// files in a temp dir: `platform.key` (0), `vendor.key` (1), `customer.key` (2).
+struct Chain {
+    anvil: AnvilInstance,
+    url: String,
+    /// The deployer's client; also used for reads.
+    platform: RegistryClient,
+    dir: tempfile::TempDir,
+}
+
+impl Chain {
+    async fn new() -> Chain {
+        let path = anvil_path();
+        let anvil = Anvil::at(&path)
+            .try_spawn()
+            .unwrap_or_else(|e| panic!("cannot start anvil at {}: {e}", path.display()));
+        let url = anvil.endpoint();
+        let params = DeployParams {
+            expected_chain_id: Some(CHAIN_ID),
+            ..DeployParams::default()
+        };
+        let (platform, _) = RegistryClient::deploy(&url, dev_key(&anvil, 0), params)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for (name, i) in [("platform.key", 0), ("vendor.key", 1), ("customer.key", 2)] {
+            sealbox_keyfile::write_raw(&dir.path().join(name), &dev_key(&anvil, i)).unwrap();
+        }
+        Chain {
+            anvil,
+            url,
+            platform,
+            dir,
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn registry(&self) -> String {
+        self.platform.address().to_string()
+    }
+
+    fn address(&self, i: usize) -> Address {
+        dev_key(&self.anvil, i).address()
+    }
+
+    fn vendor(&self) -> Address {
+        self.address(1)
+    }
+
+    /// Seals a module (distinct code per `tag`) for this chain and registry.
+    fn seal(&self, tag: &str, name: &str, version: &str, extra: &[&str]) -> PathBuf {
+        seal_for(
+            self.dir(),
+            tag,
+            name,
+            version,
+            CHAIN_ID,
+            &self.registry(),
+            extra,
+        )
+    }
+
+    fn packager(&self, args: &[&str]) -> Output {
+        packager(self.dir(), args)
+    }
+
+    /// `packager publish FILE --rpc URL --key KEY [extra] --json`, which must succeed.
+    fn publish_json(&self, file: &Path, key: &str, extra: &[&str]) -> Value {
+        let mut args = vec![
+            "publish",
+            path_str(file),
+            "--rpc",
+            &self.url,
+            "--key",
+            key,
+            "--json",
+        ];
+        args.extend(extra);
+        let out = self.packager(&args);
+        assert_ok(&out);
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    async fn block(&self) -> u64 {
+        self.platform.provider().get_block_number().await.unwrap()
+    }
+
+    async fn nonce(&self, who: Address) -> u64 {
+        self.platform
+            .provider()
+            .get_transaction_count(who)
+            .await
+            .unwrap()
+    }
+
+    async fn eth(&self, who: Address) -> U256 {
+        self.platform.provider().get_balance(who).await.unwrap()
+    }
+
+    /// Checks every transaction a JSON report lists against its on-chain receipt; returns the
+    /// wei the sender paid for gas.
+    async fn check_txs(&self, report: &Value, actions: &[&str]) -> U256 {
+        let txs = report["transactions"].as_array().unwrap();
+        let listed: Vec<_> = txs.iter().map(|t| t["action"].as_str().unwrap()).collect();
+        assert_eq!(listed, actions);
+        let mut gas_total = 0;
+        let mut cost = U256::ZERO;
+        for tx in txs {
+            let hash: B256 = tx["hash"].as_str().unwrap().parse().unwrap();
+            let receipt = self
+                .platform
+                .provider()
+                .get_transaction_receipt(hash)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(receipt.status(), "{tx}");
+            assert_eq!(tx["gas_used"], receipt.gas_used, "{tx}");
+            assert_eq!(tx["block"], receipt.block_number.unwrap(), "{tx}");
+            gas_total += receipt.gas_used;
+            cost += U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
+            println!(
+                "gas {:<17} {}",
+                tx["action"].as_str().unwrap(),
+                receipt.gas_used
+            );
+        }
+        assert_eq!(report["gas_used"], gas_total);
+        cost
+    }
+}
+
+fn dev_key(anvil: &AnvilInstance, i: usize) -> PrivateKeySigner {
+    anvil.keys()[i].clone().into()
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Writes an ABI v1 module whose data segment carries `tag` (so each tag has its own code hash)
+/// and seals it with `vendor.key`.
+fn seal_for(
+    dir: &Path,
+    tag: &str,
+    name: &str,
+    version: &str,
+    chain_id: u64,
+    registry: &str,
+    extra: &[&str],
+) -> PathBuf {
+    let wat = dir.join(format!("{tag}.wat"));
+    std::fs::write(
+        &wat,
+        format!(
+            r#"(module
+  (memory (export "memory") 1)
+  (data (i32.const 16) "{tag}")
+  (func (export "sealbox_alloc") (param i32) (result i32) i32.const 1024)
+  (func (export "echo") (param i32 i32) (result i64)
+    local.get 0 i64.extend_i32_u i64.const 32 i64.shl local.get 1 i64.extend_i32_u i64.or))"#
+        ),
+    )
+    .unwrap();
+    let out = dir.join(format!("{tag}.sealed.wasm"));
+    let chain_id = chain_id.to_string();
+    let mut args = vec![
+        "seal",
+        path_str(&wat),
+        "--key",
+        "vendor.key",
+        "--name",
+        name,
+        "--version",
+        version,
+        "--chain-id",
+        &chain_id,
+        "--registry",
+        registry,
+        "-o",
+        path_str(&out),
+    ];
+    args.extend(extra);
+    assert_ok(&packager(dir, &args));
+    out
+}
+
+/// The manifest's product id and code hash of a sealed file.
+fn ids(file: &Path) -> (B256, B256) {
+    let opened = sealed_format::open(&std::fs::read(file).unwrap()).unwrap();
+    (opened.manifest.product_id, opened.manifest.code_hash)
+}
+
+fn packager(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_packager"))
+        .current_dir(dir)
+        .env_remove("SEALBOX_PASSWORD")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        stderr(out),
+        stdout(out)
+    );
+}
+
+/// Exit code 1 and every needle in stderr.
+#[track_caller]
+fn assert_refused(out: &Output, needles: &[&str]) {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stderr: {}\nstdout: {}",
+        stderr(out),
+        stdout(out)
+    );
+    for needle in needles {
+        assert!(
+            stderr(out).contains(needle),
+            "{needle:?} not in: {}",
+            stderr(out)
+        );
+    }
+}
+
+#[tokio::test]
+async fn publish_registers_then_is_idempotent_and_reprices() {
+    let chain = Chain::new().await;
+    let v1 = chain.seal("echo-v1", "echo", "1.0.0", &[]);
+    let (product_id, code_hash) = ids(&v1);
+    assert_eq!(
+        product_id,
+        license_contract::product_id(chain.vendor(), "echo")
+    );
+
+    let report = chain.publish_json(
+        &v1,
+        "vendor.key",
+        &["--price", "1000", "--registry", &chain.registry()],
+    );
+    assert_eq!(report["product_id"], product_id.to_string());
+    assert_eq!(report["code_hash"], code_hash.to_string());
+    assert_eq!(report["product"]["status"], "registered");
+    assert_eq!(report["product"]["price"], "1000");
+    assert_eq!(report["release"]["status"], "published");
+    chain
+        .check_txs(&report, &["register-product", "publish-release"])
+        .await;
+    let product = chain.platform.product(product_id).await.unwrap().unwrap();
+    assert_eq!(
+        (product.vendor, product.price, product.active),
+        (chain.vendor(), U256::from(1000), true)
+    );
+    let release = chain.platform.release(code_hash).await.unwrap().unwrap();
+    assert_eq!((release.product_id, release.revoked), (product_id, false));
+
+    // Again: reported, nothing sent.
+    let (block, nonce) = (chain.block().await, chain.nonce(chain.vendor()).await);
+    let again = chain.publish_json(&v1, "vendor.key", &["--price", "1000"]);
+    assert_eq!(again["product"]["status"], "unchanged");
+    assert_eq!(again["release"]["status"], "already-published");
+    assert_eq!(again["transactions"], serde_json::json!([]));
+    assert_eq!(
+        (chain.block().await, chain.nonce(chain.vendor()).await),
+        (block, nonce)
+    );
+
+    // A different price updates it (text output), in exactly one transaction.
+    let out = chain.packager(&[
+        "publish",
+        path_str(&v1),
+        "--rpc",
+        &chain.url,
+        "--key",
+        "vendor.key",
+        "--price",
+        "2500",
+    ]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("price updated from 1000 to 2500 wei per unit"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("already published"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(chain.nonce(chain.vendor()).await, nonce + 1);
+    assert_eq!(
+        chain
+            .platform
+            .product(product_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .price,
+        U256::from(2500)
+    );
+
+    // A second release, encrypted for the customer, without --price: the price stays.
+    let pubkey = stdout(&chain.packager(&["pubkey", "--key", "customer.key"]))
+        .lines()
+        .find_map(|l| l.strip_prefix("pubkey").map(|v| v.trim().to_string()))
+        .unwrap();
+    let v2 = chain.seal("echo-v2", "echo", "2.0.0", &["--recipient", &pubkey]);
+    let (v2_product, v2_hash) = ids(&v2);
+    assert_eq!(v2_product, product_id);
+    assert_ne!(v2_hash, code_hash);
+    let report = chain.publish_json(&v2, "vendor.key", &[]);
+    assert_eq!(report["product"]["status"], "unchanged");
+    assert_eq!(report["product"]["price"], "2500");
+    assert_eq!(report["release"]["status"], "published");
+    chain.check_txs(&report, &["publish-release"]).await;
+    assert_eq!(
+        chain
+            .platform
+            .release(v2_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .product_id,
+        product_id
+    );
+    assert_eq!(
+        chain
+            .platform
+            .product(product_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .price,
+        U256::from(2500)
+    );
+}
+
+#[tokio::test]
+async fn refusals_change_nothing_on_chain() {
+    let chain = Chain::new().await;
+    let module = chain.seal("solo", "solo", "1.0.0", &[]);
+    let (product_id, code_hash) = ids(&module);
+    let file = path_str(&module);
+    let block = chain.block().await;
+    let customer = chain.address(2);
+
+    // Not the vendor's key: refused before any network access.
+    let out = chain.packager(&[
+        "publish",
+        file,
+        "--rpc",
+        &chain.url,
+        "--key",
+        "customer.key",
+        "--price",
+        "1",
+    ]);
+    assert_refused(
+        &out,
+        &[
+            &format!("is for {customer}"),
+            &format!("belongs to vendor {}", chain.vendor()),
+        ],
+    );
+
+    // A new product needs a price.
+    let out = chain.packager(&["publish", file, "--rpc", &chain.url, "--key", "vendor.key"]);
+    assert_refused(
+        &out,
+        &[
+            "is not registered yet: pass --price WEI",
+            &product_id.to_string(),
+        ],
+    );
+
+    // Prices beyond the contract's uint88 are usage errors.
+    let out = chain.packager(&[
+        "publish",
+        file,
+        "--rpc",
+        &chain.url,
+        "--key",
+        "vendor.key",
+        "--price",
+        "1e9",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not an amount of wei"),
+        "{}",
+        stderr(&out)
+    );
+
+    // --registry must repeat the manifest's.
+    let out = chain.packager(&[
+        "publish",
+        file,
+        "--rpc",
+        &chain.url,
+        "--key",
+        "vendor.key",
+        "--price",
+        "1",
+        "--registry",
+        NOT_A_REGISTRY,
+    ]);
+    assert_refused(&out, &["does not match the registry", &chain.registry()]);
+
+    // Sealed for another chain.
+    let other_chain = seal_for(
+        chain.dir(),
+        "chain1",
+        "solo",
+        "1.0.0",
+        1,
+        &chain.registry(),
+        &[],
+    );
+    let out = chain.packager(&[
+        "publish",
+        path_str(&other_chain),
+        "--rpc",
+        &chain.url,
+        "--key",
+        "vendor.key",
+        "--price",
+        "1",
+    ]);
+    assert_refused(&out, &["sealed for chain id 1", "serves chain id 31337"]);
+
+    // Sealed for an address that holds no registry.
+    let nowhere = seal_for(
+        chain.dir(),
+        "nowhere",
+        "solo",
+        "1.0.0",
+        CHAIN_ID,
+        NOT_A_REGISTRY,
+        &[],
+    );
+    let out = chain.packager(&[
+        "publish",
+        path_str(&nowhere),
+        "--rpc",
+        &chain.url,
+        "--key",
+        "vendor.key",
+        "--price",
+        "1",
+    ]);
+    assert_refused(&out, &["no contract at", "named in the module's manifest"]);
+
+    // Revoking what is not published, and revoking with a stranger's key.
+    let out = chain.packager(&["revoke", file, "--rpc", &chain.url, "--key", "vendor.key"]);
+    assert_refused(&out, &["is not published", &code_hash.to_string()]);
+    let out = chain.packager(&["revoke", file, "--rpc", &chain.url, "--key", "customer.key"]);
+    assert_refused(&out, &["belongs to vendor"]);
+
+    // A tampered module is refused with its check's exit code.
+    let mut bytes = std::fs::read(&module).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(chain.dir().join("tampered.wasm"), &bytes).unwrap();
+    let out = chain.packager(&[
+        "publish",
+        "tampered.wasm",
+        "--rpc",
+        &chain.url,
+        "--key",
+        "vendor.key",
+        "--price",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(13), "{}", stderr(&out));
+
+    assert_eq!(chain.block().await, block, "a refusal mined a block");
+    assert_eq!(chain.nonce(chain.vendor()).await, 0);
+    assert_eq!(chain.nonce(customer).await, 0);
+    assert!(chain.platform.product(product_id).await.unwrap().is_none());
+    assert!(chain.platform.release(code_hash).await.unwrap().is_none());
+}
+
+#[test]
+fn unreachable_or_invalid_rpc_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sealbox_keyfile::write_raw(&d.join("vendor.key"), &PrivateKeySigner::random()).unwrap();
+    let module = seal_for(
+        d,
+        "offline",
+        "offline",
+        "1.0.0",
+        CHAIN_ID,
+        NOT_A_REGISTRY,
+        &[],
+    );
+    // A port nobody listens on: bind one, then release it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let file = path_str(&module);
+    let out = packager(
+        d,
+        &[
+            "publish",
+            file,
+            "--rpc",
+            &url,
+            "--key",
+            "vendor.key",
+            "--price",
+            "1",
+        ],
+    );
+    assert_refused(&out, &["cannot reach the Ethereum RPC endpoint", &url]);
+    let out = packager(d, &["revoke", file, "--rpc", &url, "--key", "vendor.key"]);
+    assert_refused(&out, &["cannot reach the Ethereum RPC endpoint", &url]);
+    let out = packager(
+        d,
+        &[
+            "withdraw",
+            "--rpc",
+            &url,
+            "--registry",
+            NOT_A_REGISTRY,
+            "--key",
+            "vendor.key",
+        ],
+    );
+    assert_refused(&out, &["cannot reach the Ethereum RPC endpoint", &url]);
+    let out = packager(
+        d,
+        &[
+            "publish",
+            file,
+            "--rpc",
+            "ws://127.0.0.1:8545",
+            "--key",
+            "vendor.key",
+            "--price",
+            "1",
+        ],
+    );
+    assert_refused(&out, &["invalid RPC URL", "not http or https"]);
+}
+
+#[tokio::test]
+async fn revoke_pulls_a_release_once_and_for_good() {
+    let chain = Chain::new().await;
+    let module = chain.seal("broken", "filter", "0.9.0", &[]);
+    let (product_id, code_hash) = ids(&module);
+    let file = path_str(&module);
+    chain.publish_json(&module, "vendor.key", &["--price", "5"]);
+    let customer = chain.address(2);
+    let before = chain
+        .platform
+        .license_status(product_id, customer, Some(code_hash))
+        .await
+        .unwrap();
+    assert_ne!(before.reason, license_contract::Reason::ReleaseRevoked);
+
+    let out = chain.packager(&[
+        "revoke",
+        file,
+        "--rpc",
+        &chain.url,
+        "--key",
+        "vendor.key",
+        "--json",
+    ]);
+    assert_ok(&out);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["release"]["status"], "revoked");
+    chain.check_txs(&report, &["revoke-release"]).await;
+    assert!(
+        chain
+            .platform
+            .release(code_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    let after = chain
+        .platform
+        .license_status(product_id, customer, Some(code_hash))
+        .await
+        .unwrap();
+    assert_eq!(after.reason, license_contract::Reason::ReleaseRevoked);
+
+    // Again: reported, nothing sent; publishing it again is refused.
+    let nonce = chain.nonce(chain.vendor()).await;
+    let out = chain.packager(&["revoke", file, "--rpc", &chain.url, "--key", "vendor.key"]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("already revoked, nothing to do"),
+        "{}",
+        stdout(&out)
+    );
+    let out = chain.packager(&[
+        "publish",
+        file,
+        "--rpc",
+        &chain.url,
+        "--key",
+        "vendor.key",
+        "--price",
+        "5",
+    ]);
+    assert_refused(
+        &out,
+        &["was published and then revoked", "seal a new build"],
+    );
+    assert_eq!(chain.nonce(chain.vendor()).await, nonce);
+}
+
+#[tokio::test]
+async fn withdraw_pays_the_vendor_share_and_the_fee_exactly() {
+    let chain = Chain::new().await;
+    // An odd price, so the fee's rounding shows.
+    let price = U256::from(1_000_000_007u64);
+    let module = chain.seal("meter", "meter", "1.0.0", &[]);
+    let (product_id, _) = ids(&module);
+    chain.publish_json(&module, "vendor.key", &["--price", &price.to_string()]);
+    let withdraw = |key: &str| {
+        let registry = chain.registry();
+        chain.packager(&[
+            "withdraw",
+            "--rpc",
+            &chain.url,
+            "--registry",
+            &registry,
+            "--key",
+            key,
+            "--chain-id",
+            "31337",
+            "--json",
+        ])
+    };
+
+    // Nothing settled yet: a message, exit 0, no transaction.
+    let out = withdraw("vendor.key");
+    assert_ok(&out);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["withdrawn"].clone(), report["amount_wei"].clone()),
+        (Value::Bool(false), "0".into())
+    );
+    assert_eq!(chain.nonce(chain.vendor()).await, 2); // register + publish only
+
+    // A customer deposits, authorizes a runtime key, and 13 units are settled.
+    let customer = RegistryClient::connect(
+        &chain.url,
+        chain.platform.address(),
+        Some(CHAIN_ID),
+        Some(dev_key(&chain.anvil, 2)),
+    )
+    .await
+    .unwrap();
+    let customer_addr = chain.address(2);
+    customer
+        .deposit(product_id, None, U256::from(10u64).pow(U256::from(18)))
+        .await
+        .unwrap();
+    let runtime_key = PrivateKeySigner::random();
+    customer
+        .authorize_signer(product_id, runtime_key.address())
+        .await
+        .unwrap();
+    let receipt = customer
+        .sign_usage(&runtime_key, product_id, customer_addr, 13, 1_700_000_000)
+        .unwrap();
+    let settled = customer.settle(&receipt).await.unwrap();
+    let charged = price * U256::from(13);
+    assert_eq!(settled.wei_charged, charged);
+    // 30 % fee rounded down, the rest to the vendor: 13 000 000 091 = 3 900 000 027 + 9 100 000 064.
+    let fee = charged * U256::from(3000) / U256::from(10_000);
+    let vendor_share = charged - fee;
+    assert_eq!(
+        (fee, vendor_share),
+        (U256::from(3_900_000_027u64), U256::from(9_100_000_064u64))
+    );
+
+    let before = chain.eth(chain.vendor()).await;
+    let out = withdraw("vendor.key");
+    assert_ok(&out);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["withdrawn"], true);
+    assert_eq!(report["account"], chain.vendor().to_string());
+    assert_eq!(report["amount_wei"], vendor_share.to_string());
+    let gas_cost = chain.check_txs(&report, &["withdraw"]).await;
+    assert_eq!(
+        chain.eth(chain.vendor()).await,
+        before + vendor_share - gas_cost
+    );
+    assert_eq!(
+        chain
+            .platform
+            .pending_revenue(chain.vendor())
+            .await
+            .unwrap(),
+        U256::ZERO
+    );
+
+    // Withdrawn already: a clear message, exit 0, balance untouched.
+    let after = chain.eth(chain.vendor()).await;
+    let registry = chain.registry();
+    let out = chain.packager(&[
+        "withdraw",
+        "--rpc",
+        &chain.url,
+        "--registry",
+        &registry,
+        "--key",
+        "vendor.key",
+    ]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("nothing to withdraw"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(chain.eth(chain.vendor()).await, after);
+
+    // The treasury (the deployer) takes the fee; text output.
+    let treasury = chain.address(0);
+    let before = chain.eth(treasury).await;
+    let out = chain.packager(&[
+        "withdraw",
+        "--rpc",
+        &chain.url,
+        "--registry",
+        &registry,
+        "--key",
+        "platform.key",
+    ]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains(&format!("withdrew   {fee} wei")), "{text}");
+    let hash: B256 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tx")?.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let tx = chain
+        .platform
+        .provider()
+        .get_transaction_receipt(hash)
+        .await
+        .unwrap()
+        .unwrap();
+    let gas_cost = U256::from(tx.gas_used) * U256::from(tx.effective_gas_price);
+    assert_eq!(chain.eth(treasury).await, before + fee - gas_cost);
+    assert_eq!(
+        chain.platform.pending_revenue(treasury).await.unwrap(),
+        U256::ZERO
+    );
+
+    // A wrong chain id is refused before anything is sent.
+    let out = chain.packager(&[
+        "withdraw",
+        "--rpc",
+        &chain.url,
+        "--registry",
+        &registry,
+        "--key",
+        "vendor.key",
+        "--chain-id",
+        "1",
+    ]);
+    assert_refused(&out, &["wrong chain", "chain id 1 was expected"]);
+}

@@ -1,0 +1,94 @@
+//! The `runtime` command line.
+
+mod context;
+mod license;
+mod run;
+mod settle;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sealbox_runtime::RuntimeError;
+
+/// Run sealed Wasm algorithms on-prem: verified, licensed on-chain, metered in the kernel.
+#[derive(Debug, Parser)]
+#[command(name = "runtime", version, after_long_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// More log output on stderr (-v: info, -vv: debug). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one call of a sealed module: verify, check the license, decrypt, compile, invoke.
+    Run(Box<run::Args>),
+    /// The customer's license: deposit, status, authorize a runtime signer, withdraw.
+    #[command(subcommand)]
+    License(license::Command),
+    /// Settle metered usage on chain now: sign cumulative receipts and send them.
+    Settle(Box<settle::Args>),
+}
+
+impl Command {
+    /// Runs the subcommand.
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self {
+            Command::Run(args) => run::run(*args).await,
+            Command::License(cmd) => license::run(cmd).await,
+            Command::Settle(args) => settle::run(*args).await,
+        }
+    }
+}
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0       success
+  1       other error (I/O, bad key file, …)
+  2       usage error
+  10-22   the sealed file failed a check (same codes as `packager verify`)
+  30      chain mismatch        31  registry mismatch
+  32      chain unreachable / cannot run offline
+  33      not licensed          34  signer not authorized by the customer
+  35      call refused by the lease (expired offline, escrow exhausted)
+  36      kernel meter required but not attached
+  37      usage journal error
+  40      sandbox refused the module (imports, ABI, limits)
+  41      the guest call failed (trap, runaway loop, memory limit, missing export)";
+
+/// Sets up logging to stderr.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// Prints the error chain and picks the exit code of the step that failed.
+pub fn report(err: &anyhow::Error) -> ExitCode {
+    let top = err.to_string();
+    eprintln!("error: {top}");
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !top.contains(&text) {
+            eprintln!("  caused by: {text}");
+        }
+    }
+    let code = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<RuntimeError>())
+        .map(RuntimeError::exit_code)
+        .unwrap_or(1);
+    ExitCode::from(code)
+}

@@ -1,0 +1,107 @@
+//! `runtime run`: one call of a sealed module.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use alloy::primitives::Address;
+use anyhow::{Context as _, bail};
+
+use super::context::{ChainArgs, RuntimeArgs, Session, read_file};
+
+/// Arguments of `runtime run`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("call").required(true).args(["input", "invoke"])))]
+pub struct Args {
+    /// The sealed module (.sealed.wasm).
+    pub sealed: PathBuf,
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Customer whose license is used (default: the key's own address; the key must be a
+    /// signer the customer authorized).
+    #[arg(long)]
+    pub customer: Option<Address>,
+    /// Input bytes for a bytes-ABI entry: a file, or - for stdin.
+    #[arg(long, value_name = "FILE|-")]
+    pub input: Option<String>,
+    /// The bytes-ABI export to call (may be left out when the module has exactly one entry).
+    #[arg(long, requires = "input")]
+    pub export: Option<String>,
+    /// Write the output here instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Call a numeric export with the arguments that follow, e.g. `--invoke add 1 2`.
+    #[arg(long, value_name = "EXPORT", num_args = 1.., allow_hyphen_values = true)]
+    pub invoke: Option<Vec<String>>,
+}
+
+/// Runs `runtime run`.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let sealed = read_file(&args.sealed)?;
+    let input = match &args.input {
+        Some(spec) => Some(read_input(spec, args.runtime.max_input_bytes)?),
+        None => None,
+    };
+    let session = Session::open(&args.chain, &args.runtime, args.customer).await?;
+    let product = session.loader()?.load(&sealed).await?;
+
+    if let Some(input) = input {
+        let export = match args.export.clone().or_else(|| product.default_export()) {
+            Some(export) => export,
+            None => bail!(
+                "the module has several entry exports ({}); choose one with --export",
+                product.program().entries().join(", ")
+            ),
+        };
+        let out = product.call_bytes(&export, &input)?;
+        write_output(args.output.as_deref(), &out)?;
+    } else if let Some(invoke) = &args.invoke {
+        let (export, rest) = invoke
+            .split_first()
+            .context("--invoke needs the export name")?;
+        let params: Vec<&str> = rest.iter().map(String::as_str).collect();
+        let results = product.call_numeric(export, &params)?;
+        let text: Vec<String> = results.iter().map(ToString::to_string).collect();
+        write_output(args.output.as_deref(), format!("{}\n", text.join(" ")).as_bytes())?;
+    }
+    let usage = product.usage()?;
+    tracing::info!(
+        runtime_units = usage.runtime_units,
+        kernel_units = usage.kernel_units,
+        settled_units = usage.settled_units,
+        kernel_metered = product.kernel_metered(),
+        "usage"
+    );
+    Ok(())
+}
+
+fn read_input(spec: &str, max: usize) -> anyhow::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let limit = max as u64 + 1;
+    if spec == "-" {
+        std::io::stdin()
+            .take(limit)
+            .read_to_end(&mut buf)
+            .context("cannot read the input from stdin")?;
+    } else {
+        std::fs::File::open(spec)
+            .and_then(|f| f.take(limit).read_to_end(&mut buf))
+            .with_context(|| format!("cannot read the input {spec}"))?;
+    }
+    if buf.len() > max {
+        bail!("the input is larger than the configured maximum of {max} bytes (--max-input-bytes)");
+    }
+    Ok(buf)
+}
+
+fn write_output(path: Option<&std::path::Path>, bytes: &[u8]) -> anyhow::Result<()> {
+    match path {
+        Some(path) => std::fs::write(path, bytes)
+            .with_context(|| format!("cannot write the output {}", path.display())),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes).and_then(|()| out.flush()).context("cannot write to stdout")
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The runtime's errors: each names the check or step that failed and maps to
+//! its own process exit code, so scripts can tell "unlicensed" from "tampered".
+
+use alloy::primitives::Address;
+use license_contract::{Reason, RegistryError};
+use sealed_format::FormatError;
+
+use crate::journal::JournalError;
+use crate::lease::LeaseRefusal;
+use crate::sandbox::{CallError, SandboxError};
+
+/// Why loading or running a sealed module failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// A check of the sealed file itself failed (signature, hash, manifest, decryption…).
+    #[error("sealed module rejected at check `{check}`: {0}", check = .0.check())]
+    Format(#[from] FormatError),
+    /// The manifest names another chain than the one the customer trusts.
+    #[error(
+        "chain mismatch: the module is bound to chain {manifest} but the configured RPC serves \
+         chain {configured}"
+    )]
+    ChainMismatch {
+        /// Chain id in the manifest.
+        manifest: u64,
+        /// Chain id of the configured RPC (or of the stored lease when offline).
+        configured: u64,
+    },
+    /// The manifest names another registry than the one the customer trusts.
+    #[error(
+        "registry mismatch: the module names registry {manifest} but this runtime trusts \
+         {configured}; a vendor cannot choose the registry that licenses its own module"
+    )]
+    RegistryMismatch {
+        /// Registry in the manifest.
+        manifest: Address,
+        /// Registry the customer configured.
+        configured: Address,
+    },
+    /// The chain cannot be reached and no usable lease exists.
+    #[error("license check failed: {0}")]
+    Chain(#[from] RegistryError),
+    /// The RPC is unreachable and nothing on record lets the module run offline.
+    #[error("the chain cannot be reached and the module cannot run offline: {0}")]
+    Offline(String),
+    /// The chain says the customer is not licensed for this release.
+    #[error("not licensed: {reason} for customer {customer} ({})", .reason.remedy())]
+    Unlicensed {
+        /// The contract's reason code.
+        reason: Reason,
+        /// The customer checked.
+        customer: Address,
+    },
+    /// The runtime's key may not sign usage receipts for this customer.
+    #[error(
+        "signer {signer} is not authorized to meter usage for customer {customer}; the customer \
+         runs `runtime license authorize --signer {signer}` with their own key"
+    )]
+    SignerNotAuthorized {
+        /// The runtime's signer.
+        signer: Address,
+        /// The customer.
+        customer: Address,
+    },
+    /// The lease does not admit another call (expired offline, or escrow used up).
+    #[error("call refused: {0}")]
+    Lease(#[from] LeaseRefusal),
+    /// The usage journal failed.
+    #[error("{0}")]
+    Journal(JournalError),
+    /// The module requires the kernel meter and it could not be attached.
+    #[error(
+        "the module requires kernel metering (`kernel-required`) but the eBPF meter is not \
+         attached: {0}"
+    )]
+    MeterRequired(String),
+    /// The sandbox refused the module (imports, ABI, limits) or could not start.
+    #[error("{0}")]
+    Sandbox(#[from] SandboxError),
+    /// The guest call failed (trap, runaway loop, memory limit, bad export…).
+    #[error("{0}")]
+    Call(#[from] CallError),
+}
+
+impl From<JournalError> for RuntimeError {
+    fn from(e: JournalError) -> Self {
+        match e {
+            JournalError::Refused(r) => RuntimeError::Lease(r),
+            other => RuntimeError::Journal(other),
+        }
+    }
+}
+
+impl RuntimeError {
+    /// Short stable name of the failed step, for logs, JSON errors and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RuntimeError::Format(e) => e.check().name(),
+            RuntimeError::ChainMismatch { .. } => "chain-mismatch",
+            RuntimeError::RegistryMismatch { .. } => "registry-mismatch",
+            RuntimeError::Chain(_) => "chain",
+            RuntimeError::Offline(_) => "offline",
+            RuntimeError::Unlicensed { .. } => "unlicensed",
+            RuntimeError::SignerNotAuthorized { .. } => "signer-not-authorized",
+            RuntimeError::Lease(LeaseRefusal::Expired { .. }) => "lease-expired",
+            RuntimeError::Lease(LeaseRefusal::EscrowExhausted { .. }) => "escrow-exhausted",
+            RuntimeError::Lease(LeaseRefusal::Inactive(_)) => "unlicensed",
+            RuntimeError::Journal(_) => "journal",
+            RuntimeError::MeterRequired(_) => "meter-required",
+            RuntimeError::Sandbox(_) => "sandbox",
+            RuntimeError::Call(_) => "call",
+        }
+    }
+
+    /// Process exit code: 10–22 for the sealed-file checks (as `packager verify`),
+    /// 30–39 for trust and licensing, 40–45 for the sandbox and the guest.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RuntimeError::Format(e) => e.check().exit_code(),
+            RuntimeError::ChainMismatch { .. } => 30,
+            RuntimeError::RegistryMismatch { .. } => 31,
+            RuntimeError::Chain(_) | RuntimeError::Offline(_) => 32,
+            RuntimeError::Unlicensed { .. } => 33,
+            RuntimeError::SignerNotAuthorized { .. } => 34,
+            RuntimeError::Lease(_) => 35,
+            RuntimeError::MeterRequired(_) => 36,
+            RuntimeError::Journal(_) => 37,
+            RuntimeError::Sandbox(_) => 40,
+            RuntimeError::Call(_) => 41,
+        }
+    }
+
+    /// Whether the failure was a license or payment refusal (HTTP 402 when serving).
+    pub fn is_payment_refusal(&self) -> bool {
+        matches!(
+            self,
+            RuntimeError::Unlicensed { .. } | RuntimeError::Lease(_) | RuntimeError::SignerNotAuthorized { .. }
+        )
+    }
+}

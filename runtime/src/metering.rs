@@ -1,0 +1,28 @@
+//! Kernel metering glue: attaching the eBPF call meter once per process and
+//! naming each usage counter's kernel key.
+//!
+//! The runtime counts every admitted call in its journal *and* enters
+//! [`sealbox_ebpf::meter_call`] right before the guest runs, where a uprobe
+//! counts it again in a pinned BPF map that survives the runtime's death.
+//! See `docs/METERING.md` for what the kernel count does and does not prove.
+
+use std::sync::Arc;
+
+use sealbox_ebpf::{Meter, MeterError, MeterOptions};
+
+use crate::journal::UsageKey;
+
+/// The process's attached kernel meter.
+pub type KernelMeter = Meter;
+
+/// Attaches the kernel meter with `opts`; the error says what is missing
+/// (privileges, bpffs, a stale pin…).
+pub fn attach(opts: &MeterOptions) -> Result<Arc<KernelMeter>, MeterError> {
+    Meter::attach(opts).map(Arc::new)
+}
+
+/// The kernel counter key of a usage counter: distinct per product, customer
+/// and signer, so two runtimes never count into each other's counters.
+pub fn kernel_key(key: &UsageKey) -> u64 {
+    sealbox_ebpf::meter_key(&key.product, &key.customer, &key.signer)
+}
