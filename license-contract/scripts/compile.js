@@ -21,6 +21,7 @@ const SOURCE = `src/${CONTRACT}.sol`;
 const ARTIFACT = path.join(root, 'artifacts', `${CONTRACT}.json`);
 const SETTINGS = {
   optimizer: { enabled: true, runs: 10000 },
+  viaIR: true,
   evmVersion: 'cancun',
   outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object', 'evm.methodIdentifiers'] } },
 };

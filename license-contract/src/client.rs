@@ -11,8 +11,8 @@ use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{Eip712Domain, SolEvent, SolInterface, decode_revert_reason};
-use alloy::transports::http::reqwest::Url;
 use alloy::transports::RpcError;
+use alloy::transports::http::reqwest::Url;
 
 use crate::bindings::LicenseRegistry::{self, LicenseRegistryErrors, LicenseRegistryInstance};
 use crate::error::RegistryError;
@@ -62,7 +62,11 @@ pub struct TxInfo {
 
 impl TxInfo {
     fn from_receipt(r: &TransactionReceipt) -> Self {
-        TxInfo { hash: r.transaction_hash, gas_used: r.gas_used, block_number: r.block_number.unwrap_or_default() }
+        TxInfo {
+            hash: r.transaction_hash,
+            gas_used: r.gas_used,
+            block_number: r.block_number.unwrap_or_default(),
+        }
     }
 }
 
@@ -123,13 +127,21 @@ impl RegistryClient {
             .await
             .map_err(|e| chain.classify("read the registry's code", e.into()))?;
         if code.is_empty() {
-            return Err(RegistryError::NoContract { address: registry, chain_id: chain.chain_id });
+            return Err(RegistryError::NoContract {
+                address: registry,
+                chain_id: chain.chain_id,
+            });
         }
         let client = Self::at(chain, registry);
-        let separator = client.contract.domainSeparator().call().await.map_err(|e| RegistryError::NotARegistry {
-            address: registry,
-            reason: format!("domainSeparator() failed: {e}"),
-        })?;
+        let separator = client
+            .contract
+            .domainSeparator()
+            .call()
+            .await
+            .map_err(|e| RegistryError::NotARegistry {
+                address: registry,
+                reason: format!("domainSeparator() failed: {e}"),
+            })?;
         if separator != client.domain.separator() {
             return Err(RegistryError::NotARegistry {
                 address: registry,
@@ -159,18 +171,24 @@ impl RegistryClient {
         .into_transaction_request();
         let action = "deploy the LicenseRegistry";
         let receipt = chain.send(action, tx).await?;
-        let address = receipt.contract_address.ok_or(RegistryError::MissingEvent {
-            action,
-            tx_hash: receipt.transaction_hash,
-            event: "contractAddress",
-        })?;
+        let address = receipt
+            .contract_address
+            .ok_or(RegistryError::MissingEvent {
+                action,
+                tx_hash: receipt.transaction_hash,
+                event: "contractAddress",
+            })?;
         Ok((Self::at(chain, address), TxInfo::from_receipt(&receipt)))
     }
 
     fn at(chain: Chain, registry: Address) -> Self {
         let domain = usage_domain(chain.chain_id, registry);
         let contract = LicenseRegistry::new(registry, chain.provider.clone());
-        RegistryClient { chain, contract, domain }
+        RegistryClient {
+            chain,
+            contract,
+            domain,
+        }
     }
 
     /// Registry address.
@@ -207,7 +225,13 @@ impl RegistryClient {
         cumulative_units: u64,
         timestamp: u64,
     ) -> Result<SignedUsage, RegistryError> {
-        UsageReceipt { product_id, customer, cumulative_units, timestamp }.sign(signer, &self.domain)
+        UsageReceipt {
+            product_id,
+            customer,
+            cumulative_units,
+            timestamp,
+        }
+        .sign(signer, &self.domain)
     }
 
     // ------------------------------------------------------------------ reads
@@ -215,9 +239,24 @@ impl RegistryClient {
     /// Parameters fixed at deployment.
     pub async fn info(&self) -> Result<RegistryInfo, RegistryError> {
         let action = "read the registry parameters";
-        let fee = self.contract.feeBps().call().await.map_err(|e| self.chain.classify(action, e))?;
-        let treasury = self.contract.treasury().call().await.map_err(|e| self.chain.classify(action, e))?;
-        let thaw = self.contract.thawSeconds().call().await.map_err(|e| self.chain.classify(action, e))?;
+        let fee = self
+            .contract
+            .feeBps()
+            .call()
+            .await
+            .map_err(|e| self.chain.classify(action, e))?;
+        let treasury = self
+            .contract
+            .treasury()
+            .call()
+            .await
+            .map_err(|e| self.chain.classify(action, e))?;
+        let thaw = self
+            .contract
+            .thawSeconds()
+            .call()
+            .await
+            .map_err(|e| self.chain.classify(action, e))?;
         Ok(RegistryInfo {
             address: self.address(),
             chain_id: self.chain_id(),
@@ -229,7 +268,12 @@ impl RegistryClient {
 
     /// A product, or `None` if it is not registered.
     pub async fn product(&self, product_id: B256) -> Result<Option<Product>, RegistryError> {
-        let p = self.contract.products(product_id).call().await.map_err(|e| self.chain.classify("read a product", e))?;
+        let p = self
+            .contract
+            .products(product_id)
+            .call()
+            .await
+            .map_err(|e| self.chain.classify("read a product", e))?;
         Ok((!p.vendor.is_zero()).then(|| Product {
             id: product_id,
             vendor: p.vendor,
@@ -240,8 +284,17 @@ impl RegistryClient {
 
     /// A release, or `None` if the code hash is not published.
     pub async fn release(&self, code_hash: B256) -> Result<Option<Release>, RegistryError> {
-        let r = self.contract.releases(code_hash).call().await.map_err(|e| self.chain.classify("read a release", e))?;
-        Ok((!r.productId.is_zero()).then_some(Release { code_hash, product_id: r.productId, revoked: r.revoked }))
+        let r = self
+            .contract
+            .releases(code_hash)
+            .call()
+            .await
+            .map_err(|e| self.chain.classify("read a release", e))?;
+        Ok((!r.productId.is_zero()).then_some(Release {
+            code_hash,
+            product_id: r.productId,
+            revoked: r.revoked,
+        }))
     }
 
     /// The license of `customer` for `product_id`, running `code_hash` (`None` skips the release checks).
@@ -277,22 +330,42 @@ impl RegistryClient {
     }
 
     /// The signer's settled cumulative units for (product, customer).
-    pub async fn signer_settled(&self, product_id: B256, customer: Address, signer: Address) -> Result<u64, RegistryError> {
-        Ok(self.signer_status(product_id, customer, signer).await?.settled_units)
+    pub async fn signer_settled(
+        &self,
+        product_id: B256,
+        customer: Address,
+        signer: Address,
+    ) -> Result<u64, RegistryError> {
+        Ok(self
+            .signer_status(product_id, customer, signer)
+            .await?
+            .settled_units)
     }
 
     /// Wei `account` may withdraw (vendor revenue or treasury fees).
     pub async fn pending_revenue(&self, account: Address) -> Result<U256, RegistryError> {
-        self.contract.revenueOf(account).call().await.map_err(|e| self.chain.classify("read pending revenue", e))
+        self.contract
+            .revenueOf(account)
+            .call()
+            .await
+            .map_err(|e| self.chain.classify("read pending revenue", e))
     }
 
     /// The digest the contract computes for a receipt (a cross-check of the EIP-712 encoding).
     pub async fn contract_usage_hash(&self, receipt: &UsageReceipt) -> Result<B256, RegistryError> {
-        self.contract.hashUsage(receipt.to_sol()).call().await.map_err(|e| self.chain.classify("hash a receipt", e))
+        self.contract
+            .hashUsage(receipt.to_sol())
+            .call()
+            .await
+            .map_err(|e| self.chain.classify("hash a receipt", e))
     }
 
     /// The product id the contract computes for (vendor, name).
-    pub async fn contract_product_id(&self, vendor: Address, name: &str) -> Result<B256, RegistryError> {
+    pub async fn contract_product_id(
+        &self,
+        vendor: Address,
+        name: &str,
+    ) -> Result<B256, RegistryError> {
         self.contract
             .productIdOf(vendor, name.to_owned())
             .call()
@@ -303,9 +376,16 @@ impl RegistryClient {
     // ------------------------------------------------------------------ vendor
 
     /// Registers a product owned by the wallet, active, at `price` wei per unit; returns its id.
-    pub async fn register_product(&self, name: &str, price: U256) -> Result<(B256, TxInfo), RegistryError> {
+    pub async fn register_product(
+        &self,
+        name: &str,
+        price: U256,
+    ) -> Result<(B256, TxInfo), RegistryError> {
         let action = "register the product";
-        let tx = self.contract.registerProduct(name.to_owned(), price).into_transaction_request();
+        let tx = self
+            .contract
+            .registerProduct(name.to_owned(), price)
+            .into_transaction_request();
         let receipt = self.chain.send(action, tx).await?;
         let ev = self.event::<LicenseRegistry::ProductRegistered>(action, &receipt)?;
         Ok((ev.productId, TxInfo::from_receipt(&receipt)))
@@ -313,37 +393,82 @@ impl RegistryClient {
 
     /// Sets a product's price per unit (vendor only).
     pub async fn set_price(&self, product_id: B256, price: U256) -> Result<TxInfo, RegistryError> {
-        self.transact("set the price", self.contract.setPrice(product_id, price).into_transaction_request()).await
+        self.transact(
+            "set the price",
+            self.contract
+                .setPrice(product_id, price)
+                .into_transaction_request(),
+        )
+        .await
     }
 
     /// Activates or deactivates a product (vendor only).
-    pub async fn set_active(&self, product_id: B256, active: bool) -> Result<TxInfo, RegistryError> {
-        self.transact("set the product's active flag", self.contract.setActive(product_id, active).into_transaction_request())
-            .await
+    pub async fn set_active(
+        &self,
+        product_id: B256,
+        active: bool,
+    ) -> Result<TxInfo, RegistryError> {
+        self.transact(
+            "set the product's active flag",
+            self.contract
+                .setActive(product_id, active)
+                .into_transaction_request(),
+        )
+        .await
     }
 
     /// Publishes a release (SHA-256 of the plaintext Wasm) of a product (vendor only).
-    pub async fn publish_release(&self, product_id: B256, code_hash: B256) -> Result<TxInfo, RegistryError> {
-        self.transact("publish the release", self.contract.publishRelease(product_id, code_hash).into_transaction_request())
-            .await
+    pub async fn publish_release(
+        &self,
+        product_id: B256,
+        code_hash: B256,
+    ) -> Result<TxInfo, RegistryError> {
+        self.transact(
+            "publish the release",
+            self.contract
+                .publishRelease(product_id, code_hash)
+                .into_transaction_request(),
+        )
+        .await
     }
 
     /// Revokes a release for good (its product's vendor only).
     pub async fn revoke_release(&self, code_hash: B256) -> Result<TxInfo, RegistryError> {
-        self.transact("revoke the release", self.contract.revokeRelease(code_hash).into_transaction_request()).await
+        self.transact(
+            "revoke the release",
+            self.contract
+                .revokeRelease(code_hash)
+                .into_transaction_request(),
+        )
+        .await
     }
 
     /// Revokes a customer's license (vendor only).
-    pub async fn revoke_customer(&self, product_id: B256, customer: Address) -> Result<TxInfo, RegistryError> {
-        self.transact("revoke the customer", self.contract.revokeCustomer(product_id, customer).into_transaction_request())
-            .await
+    pub async fn revoke_customer(
+        &self,
+        product_id: B256,
+        customer: Address,
+    ) -> Result<TxInfo, RegistryError> {
+        self.transact(
+            "revoke the customer",
+            self.contract
+                .revokeCustomer(product_id, customer)
+                .into_transaction_request(),
+        )
+        .await
     }
 
     /// Lifts a customer revocation (vendor only).
-    pub async fn reinstate_customer(&self, product_id: B256, customer: Address) -> Result<TxInfo, RegistryError> {
+    pub async fn reinstate_customer(
+        &self,
+        product_id: B256,
+        customer: Address,
+    ) -> Result<TxInfo, RegistryError> {
         self.transact(
             "reinstate the customer",
-            self.contract.reinstateCustomer(product_id, customer).into_transaction_request(),
+            self.contract
+                .reinstateCustomer(product_id, customer)
+                .into_transaction_request(),
         )
         .await
     }
@@ -351,7 +476,10 @@ impl RegistryClient {
     /// Withdraws the wallet's accrued revenue; returns the amount paid.
     pub async fn withdraw_revenue(&self) -> Result<(U256, TxInfo), RegistryError> {
         let action = "withdraw revenue";
-        let receipt = self.chain.send(action, self.contract.withdraw().into_transaction_request()).await?;
+        let receipt = self
+            .chain
+            .send(action, self.contract.withdraw().into_transaction_request())
+            .await?;
         let ev = self.event::<LicenseRegistry::RevenueWithdrawn>(action, &receipt)?;
         Ok((ev.amount, TxInfo::from_receipt(&receipt)))
     }
@@ -365,44 +493,85 @@ impl RegistryClient {
         customer: Option<Address>,
         amount: U256,
     ) -> Result<TxInfo, RegistryError> {
-        let tx = self.contract.deposit(product_id, customer.unwrap_or_default()).value(amount).into_transaction_request();
+        let tx = self
+            .contract
+            .deposit(product_id, customer.unwrap_or_default())
+            .value(amount)
+            .into_transaction_request();
         self.transact("deposit into the escrow", tx).await
     }
 
     /// Requests a withdrawal of `amount` wei from the wallet's escrow (restarts the thaw).
-    pub async fn request_withdrawal(&self, product_id: B256, amount: U256) -> Result<TxInfo, RegistryError> {
+    pub async fn request_withdrawal(
+        &self,
+        product_id: B256,
+        amount: U256,
+    ) -> Result<TxInfo, RegistryError> {
         self.transact(
             "request a withdrawal",
-            self.contract.requestWithdrawal(product_id, amount).into_transaction_request(),
+            self.contract
+                .requestWithdrawal(product_id, amount)
+                .into_transaction_request(),
         )
         .await
     }
 
     /// Cancels the wallet's pending withdrawal.
     pub async fn cancel_withdrawal(&self, product_id: B256) -> Result<TxInfo, RegistryError> {
-        self.transact("cancel the withdrawal", self.contract.cancelWithdrawal(product_id).into_transaction_request()).await
+        self.transact(
+            "cancel the withdrawal",
+            self.contract
+                .cancelWithdrawal(product_id)
+                .into_transaction_request(),
+        )
+        .await
     }
 
     /// Completes the wallet's thawed withdrawal; returns the amount paid out.
-    pub async fn complete_withdrawal(&self, product_id: B256) -> Result<(U256, TxInfo), RegistryError> {
+    pub async fn complete_withdrawal(
+        &self,
+        product_id: B256,
+    ) -> Result<(U256, TxInfo), RegistryError> {
         let action = "complete the withdrawal";
-        let receipt =
-            self.chain.send(action, self.contract.completeWithdrawal(product_id).into_transaction_request()).await?;
+        let receipt = self
+            .chain
+            .send(
+                action,
+                self.contract
+                    .completeWithdrawal(product_id)
+                    .into_transaction_request(),
+            )
+            .await?;
         let ev = self.event::<LicenseRegistry::WithdrawalCompleted>(action, &receipt)?;
         Ok((ev.amount, TxInfo::from_receipt(&receipt)))
     }
 
     /// Authorizes a runtime signer key for the wallet's license of `product_id`.
-    pub async fn authorize_signer(&self, product_id: B256, signer: Address) -> Result<TxInfo, RegistryError> {
-        self.transact("authorize the signer", self.contract.authorizeSigner(product_id, signer).into_transaction_request())
-            .await
+    pub async fn authorize_signer(
+        &self,
+        product_id: B256,
+        signer: Address,
+    ) -> Result<TxInfo, RegistryError> {
+        self.transact(
+            "authorize the signer",
+            self.contract
+                .authorizeSigner(product_id, signer)
+                .into_transaction_request(),
+        )
+        .await
     }
 
     /// Deauthorizes a runtime signer (its receipts still settle during the thaw period).
-    pub async fn deauthorize_signer(&self, product_id: B256, signer: Address) -> Result<TxInfo, RegistryError> {
+    pub async fn deauthorize_signer(
+        &self,
+        product_id: B256,
+        signer: Address,
+    ) -> Result<TxInfo, RegistryError> {
         self.transact(
             "deauthorize the signer",
-            self.contract.deauthorizeSigner(product_id, signer).into_transaction_request(),
+            self.contract
+                .deauthorizeSigner(product_id, signer)
+                .into_transaction_request(),
         )
         .await
     }
@@ -415,7 +584,10 @@ impl RegistryClient {
         let action = "settle the usage receipt";
         let tx = self
             .contract
-            .settle(usage.receipt.to_sol(), Bytes::copy_from_slice(usage.signature.as_slice()))
+            .settle(
+                usage.receipt.to_sol(),
+                Bytes::copy_from_slice(usage.signature.as_slice()),
+            )
             .into_transaction_request();
         let receipt = self.chain.send(action, tx).await?;
         let info = TxInfo::from_receipt(&receipt);
@@ -431,7 +603,10 @@ impl RegistryClient {
             });
         }
         let ev = self.event::<LicenseRegistry::ReceiptIgnored>(action, &receipt)?;
-        let unpaid = self.license_status(usage.receipt.product_id, usage.receipt.customer, None).await?.unpaid_units;
+        let unpaid = self
+            .license_status(usage.receipt.product_id, usage.receipt.customer, None)
+            .await?
+            .unpaid_units;
         Ok(Settlement {
             tx: info,
             ignored: true,
@@ -445,11 +620,22 @@ impl RegistryClient {
 
     // ------------------------------------------------------------------ plumbing
 
-    async fn transact(&self, action: &'static str, tx: TransactionRequest) -> Result<TxInfo, RegistryError> {
-        self.chain.send(action, tx).await.map(|r| TxInfo::from_receipt(&r))
+    async fn transact(
+        &self,
+        action: &'static str,
+        tx: TransactionRequest,
+    ) -> Result<TxInfo, RegistryError> {
+        self.chain
+            .send(action, tx)
+            .await
+            .map(|r| TxInfo::from_receipt(&r))
     }
 
-    fn event<E: SolEvent>(&self, action: &'static str, receipt: &TransactionReceipt) -> Result<E, RegistryError> {
+    fn event<E: SolEvent>(
+        &self,
+        action: &'static str,
+        receipt: &TransactionReceipt,
+    ) -> Result<E, RegistryError> {
         decode_event::<E>(receipt).ok_or(RegistryError::MissingEvent {
             action,
             tx_hash: receipt.transaction_hash,
@@ -472,10 +658,16 @@ struct Chain {
 }
 
 impl Chain {
-    async fn connect(rpc_url: &str, wallet: Option<PrivateKeySigner>) -> Result<Self, RegistryError> {
+    async fn connect(
+        rpc_url: &str,
+        wallet: Option<PrivateKeySigner>,
+    ) -> Result<Self, RegistryError> {
         let url = rpc_url
             .parse::<Url>()
-            .map_err(|e| RegistryError::InvalidRpcUrl { url: rpc_url.into(), reason: e.to_string() })?;
+            .map_err(|e| RegistryError::InvalidRpcUrl {
+                url: rpc_url.into(),
+                reason: e.to_string(),
+            })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(RegistryError::InvalidRpcUrl {
                 url: rpc_url.into(),
@@ -483,36 +675,68 @@ impl Chain {
             });
         }
         let sender = wallet.as_ref().map(|w| w.address());
+        // Simple nonce management (ask the node every time): the default cached manager consumes a
+        // nonce even when gas estimation then fails (a revert), leaving a gap that stalls every later
+        // transaction of this client in the node's pool.
+        let builder = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_simple_nonce_management()
+            .with_gas_estimation()
+            .fetch_chain_id();
         let provider = match wallet {
-            Some(w) => ProviderBuilder::new().wallet(EthereumWallet::from(w)).connect_http(url).erased(),
-            None => ProviderBuilder::new().connect_http(url).erased(),
+            Some(w) => builder
+                .wallet(EthereumWallet::from(w))
+                .connect_http(url)
+                .erased(),
+            None => builder.connect_http(url).erased(),
         };
-        let chain_id = provider
-            .get_chain_id()
-            .await
-            .map_err(|source| RegistryError::Unreachable { url: rpc_url.into(), source: Box::new(source) })?;
-        Ok(Chain { provider, url: rpc_url.into(), chain_id, sender })
+        let chain_id =
+            provider
+                .get_chain_id()
+                .await
+                .map_err(|source| RegistryError::Unreachable {
+                    url: rpc_url.into(),
+                    source: Box::new(source),
+                })?;
+        Ok(Chain {
+            provider,
+            url: rpc_url.into(),
+            chain_id,
+            sender,
+        })
     }
 
     fn expect_chain_id(&self, expected: Option<u64>) -> Result<(), RegistryError> {
         match expected {
-            Some(expected) if expected != self.chain_id => {
-                Err(RegistryError::WrongChain { url: self.url.clone(), expected, actual: self.chain_id })
-            }
+            Some(expected) if expected != self.chain_id => Err(RegistryError::WrongChain {
+                url: self.url.clone(),
+                expected,
+                actual: self.chain_id,
+            }),
             _ => Ok(()),
         }
     }
 
     /// Sends a transaction from the wallet and waits for its successful receipt.
-    async fn send(&self, action: &'static str, tx: TransactionRequest) -> Result<TransactionReceipt, RegistryError> {
+    async fn send(
+        &self,
+        action: &'static str,
+        tx: TransactionRequest,
+    ) -> Result<TransactionReceipt, RegistryError> {
         let from = self.sender.ok_or(RegistryError::NoWallet { action })?;
         let pending = match self.provider.send_transaction(tx.from(from)).await {
             Ok(p) => p,
             Err(e) => {
                 return Err(match self.classify(action, e.into()) {
-                    RegistryError::InsufficientFunds { action, account, .. } => {
+                    RegistryError::InsufficientFunds {
+                        action, account, ..
+                    } => {
                         let balance = self.provider.get_balance(account).await.unwrap_or_default();
-                        RegistryError::InsufficientFunds { action, account, balance }
+                        RegistryError::InsufficientFunds {
+                            action,
+                            account,
+                            balance,
+                        }
                     }
                     other => other,
                 });
@@ -521,9 +745,15 @@ impl Chain {
         let receipt = pending
             .get_receipt()
             .await
-            .map_err(|e| RegistryError::Rpc { action, source: Box::new(e.into()) })?;
+            .map_err(|e| RegistryError::Rpc {
+                action,
+                source: Box::new(e.into()),
+            })?;
         if !receipt.status() {
-            return Err(RegistryError::TxFailed { action, tx_hash: receipt.transaction_hash });
+            return Err(RegistryError::TxFailed {
+                action,
+                tx_hash: receipt.transaction_hash,
+            });
         }
         Ok(receipt)
     }
@@ -534,7 +764,10 @@ impl Chain {
             return decode_revert(action, &data);
         }
         let alloy::contract::Error::TransportError(t) = err else {
-            return RegistryError::Rpc { action, source: Box::new(err) };
+            return RegistryError::Rpc {
+                action,
+                source: Box::new(err),
+            };
         };
         if let Some(resp) = t.as_error_resp() {
             let msg = resp.message.to_lowercase();
@@ -546,20 +779,32 @@ impl Chain {
                 };
             }
             if msg.contains("revert") {
-                return RegistryError::RevertedOther { action, reason: "reverted without data".into() };
+                return RegistryError::RevertedOther {
+                    action,
+                    reason: "reverted without data".into(),
+                };
             }
         }
         if matches!(t, RpcError::Transport(_)) {
-            return RegistryError::Unreachable { url: self.url.clone(), source: Box::new(t) };
+            return RegistryError::Unreachable {
+                url: self.url.clone(),
+                source: Box::new(t),
+            };
         }
-        RegistryError::Rpc { action, source: Box::new(t.into()) }
+        RegistryError::Rpc {
+            action,
+            source: Box::new(t.into()),
+        }
     }
 }
 
 /// Decodes revert data into a registry custom error, or a readable description of anything else.
 fn decode_revert(action: &'static str, data: &[u8]) -> RegistryError {
     if let Ok(error) = LicenseRegistryErrors::abi_decode(data) {
-        return RegistryError::Reverted { action, revert: ContractRevert { error } };
+        return RegistryError::Reverted {
+            action,
+            revert: ContractRevert { error },
+        };
     }
     let reason = match decode_revert_reason(data) {
         Some(r) => r,

@@ -16,7 +16,9 @@ pub enum RegistryError {
         reason: String,
     },
     /// The RPC endpoint does not answer.
-    #[error("cannot reach the Ethereum RPC endpoint {url}: {source}; check the URL and that the node is running")]
+    #[error(
+        "cannot reach the Ethereum RPC endpoint {url}: {source}; check the URL and that the node is running"
+    )]
     Unreachable {
         /// The endpoint.
         url: String,
@@ -91,7 +93,9 @@ pub enum RegistryError {
         reason: String,
     },
     /// The transaction was mined but failed.
-    #[error("cannot {action}: transaction {tx_hash} was mined but reverted; check the registry state and retry")]
+    #[error(
+        "cannot {action}: transaction {tx_hash} was mined but reverted; check the registry state and retry"
+    )]
     TxFailed {
         /// What was attempted.
         action: &'static str,
@@ -99,7 +103,9 @@ pub enum RegistryError {
         tx_hash: B256,
     },
     /// The receipt lacks an event the contract always emits.
-    #[error("{action}: transaction {tx_hash} succeeded but emitted no {event} event; is the registry address right?")]
+    #[error(
+        "{action}: transaction {tx_hash} succeeded but emitted no {event} event; is the registry address right?"
+    )]
     MissingEvent {
         /// What was attempted.
         action: &'static str,

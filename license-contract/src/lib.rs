@@ -17,8 +17,12 @@ mod receipt;
 mod revert;
 mod status;
 
-pub use client::{DEFAULT_FEE_BPS, DEFAULT_THAW_SECONDS, DeployParams, RegistryClient, Settlement, TxInfo};
+pub use client::{
+    DEFAULT_FEE_BPS, DEFAULT_THAW_SECONDS, DeployParams, RegistryClient, Settlement, TxInfo,
+};
 pub use error::RegistryError;
-pub use receipt::{DOMAIN_NAME, DOMAIN_VERSION, SignedUsage, USAGE_TYPE, UsageReceipt, product_id, usage_domain};
+pub use receipt::{
+    DOMAIN_NAME, DOMAIN_VERSION, SignedUsage, USAGE_TYPE, UsageReceipt, product_id, usage_domain,
+};
 pub use revert::ContractRevert;
 pub use status::{LicenseStatus, Product, Reason, RegistryInfo, Release, SignerStatus};

@@ -17,7 +17,8 @@ pub const DOMAIN_NAME: &str = "Sealbox LicenseRegistry";
 /// EIP-712 domain version of the registry.
 pub const DOMAIN_VERSION: &str = "1";
 /// EIP-712 type string of a usage receipt.
-pub const USAGE_TYPE: &str = "Usage(bytes32 productId,address customer,uint64 cumulativeUnits,uint64 timestamp)";
+pub const USAGE_TYPE: &str =
+    "Usage(bytes32 productId,address customer,uint64 cumulativeUnits,uint64 timestamp)";
 
 /// The EIP-712 domain of the registry at `registry` on `chain_id`.
 pub fn usage_domain(chain_id: u64, registry: Address) -> Eip712Domain {
@@ -64,9 +65,18 @@ impl UsageReceipt {
     }
 
     /// Signs the receipt with a runtime signer key.
-    pub fn sign<S: SignerSync>(&self, signer: &S, domain: &Eip712Domain) -> Result<SignedUsage, RegistryError> {
-        let sig = signer.sign_hash_sync(&self.signing_hash(domain)).map_err(RegistryError::Signing)?;
-        Ok(SignedUsage { receipt: *self, signature: FixedBytes(sig.as_bytes()) })
+    pub fn sign<S: SignerSync>(
+        &self,
+        signer: &S,
+        domain: &Eip712Domain,
+    ) -> Result<SignedUsage, RegistryError> {
+        let sig = signer
+            .sign_hash_sync(&self.signing_hash(domain))
+            .map_err(RegistryError::Signing)?;
+        Ok(SignedUsage {
+            receipt: *self,
+            signature: FixedBytes(sig.as_bytes()),
+        })
     }
 }
 
@@ -83,8 +93,10 @@ impl SignedUsage {
     /// The address the signature recovers to under `domain` (the contract refuses high-s signatures;
     /// alloy/k256 only make low-s ones).
     pub fn recover_signer(&self, domain: &Eip712Domain) -> Result<Address, RegistryError> {
-        let sig = Signature::from_raw(self.signature.as_slice()).map_err(RegistryError::BadSignature)?;
-        sig.recover_address_from_prehash(&self.receipt.signing_hash(domain)).map_err(RegistryError::BadSignature)
+        let sig =
+            Signature::from_raw(self.signature.as_slice()).map_err(RegistryError::BadSignature)?;
+        sig.recover_address_from_prehash(&self.receipt.signing_hash(domain))
+            .map_err(RegistryError::BadSignature)
     }
 }
 
@@ -111,9 +123,15 @@ mod tests {
         let signed = r.sign(&signer, &domain).unwrap();
         assert_eq!(signed.recover_signer(&domain).unwrap(), signer.address());
         let other_chain = usage_domain(1, Address::repeat_byte(1));
-        assert_ne!(signed.recover_signer(&other_chain).unwrap(), signer.address());
+        assert_ne!(
+            signed.recover_signer(&other_chain).unwrap(),
+            signer.address()
+        );
         let other_registry = usage_domain(31337, Address::repeat_byte(2));
-        assert_ne!(signed.recover_signer(&other_registry).unwrap(), signer.address());
+        assert_ne!(
+            signed.recover_signer(&other_registry).unwrap(),
+            signer.address()
+        );
         assert!(matches!(signed.signature[64], 27 | 28));
     }
 }

@@ -53,17 +53,27 @@ impl ContractRevert {
     /// What went wrong, in words.
     pub fn problem(&self) -> String {
         match &self.error {
-            E::FeeTooHigh(e) => format!("a fee of {} basis points is above 10000 (100 %)", e.feeBps),
+            E::FeeTooHigh(e) => {
+                format!("a fee of {} basis points is above 10000 (100 %)", e.feeBps)
+            }
             E::ZeroTreasury(_) => "the treasury address is zero".into(),
-            E::ThawTooLong(e) => format!("a thaw of {} s is longer than the maximum {} s", e.thawSeconds, e.max),
+            E::ThawTooLong(e) => format!(
+                "a thaw of {} s is longer than the maximum {} s",
+                e.thawSeconds, e.max
+            ),
             E::EmptyName(_) => "the product name is empty".into(),
             E::ProductExists(e) => format!("product {} is already registered", e.productId),
-            E::UnknownProduct(e) => format!("product {} is not registered in this registry", e.productId),
+            E::UnknownProduct(e) => {
+                format!("product {} is not registered in this registry", e.productId)
+            }
             E::NotVendor(e) => format!(
                 "{} is not the vendor of product {} (its vendor is {})",
                 e.caller, e.productId, e.vendor
             ),
-            E::PriceTooHigh(e) => format!("a price of {} wei per unit is above the maximum {}", e.price, e.max),
+            E::PriceTooHigh(e) => format!(
+                "a price of {} wei per unit is above the maximum {}",
+                e.price, e.max
+            ),
             E::ZeroCodeHash(_) => "the release code hash is zero".into(),
             E::ReleaseExists(e) => format!(
                 "release {} is already published (for product {})",
@@ -73,10 +83,16 @@ impl ContractRevert {
             E::ReleaseAlreadyRevoked(e) => format!("release {} is already revoked", e.codeHash),
             E::ZeroAddress(_) => "an address argument is the zero address".into(),
             E::CustomerAlreadyRevoked(e) => {
-                format!("customer {} is already revoked for product {}", e.customer, e.productId)
+                format!(
+                    "customer {} is already revoked for product {}",
+                    e.customer, e.productId
+                )
             }
             E::CustomerNotRevoked(e) => {
-                format!("customer {} is not revoked for product {}", e.customer, e.productId)
+                format!(
+                    "customer {} is not revoked for product {}",
+                    e.customer, e.productId
+                )
             }
             E::ZeroDeposit(_) => "the deposit is 0 wei".into(),
             E::BalanceOverflow(e) => format!(
@@ -106,11 +122,18 @@ impl ContractRevert {
                 e.signer, e.customer, e.productId
             ),
             E::InvalidSignatureLength(e) => format!("the signature is {} bytes, not 65", e.length),
-            E::InvalidSignatureV(e) => format!("the signature's v byte is {}, not 27/28 (or 0/1)", e.v),
-            E::SignatureSMalleable(_) => "the signature has a high s value (a malleable copy)".into(),
+            E::InvalidSignatureV(e) => {
+                format!("the signature's v byte is {}, not 27/28 (or 0/1)", e.v)
+            }
+            E::SignatureSMalleable(_) => {
+                "the signature has a high s value (a malleable copy)".into()
+            }
             E::InvalidSignature(_) => "the signature does not recover to any address".into(),
             E::NothingToWithdraw(e) => format!("{} has no revenue to withdraw", e.account),
-            E::TransferFailed(e) => format!("paying {} wei to {} failed: the recipient rejected it", e.amount, e.to),
+            E::TransferFailed(e) => format!(
+                "paying {} wei to {} failed: the recipient rejected it",
+                e.amount, e.to
+            ),
             E::Reentrancy(_) => "a payout re-entered the registry".into(),
         }
     }
@@ -131,8 +154,12 @@ impl ContractRevert {
             E::NotVendor(_) => "sign the transaction with the product vendor's key",
             E::PriceTooHigh(_) => "use a lower price per unit",
             E::ZeroCodeHash(_) => "pass the SHA-256 of the plaintext Wasm module",
-            E::ReleaseExists(_) => "a code hash is published once; nothing to do unless it belongs to another product",
-            E::UnknownRelease(_) => "check the code hash; the vendor must publish the release first",
+            E::ReleaseExists(_) => {
+                "a code hash is published once; nothing to do unless it belongs to another product"
+            }
+            E::UnknownRelease(_) => {
+                "check the code hash; the vendor must publish the release first"
+            }
             E::ReleaseAlreadyRevoked(_) => "nothing to do: the release is already pulled",
             E::ZeroAddress(_) => "pass a non-zero address",
             E::CustomerAlreadyRevoked(_) => "nothing to do",
@@ -141,8 +168,12 @@ impl ContractRevert {
             E::BalanceOverflow(_) => "deposit less",
             E::ZeroWithdrawal(_) => "request a positive amount",
             E::WithdrawalExceedsBalance(_) => "request at most the escrow balance",
-            E::NoWithdrawalPending(_) => "request a withdrawal first, then complete it after the thaw period",
-            E::ThawNotOver(_) => "wait until the thaw period has passed, then complete the withdrawal again",
+            E::NoWithdrawalPending(_) => {
+                "request a withdrawal first, then complete it after the thaw period"
+            }
+            E::ThawNotOver(_) => {
+                "wait until the thaw period has passed, then complete the withdrawal again"
+            }
             E::SignerAlreadyAuthorized(_) => "nothing to do: the signer is already authorized",
             E::SignerNotAuthorized(_) => {
                 "the customer must authorize this runtime key for this product (a receipt signed for another chain or \
@@ -151,7 +182,9 @@ impl ContractRevert {
             E::InvalidSignatureLength(_) | E::InvalidSignatureV(_) | E::InvalidSignature(_) => {
                 "sign the receipt again with the runtime key (65-byte r||s||v)"
             }
-            E::SignatureSMalleable(_) => "use a signer that produces low-s signatures (alloy and k256 do)",
+            E::SignatureSMalleable(_) => {
+                "use a signer that produces low-s signatures (alloy and k256 do)"
+            }
             E::NothingToWithdraw(_) => "wait until receipts have been settled",
             E::TransferFailed(_) => "withdraw from an account that can receive ETH",
             E::Reentrancy(_) => "do not call back into the registry while receiving a payout",

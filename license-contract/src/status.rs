@@ -56,11 +56,17 @@ impl Reason {
             Reason::Ok => "nothing to do",
             Reason::UnknownProduct => "check the product id, chain and registry address",
             Reason::ProductInactive => "the vendor must reactivate the product",
-            Reason::UnknownRelease => "run a release the vendor published (check the module's code hash)",
-            Reason::ReleaseOfOtherProduct => "the module belongs to another product: check the manifest",
+            Reason::UnknownRelease => {
+                "run a release the vendor published (check the module's code hash)"
+            }
+            Reason::ReleaseOfOtherProduct => {
+                "the module belongs to another product: check the manifest"
+            }
             Reason::ReleaseRevoked => "the vendor pulled this build: get a newer release",
             Reason::CustomerRevoked => "ask the vendor to reinstate the license",
-            Reason::Exhausted => "deposit enough to cover the unpaid units, then settle the latest receipt again",
+            Reason::Exhausted => {
+                "deposit enough to cover the unpaid units, then settle the latest receipt again"
+            }
             Reason::WithdrawalPending => "cancel the withdrawal or deposit more",
             Reason::NoBalance => "deposit funds into the escrow for this product",
         }
@@ -71,7 +77,10 @@ impl TryFrom<u8> for Reason {
     type Error = RegistryError;
 
     fn try_from(code: u8) -> Result<Self, Self::Error> {
-        Reason::ALL.get(usize::from(code)).copied().ok_or(RegistryError::UnknownReason(code))
+        Reason::ALL
+            .get(usize::from(code))
+            .copied()
+            .ok_or(RegistryError::UnknownReason(code))
     }
 }
 

@@ -22,6 +22,7 @@ interface Vm {
     function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData) external;
     function assume(bool condition) external pure;
     function warp(uint256 timestamp) external;
+    function getBlockTimestamp() external view returns (uint256 timestamp);
     function chainId(uint256 newChainId) external;
     function recordLogs() external;
     function getRecordedLogs() external returns (Log[] memory logs);

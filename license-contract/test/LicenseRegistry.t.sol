@@ -232,7 +232,7 @@ contract LicenseRegistryTest is Base {
         vm.expectRevert(abi.encodeWithSelector(LicenseRegistry.NoWithdrawalPending.selector, pid, customer));
         reg.completeWithdrawal(pid);
 
-        uint256 t0 = block.timestamp;
+        uint256 t0 = vm.getBlockTimestamp(); // not block.timestamp: via-IR re-reads it after vm.warp
         reg.requestWithdrawal(pid, 0.4 ether);
         vm.expectRevert(abi.encodeWithSelector(LicenseRegistry.ThawNotOver.selector, uint64(t0 + THAW), uint64(t0)));
         reg.completeWithdrawal(pid);
@@ -272,7 +272,7 @@ contract LicenseRegistryTest is Base {
     }
 
     function test_RerequestRestartsTheThaw() public {
-        uint256 t0 = block.timestamp;
+        uint256 t0 = vm.getBlockTimestamp(); // not block.timestamp: via-IR re-reads it after vm.warp
         vm.prank(customer);
         reg.requestWithdrawal(pid, 0.1 ether);
         vm.warp(t0 + THAW - 10);
@@ -301,7 +301,7 @@ contract LicenseRegistryTest is Base {
     function testFuzz_ThawCannotBeBypassed(uint64 wait, uint96 amount) public {
         amount = uint96(_bound(amount, 1, 1 ether));
         wait = uint64(_bound(wait, 0, THAW - 1));
-        uint256 t0 = block.timestamp;
+        uint256 t0 = vm.getBlockTimestamp(); // not block.timestamp: via-IR re-reads it after vm.warp
         vm.prank(customer);
         reg.requestWithdrawal(pid, amount);
         vm.warp(t0 + wait);
@@ -333,7 +333,7 @@ contract LicenseRegistryTest is Base {
     }
 
     function test_DeauthorizedSignerSettlesUntilThawThenStops() public {
-        uint256 t0 = block.timestamp;
+        uint256 t0 = vm.getBlockTimestamp(); // not block.timestamp: via-IR re-reads it after vm.warp
         vm.prank(customer);
         reg.deauthorizeSigner(pid, signer);
         assertEq(reg.signerStatus(pid, customer, signer).validUntil, t0 + THAW, "valid until");

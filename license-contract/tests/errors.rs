@@ -15,7 +15,11 @@ fn revert_name(e: &RegistryError) -> Option<&'static str> {
 }
 
 async fn balance_of_customer(w: &World) -> U256 {
-    w.customer.license_status(w.product_id, w.customer_address(), None).await.unwrap().balance
+    w.customer
+        .license_status(w.product_id, w.customer_address(), None)
+        .await
+        .unwrap()
+        .balance
 }
 
 #[tokio::test]
@@ -26,45 +30,83 @@ async fn unreachable_rpc_is_reported_as_such() {
         l.local_addr().unwrap().port()
     };
     let url = format!("http://127.0.0.1:{port}");
-    let err = RegistryClient::connect(&url, Address::repeat_byte(1), None, None).await.unwrap_err();
+    let err = RegistryClient::connect(&url, Address::repeat_byte(1), None, None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
-    assert!(err.to_string().contains(&url) && err.to_string().contains("cannot reach"), "{err}");
+    assert!(
+        err.to_string().contains(&url) && err.to_string().contains("cannot reach"),
+        "{err}"
+    );
 
-    let err = RegistryClient::deploy(&url, PrivateKeySigner::random(), DeployParams::default()).await.unwrap_err();
+    let err = RegistryClient::deploy(&url, PrivateKeySigner::random(), DeployParams::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
 }
 
 #[tokio::test]
 async fn malformed_rpc_url_is_rejected() {
     for url in ["not a url", "ftp://127.0.0.1:8545"] {
-        let err = RegistryClient::connect(url, Address::ZERO, None, None).await.unwrap_err();
-        assert!(matches!(err, RegistryError::InvalidRpcUrl { .. }), "{url}: {err:?}");
+        let err = RegistryClient::connect(url, Address::ZERO, None, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, RegistryError::InvalidRpcUrl { .. }),
+            "{url}: {err:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn wrong_chain_id_is_refused_before_anything_happens() {
     let w = World::new(U256::ZERO).await;
-    let err = RegistryClient::connect(&w.url, w.platform.address(), Some(1), None).await.unwrap_err();
+    let err = RegistryClient::connect(&w.url, w.platform.address(), Some(1), None)
+        .await
+        .unwrap_err();
     match &err {
-        RegistryError::WrongChain { expected, actual, .. } => assert_eq!((*expected, *actual), (1, 31337)),
+        RegistryError::WrongChain {
+            expected, actual, ..
+        } => assert_eq!((*expected, *actual), (1, 31337)),
         other => panic!("expected WrongChain, got {other:?}"),
     }
     let key = dev_key(&w.anvil, 5);
-    let nonce_before = w.platform.provider().get_transaction_count(key.address()).await.unwrap();
-    let params = DeployParams { expected_chain_id: Some(1), ..DeployParams::default() };
-    let err = RegistryClient::deploy(&w.url, key.clone(), params).await.unwrap_err();
+    let nonce_before = w
+        .platform
+        .provider()
+        .get_transaction_count(key.address())
+        .await
+        .unwrap();
+    let params = DeployParams {
+        expected_chain_id: Some(1),
+        ..DeployParams::default()
+    };
+    let err = RegistryClient::deploy(&w.url, key.clone(), params)
+        .await
+        .unwrap_err();
     assert!(matches!(err, RegistryError::WrongChain { .. }), "{err:?}");
-    assert_eq!(w.platform.provider().get_transaction_count(key.address()).await.unwrap(), nonce_before, "nothing sent");
+    assert_eq!(
+        w.platform
+            .provider()
+            .get_transaction_count(key.address())
+            .await
+            .unwrap(),
+        nonce_before,
+        "nothing sent"
+    );
 }
 
 #[tokio::test]
 async fn address_without_code_is_not_a_registry() {
     let anvil = spawn_anvil();
     let nobody = Address::repeat_byte(0x5A);
-    let err = RegistryClient::connect(&anvil.endpoint(), nobody, None, None).await.unwrap_err();
+    let err = RegistryClient::connect(&anvil.endpoint(), nobody, None, None)
+        .await
+        .unwrap_err();
     match &err {
-        RegistryError::NoContract { address, chain_id } => assert_eq!((*address, *chain_id), (nobody, 31337)),
+        RegistryError::NoContract { address, chain_id } => {
+            assert_eq!((*address, *chain_id), (nobody, 31337))
+        }
         other => panic!("expected NoContract, got {other:?}"),
     }
 }
@@ -73,7 +115,9 @@ async fn address_without_code_is_not_a_registry() {
 async fn contract_that_is_not_a_registry_is_refused() {
     let anvil = spawn_anvil();
     let key = dev_key(&anvil, 0);
-    let provider = alloy::providers::ProviderBuilder::new().wallet(key).connect_http(anvil.endpoint_url());
+    let provider = alloy::providers::ProviderBuilder::new()
+        .wallet(key)
+        .connect_http(anvil.endpoint_url());
     // init code deploying runtime `PUSH1 32 PUSH1 0 RETURN`: answers every call with 32 zero bytes
     let init = Bytes::from_static(&[
         0x64, 0x60, 0x20, 0x60, 0x00, 0xf3, 0x60, 0x00, 0x52, 0x60, 0x05, 0x60, 0x1b, 0xf3,
@@ -87,30 +131,50 @@ async fn contract_that_is_not_a_registry_is_refused() {
         .unwrap();
     let other = receipt.contract_address.unwrap();
     assert!(!provider.get_code_at(other).await.unwrap().is_empty());
-    let err = RegistryClient::connect(&anvil.endpoint(), other, None, None).await.unwrap_err();
+    let err = RegistryClient::connect(&anvil.endpoint(), other, None, None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, RegistryError::NotARegistry { .. }), "{err:?}");
 }
 
 #[tokio::test]
 async fn bad_deploy_parameters_are_decoded() {
     let anvil = spawn_anvil();
-    let params = DeployParams { fee_bps: 10_001, ..DeployParams::default() };
-    let err = RegistryClient::deploy(&anvil.endpoint(), dev_key(&anvil, 0), params).await.unwrap_err();
+    let params = DeployParams {
+        fee_bps: 10_001,
+        ..DeployParams::default()
+    };
+    let err = RegistryClient::deploy(&anvil.endpoint(), dev_key(&anvil, 0), params)
+        .await
+        .unwrap_err();
     assert_eq!(revert_name(&err), Some("FeeTooHigh"), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("10001 basis points") && msg.contains("between 0 and 10000"), "{msg}");
+    assert!(
+        msg.contains("10001 basis points") && msg.contains("between 0 and 10000"),
+        "{msg}"
+    );
 
-    let params = DeployParams { thaw_seconds: 20 * 365 * 86_400, ..DeployParams::default() };
-    let err = RegistryClient::deploy(&anvil.endpoint(), dev_key(&anvil, 0), params).await.unwrap_err();
+    let params = DeployParams {
+        thaw_seconds: 20 * 365 * 86_400,
+        ..DeployParams::default()
+    };
+    let err = RegistryClient::deploy(&anvil.endpoint(), dev_key(&anvil, 0), params)
+        .await
+        .unwrap_err();
     assert_eq!(revert_name(&err), Some("ThawTooLong"), "{err:?}");
 }
 
 #[tokio::test]
 async fn read_only_client_cannot_transact() {
     let w = World::new(U256::ZERO).await;
-    let ro = RegistryClient::connect(&w.url, w.platform.address(), None, None).await.unwrap();
+    let ro = RegistryClient::connect(&w.url, w.platform.address(), None, None)
+        .await
+        .unwrap();
     assert_eq!(ro.sender(), None);
-    let err = ro.deposit(w.product_id, None, U256::from(1)).await.unwrap_err();
+    let err = ro
+        .deposit(w.product_id, None, U256::from(1))
+        .await
+        .unwrap_err();
     assert!(matches!(err, RegistryError::NoWallet { .. }), "{err:?}");
     assert!(err.to_string().contains("--key"), "{err}");
     // reads work
@@ -121,14 +185,20 @@ async fn read_only_client_cannot_transact() {
 async fn only_the_vendor_changes_a_product() {
     let w = World::new(U256::ZERO).await;
     let customer = w.customer_address();
-    let err = w.customer.set_price(w.product_id, U256::from(1)).await.unwrap_err();
+    let err = w
+        .customer
+        .set_price(w.product_id, U256::from(1))
+        .await
+        .unwrap_err();
     let r = err.revert().expect("decoded revert");
     assert_eq!(r.name(), "NotVendor");
     assert!(err.to_string().contains("vendor's key"), "{err}");
     assert!(err.to_string().contains(&customer.to_string()), "{err}");
     for res in [
         w.customer.set_active(w.product_id, false).await,
-        w.customer.publish_release(w.product_id, B256::repeat_byte(3)).await,
+        w.customer
+            .publish_release(w.product_id, B256::repeat_byte(3))
+            .await,
         w.customer.revoke_release(w.code_hash).await,
         w.customer.revoke_customer(w.product_id, customer).await,
     ] {
@@ -136,39 +206,93 @@ async fn only_the_vendor_changes_a_product() {
     }
     let p = w.customer.product(w.product_id).await.unwrap().unwrap();
     assert_eq!((p.price, p.active), (U256::from(PRICE), true), "unchanged");
-    assert!(w.customer.release(B256::repeat_byte(3)).await.unwrap().is_none());
+    assert!(
+        w.customer
+            .release(B256::repeat_byte(3))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
 async fn duplicates_and_unknown_ids_are_refused() {
     let w = World::new(U256::ZERO).await;
-    let err = w.vendor.register_product(PRODUCT, U256::from(1)).await.unwrap_err();
+    let err = w
+        .vendor
+        .register_product(PRODUCT, U256::from(1))
+        .await
+        .unwrap_err();
     assert_eq!(revert_name(&err), Some("ProductExists"));
-    let err = w.vendor.register_product("", U256::from(1)).await.unwrap_err();
+    let err = w
+        .vendor
+        .register_product("", U256::from(1))
+        .await
+        .unwrap_err();
     assert_eq!(revert_name(&err), Some("EmptyName"));
-    let err = w.vendor.publish_release(w.product_id, w.code_hash).await.unwrap_err();
+    let err = w
+        .vendor
+        .publish_release(w.product_id, w.code_hash)
+        .await
+        .unwrap_err();
     assert_eq!(revert_name(&err), Some("ReleaseExists"));
-    let err = w.vendor.publish_release(w.product_id, B256::ZERO).await.unwrap_err();
+    let err = w
+        .vendor
+        .publish_release(w.product_id, B256::ZERO)
+        .await
+        .unwrap_err();
     assert_eq!(revert_name(&err), Some("ZeroCodeHash"));
-    let err = w.vendor.register_product("huge", U256::MAX).await.unwrap_err();
+    let err = w
+        .vendor
+        .register_product("huge", U256::MAX)
+        .await
+        .unwrap_err();
     assert_eq!(revert_name(&err), Some("PriceTooHigh"));
 
     let unknown = B256::repeat_byte(0xEE);
-    let err = w.customer.deposit(unknown, None, U256::from(1)).await.unwrap_err();
-    assert_eq!(err.revert().and_then(|r| r.product_id()), Some(unknown), "{err}");
+    let err = w
+        .customer
+        .deposit(unknown, None, U256::from(1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.revert().and_then(|r| r.product_id()),
+        Some(unknown),
+        "{err}"
+    );
     assert!(err.to_string().contains("not registered"), "{err}");
-    let err = w.customer.authorize_signer(unknown, Address::repeat_byte(1)).await.unwrap_err();
+    let err = w
+        .customer
+        .authorize_signer(unknown, Address::repeat_byte(1))
+        .await
+        .unwrap_err();
     assert_eq!(revert_name(&err), Some("UnknownProduct"));
-    let err = w.customer.deposit(w.product_id, None, U256::ZERO).await.unwrap_err();
+    let err = w
+        .customer
+        .deposit(w.product_id, None, U256::ZERO)
+        .await
+        .unwrap_err();
     assert_eq!(revert_name(&err), Some("ZeroDeposit"));
 }
 
 #[tokio::test]
 async fn withdrawal_errors() {
     let w = World::new(U256::from(PRICE)).await;
-    let err = w.customer.request_withdrawal(w.product_id, U256::from(PRICE) * U256::from(2)).await.unwrap_err();
-    assert_eq!(err.revert().and_then(|r| r.balance()), Some(U256::from(PRICE)), "{err}");
-    let err = w.customer.complete_withdrawal(w.product_id).await.unwrap_err();
+    let err = w
+        .customer
+        .request_withdrawal(w.product_id, U256::from(PRICE) * U256::from(2))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.revert().and_then(|r| r.balance()),
+        Some(U256::from(PRICE)),
+        "{err}"
+    );
+    let err = w
+        .customer
+        .complete_withdrawal(w.product_id)
+        .await
+        .unwrap_err();
     assert_eq!(revert_name(&err), Some("NoWithdrawalPending"));
     let err = w.relayer.withdraw_revenue().await.unwrap_err();
     assert_eq!(revert_name(&err), Some("NothingToWithdraw"));
@@ -179,12 +303,22 @@ async fn withdrawal_errors() {
 async fn insufficient_funds_is_a_clear_error() {
     let w = World::new(U256::ZERO).await;
     // an unfunded wallet
-    let broke = RegistryClient::connect(&w.url, w.platform.address(), None, Some(PrivateKeySigner::random()))
+    let broke = RegistryClient::connect(
+        &w.url,
+        w.platform.address(),
+        None,
+        Some(PrivateKeySigner::random()),
+    )
+    .await
+    .unwrap();
+    let err = broke
+        .deposit(w.product_id, None, U256::from(1))
         .await
-        .unwrap();
-    let err = broke.deposit(w.product_id, None, U256::from(1)).await.unwrap_err();
+        .unwrap_err();
     match &err {
-        RegistryError::InsufficientFunds { account, balance, .. } => {
+        RegistryError::InsufficientFunds {
+            account, balance, ..
+        } => {
             assert_eq!((*account, *balance), (broke.sender().unwrap(), U256::ZERO));
         }
         other => panic!("expected InsufficientFunds, got {other:?}"),
@@ -192,7 +326,11 @@ async fn insufficient_funds_is_a_clear_error() {
     assert!(err.to_string().contains("fund it"), "{err}");
     // a funded wallet depositing more than it holds
     let have = w.eth(w.customer_address()).await;
-    let err = w.customer.deposit(w.product_id, None, have + U256::from(1)).await.unwrap_err();
+    let err = w
+        .customer
+        .deposit(w.product_id, None, have + U256::from(1))
+        .await
+        .unwrap_err();
     match &err {
         RegistryError::InsufficientFunds { balance, .. } => assert_eq!(*balance, have),
         other => panic!("expected InsufficientFunds, got {other:?}"),
@@ -204,35 +342,68 @@ async fn insufficient_funds_is_a_clear_error() {
 async fn receipt_from_an_unauthorized_signer_does_not_charge() {
     let w = World::new(U256::from(PRICE) * U256::from(1000)).await;
     let stranger = PrivateKeySigner::random();
-    let forged = w.customer.sign_usage(&stranger, w.product_id, w.customer_address(), 500, 1).unwrap();
+    let forged = w
+        .customer
+        .sign_usage(&stranger, w.product_id, w.customer_address(), 500, 1)
+        .unwrap();
     let err = w.relayer.settle(&forged).await.unwrap_err();
     assert_eq!(revert_name(&err), Some("SignerNotAuthorized"));
-    assert_eq!(err.revert().and_then(|r| r.signer()), Some(stranger.address()));
+    assert_eq!(
+        err.revert().and_then(|r| r.signer()),
+        Some(stranger.address())
+    );
     assert!(err.to_string().contains("must authorize"), "{err}");
-    assert_eq!(balance_of_customer(&w).await, U256::from(PRICE) * U256::from(1000));
+    assert_eq!(
+        balance_of_customer(&w).await,
+        U256::from(PRICE) * U256::from(1000)
+    );
 }
 
 #[tokio::test]
 async fn receipt_signed_for_another_chain_does_not_charge() {
     let w = World::new(U256::from(PRICE) * U256::from(1000)).await;
-    let receipt =
-        UsageReceipt { product_id: w.product_id, customer: w.customer_address(), cumulative_units: 500, timestamp: 1 };
-    let signed = receipt.sign(&w.runtime_key, &usage_domain(1, w.platform.address())).unwrap();
+    let receipt = UsageReceipt {
+        product_id: w.product_id,
+        customer: w.customer_address(),
+        cumulative_units: 500,
+        timestamp: 1,
+    };
+    let signed = receipt
+        .sign(&w.runtime_key, &usage_domain(1, w.platform.address()))
+        .unwrap();
     let err = w.relayer.settle(&signed).await.unwrap_err();
     assert_eq!(revert_name(&err), Some("SignerNotAuthorized"), "{err}");
-    assert_ne!(err.revert().and_then(|r| r.signer()), Some(w.runtime_key.address()));
-    assert_eq!(balance_of_customer(&w).await, U256::from(PRICE) * U256::from(1000));
+    assert_ne!(
+        err.revert().and_then(|r| r.signer()),
+        Some(w.runtime_key.address())
+    );
+    assert_eq!(
+        balance_of_customer(&w).await,
+        U256::from(PRICE) * U256::from(1000)
+    );
 }
 
 #[tokio::test]
 async fn receipt_signed_for_another_registry_does_not_charge() {
     let w = World::new(U256::from(PRICE) * U256::from(1000)).await;
-    let receipt =
-        UsageReceipt { product_id: w.product_id, customer: w.customer_address(), cumulative_units: 500, timestamp: 1 };
-    let signed = receipt.sign(&w.runtime_key, &usage_domain(31337, Address::repeat_byte(0x99))).unwrap();
+    let receipt = UsageReceipt {
+        product_id: w.product_id,
+        customer: w.customer_address(),
+        cumulative_units: 500,
+        timestamp: 1,
+    };
+    let signed = receipt
+        .sign(
+            &w.runtime_key,
+            &usage_domain(31337, Address::repeat_byte(0x99)),
+        )
+        .unwrap();
     let err = w.relayer.settle(&signed).await.unwrap_err();
     assert_eq!(revert_name(&err), Some("SignerNotAuthorized"), "{err}");
-    assert_eq!(balance_of_customer(&w).await, U256::from(PRICE) * U256::from(1000));
+    assert_eq!(
+        balance_of_customer(&w).await,
+        U256::from(PRICE) * U256::from(1000)
+    );
 }
 
 #[tokio::test]
@@ -242,7 +413,10 @@ async fn stale_receipt_is_ignored_without_charging() {
     let before = balance_of_customer(&w).await;
     let st = w.relayer.settle(&w.receipt(60)).await.unwrap();
     assert!(st.ignored);
-    assert_eq!((st.units_charged, st.wei_charged, st.signer_settled), (0, U256::ZERO, 100));
+    assert_eq!(
+        (st.units_charged, st.wei_charged, st.signer_settled),
+        (0, U256::ZERO, 100)
+    );
     assert_eq!(balance_of_customer(&w).await, before);
 }
 
@@ -253,7 +427,11 @@ async fn tampered_signatures_are_refused_with_their_reason() {
 
     let mut high_s = good;
     // s' = n - s with v flipped recovers the same key; the contract refuses the malleable twin
-    let n = U256::from_str_radix("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141", 16).unwrap();
+    let n = U256::from_str_radix(
+        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141",
+        16,
+    )
+    .unwrap();
     let s = U256::from_be_slice(&good.signature[32..64]);
     high_s.signature[32..64].copy_from_slice(&(n - s).to_be_bytes::<32>());
     high_s.signature[64] = if good.signature[64] == 27 { 28 } else { 27 };
@@ -275,6 +453,35 @@ async fn tampered_signatures_are_refused_with_their_reason() {
     let err = w.relayer.settle(&inflated).await.unwrap_err();
     assert_eq!(revert_name(&err), Some("SignerNotAuthorized"), "{err}");
 
-    assert_eq!(balance_of_customer(&w).await, U256::from(PRICE) * U256::from(1000));
-    assert_eq!(w.relayer.settle(&good).await.unwrap().units_charged, 10, "the genuine receipt still settles");
+    assert_eq!(
+        balance_of_customer(&w).await,
+        U256::from(PRICE) * U256::from(1000)
+    );
+    assert_eq!(
+        w.relayer.settle(&good).await.unwrap().units_charged,
+        10,
+        "the genuine receipt still settles"
+    );
+}
+
+#[tokio::test]
+async fn refused_transactions_do_not_stall_the_client() {
+    let w = World::new(U256::ZERO).await;
+    for _ in 0..5 {
+        let err = w
+            .customer
+            .deposit(B256::repeat_byte(0xEE), None, U256::from(1))
+            .await
+            .unwrap_err();
+        assert_eq!(revert_name(&err), Some("UnknownProduct"));
+    }
+    // a consumed-but-unsent nonce would leave this transaction stuck in the pool forever
+    let ok = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        w.customer.deposit(w.product_id, None, U256::from(7)),
+    )
+    .await
+    .expect("the next transaction must be mined, not stuck behind a nonce gap");
+    ok.unwrap();
+    assert_eq!(balance_of_customer(&w).await, U256::from(7));
 }

@@ -20,19 +20,46 @@ async fn license_lifecycle_deposit_settle_and_revenue_split() {
 
     // the product id is keccak256(abi.encode(vendor, name)) on both sides
     assert_eq!(w.product_id, product_id(vendor, PRODUCT));
-    assert_eq!(w.vendor.contract_product_id(vendor, PRODUCT).await.unwrap(), w.product_id);
-    let p = w.customer.product(w.product_id).await.unwrap().expect("registered");
-    assert_eq!((p.vendor, p.price, p.active), (vendor, U256::from(PRICE), true));
-    let r = w.customer.release(w.code_hash).await.unwrap().expect("published");
+    assert_eq!(
+        w.vendor.contract_product_id(vendor, PRODUCT).await.unwrap(),
+        w.product_id
+    );
+    let p = w
+        .customer
+        .product(w.product_id)
+        .await
+        .unwrap()
+        .expect("registered");
+    assert_eq!(
+        (p.vendor, p.price, p.active),
+        (vendor, U256::from(PRICE), true)
+    );
+    let r = w
+        .customer
+        .release(w.code_hash)
+        .await
+        .unwrap()
+        .expect("published");
     assert_eq!((r.product_id, r.revoked), (w.product_id, false));
 
     // no escrow yet
-    let s = w.customer.license_status(w.product_id, customer, Some(w.code_hash)).await.unwrap();
+    let s = w
+        .customer
+        .license_status(w.product_id, customer, Some(w.code_hash))
+        .await
+        .unwrap();
     assert_eq!(s.reason, Reason::NoBalance);
     assert!(!s.active);
 
-    w.customer.deposit(w.product_id, None, wei(1_000)).await.unwrap();
-    let s = w.customer.license_status(w.product_id, customer, Some(w.code_hash)).await.unwrap();
+    w.customer
+        .deposit(w.product_id, None, wei(1_000))
+        .await
+        .unwrap();
+    let s = w
+        .customer
+        .license_status(w.product_id, customer, Some(w.code_hash))
+        .await
+        .unwrap();
     assert_eq!((s.active, s.reason), (true, Reason::Ok));
     assert_eq!(s.balance, wei(1_000));
     assert_eq!(s.price, U256::from(PRICE));
@@ -44,20 +71,40 @@ async fn license_lifecycle_deposit_settle_and_revenue_split() {
     assert_eq!(first.signer, w.runtime_key.address());
     assert_eq!((first.units_charged, first.wei_charged), (100, wei(100)));
     let second = w.relayer.settle(&w.receipt(250)).await.unwrap();
-    assert_eq!((second.units_charged, second.wei_charged, second.signer_settled), (150, wei(150), 250));
+    assert_eq!(
+        (
+            second.units_charged,
+            second.wei_charged,
+            second.signer_settled
+        ),
+        (150, wei(150), 250)
+    );
     let replay = w.relayer.settle(&w.receipt(250)).await.unwrap();
     assert!(replay.ignored);
     assert_eq!((replay.units_charged, replay.wei_charged), (0, U256::ZERO));
 
-    let s = w.customer.license_status(w.product_id, customer, Some(w.code_hash)).await.unwrap();
+    let s = w
+        .customer
+        .license_status(w.product_id, customer, Some(w.code_hash))
+        .await
+        .unwrap();
     assert_eq!(s.balance, wei(750));
     assert_eq!(s.settled_units, 250);
-    assert_eq!(w.customer.signer_settled(w.product_id, customer, w.runtime_key.address()).await.unwrap(), 250);
+    assert_eq!(
+        w.customer
+            .signer_settled(w.product_id, customer, w.runtime_key.address())
+            .await
+            .unwrap(),
+        250
+    );
 
     // 30 % to the treasury, 70 % to the vendor, pulled by each
     let fee = wei(250) * U256::from(3000) / U256::from(10_000);
     assert_eq!(w.customer.pending_revenue(treasury).await.unwrap(), fee);
-    assert_eq!(w.customer.pending_revenue(vendor).await.unwrap(), wei(250) - fee);
+    assert_eq!(
+        w.customer.pending_revenue(vendor).await.unwrap(),
+        wei(250) - fee
+    );
     let before = w.eth(vendor).await;
     let (paid, tx) = w.vendor.withdraw_revenue().await.unwrap();
     assert_eq!(paid, wei(250) - fee);
@@ -65,25 +112,48 @@ async fn license_lifecycle_deposit_settle_and_revenue_split() {
     assert_eq!(w.eth(vendor).await, before + paid - gas_cost);
     let (paid, _) = w.treasury.withdraw_revenue().await.unwrap();
     assert_eq!(paid, fee);
-    assert_eq!(w.customer.pending_revenue(vendor).await.unwrap(), U256::ZERO);
+    assert_eq!(
+        w.customer.pending_revenue(vendor).await.unwrap(),
+        U256::ZERO
+    );
     // the contract holds exactly the remaining escrow
     assert_eq!(w.eth(w.platform.address()).await, wei(750));
 }
 
 async fn gas_price(w: &World, tx: B256) -> u128 {
     use alloy::providers::Provider;
-    w.platform.provider().get_transaction_receipt(tx).await.unwrap().unwrap().effective_gas_price
+    w.platform
+        .provider()
+        .get_transaction_receipt(tx)
+        .await
+        .unwrap()
+        .unwrap()
+        .effective_gas_price
 }
 
 #[tokio::test]
 async fn deposit_on_behalf_of_another_customer() {
     let w = World::new(U256::ZERO).await;
     let beneficiary = Address::repeat_byte(0x42);
-    w.relayer.deposit(w.product_id, Some(beneficiary), wei(5)).await.unwrap();
-    let s = w.relayer.license_status(w.product_id, beneficiary, None).await.unwrap();
+    w.relayer
+        .deposit(w.product_id, Some(beneficiary), wei(5))
+        .await
+        .unwrap();
+    let s = w
+        .relayer
+        .license_status(w.product_id, beneficiary, None)
+        .await
+        .unwrap();
     assert_eq!((s.balance, s.reason), (wei(5), Reason::Ok));
     let payer = w.relayer.sender().unwrap();
-    assert_eq!(w.relayer.license_status(w.product_id, payer, None).await.unwrap().balance, U256::ZERO);
+    assert_eq!(
+        w.relayer
+            .license_status(w.product_id, payer, None)
+            .await
+            .unwrap()
+            .balance,
+        U256::ZERO
+    );
 }
 
 #[tokio::test]
@@ -91,17 +161,42 @@ async fn withdrawal_waits_for_the_thaw_and_settlement_still_charges() {
     let w = World::new(wei(1_000)).await;
     let customer = w.customer_address();
 
-    w.customer.request_withdrawal(w.product_id, wei(1_000)).await.unwrap();
-    let s = w.customer.license_status(w.product_id, customer, None).await.unwrap();
+    w.customer
+        .request_withdrawal(w.product_id, wei(1_000))
+        .await
+        .unwrap();
+    let s = w
+        .customer
+        .license_status(w.product_id, customer, None)
+        .await
+        .unwrap();
     assert_eq!(s.reason, Reason::WithdrawalPending);
     assert_eq!((s.thawing, s.available), (wei(1_000), U256::ZERO));
     assert!(s.thaw_end >= s.block_timestamp + THAW - 1);
 
     // too early: refused, nothing changes
-    let err = w.customer.complete_withdrawal(w.product_id).await.unwrap_err();
-    assert!(matches!(err.revert().map(|r| r.name()), Some("ThawNotOver")), "{err}");
-    assert!(err.to_string().contains("wait until the thaw period has passed"), "{err}");
-    assert_eq!(w.customer.license_status(w.product_id, customer, None).await.unwrap().balance, wei(1_000));
+    let err = w
+        .customer
+        .complete_withdrawal(w.product_id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.revert().map(|r| r.name()), Some("ThawNotOver")),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("wait until the thaw period has passed"),
+        "{err}"
+    );
+    assert_eq!(
+        w.customer
+            .license_status(w.product_id, customer, None)
+            .await
+            .unwrap()
+            .balance,
+        wei(1_000)
+    );
 
     // usage run before leaving is still paid during the thaw
     let st = w.relayer.settle(&w.receipt(300)).await.unwrap();
@@ -113,20 +208,52 @@ async fn withdrawal_waits_for_the_thaw_and_settlement_still_charges() {
     assert_eq!(paid, wei(700), "capped by what settlement left");
     let gas_cost = U256::from(tx.gas_used) * U256::from(gas_price(&w, tx.hash).await);
     assert_eq!(w.eth(customer).await, before + paid - gas_cost);
-    let s = w.customer.license_status(w.product_id, customer, None).await.unwrap();
-    assert_eq!((s.balance, s.thawing, s.reason), (U256::ZERO, U256::ZERO, Reason::NoBalance));
+    let s = w
+        .customer
+        .license_status(w.product_id, customer, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.balance, s.thawing, s.reason),
+        (U256::ZERO, U256::ZERO, Reason::NoBalance)
+    );
 }
 
 #[tokio::test]
 async fn cancelled_withdrawal_restores_the_license() {
     let w = World::new(wei(10)).await;
     let customer = w.customer_address();
-    w.customer.request_withdrawal(w.product_id, wei(10)).await.unwrap();
-    assert_eq!(w.customer.license_status(w.product_id, customer, None).await.unwrap().reason, Reason::WithdrawalPending);
+    w.customer
+        .request_withdrawal(w.product_id, wei(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        w.customer
+            .license_status(w.product_id, customer, None)
+            .await
+            .unwrap()
+            .reason,
+        Reason::WithdrawalPending
+    );
     w.customer.cancel_withdrawal(w.product_id).await.unwrap();
-    assert_eq!(w.customer.license_status(w.product_id, customer, None).await.unwrap().reason, Reason::Ok);
-    let err = w.customer.cancel_withdrawal(w.product_id).await.unwrap_err();
-    assert_eq!(err.revert().map(|r| r.name()), Some("NoWithdrawalPending"), "{err}");
+    assert_eq!(
+        w.customer
+            .license_status(w.product_id, customer, None)
+            .await
+            .unwrap()
+            .reason,
+        Reason::Ok
+    );
+    let err = w
+        .customer
+        .cancel_withdrawal(w.product_id)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.revert().map(|r| r.name()),
+        Some("NoWithdrawalPending"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -135,20 +262,51 @@ async fn shortfall_makes_the_license_inactive_until_paid() {
     let customer = w.customer_address();
     let one_eth = U256::from(10u64).pow(U256::from(18));
     w.vendor.set_price(w.product_id, one_eth).await.unwrap();
-    w.customer.deposit(w.product_id, None, one_eth * U256::from(5) / U256::from(2)).await.unwrap();
+    w.customer
+        .deposit(w.product_id, None, one_eth * U256::from(5) / U256::from(2))
+        .await
+        .unwrap();
 
     let receipt = w.receipt(5);
     let st = w.relayer.settle(&receipt).await.unwrap();
-    assert_eq!((st.units_charged, st.wei_charged, st.unpaid_units), (2, one_eth * U256::from(2), 3));
-    let s = w.customer.license_status(w.product_id, customer, None).await.unwrap();
-    assert_eq!((s.reason, s.unpaid_units, s.active), (Reason::Exhausted, 3, false));
-    assert!(s.reason.remedy().contains("settle the latest receipt again"));
+    assert_eq!(
+        (st.units_charged, st.wei_charged, st.unpaid_units),
+        (2, one_eth * U256::from(2), 3)
+    );
+    let s = w
+        .customer
+        .license_status(w.product_id, customer, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.reason, s.unpaid_units, s.active),
+        (Reason::Exhausted, 3, false)
+    );
+    assert!(
+        s.reason
+            .remedy()
+            .contains("settle the latest receipt again")
+    );
 
-    w.customer.deposit(w.product_id, None, one_eth * U256::from(10)).await.unwrap();
-    assert_eq!(w.customer.license_status(w.product_id, customer, None).await.unwrap().reason, Reason::Exhausted);
+    w.customer
+        .deposit(w.product_id, None, one_eth * U256::from(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        w.customer
+            .license_status(w.product_id, customer, None)
+            .await
+            .unwrap()
+            .reason,
+        Reason::Exhausted
+    );
     let st = w.relayer.settle(&receipt).await.unwrap();
     assert_eq!((st.units_charged, st.unpaid_units), (3, 0));
-    let s = w.customer.license_status(w.product_id, customer, None).await.unwrap();
+    let s = w
+        .customer
+        .license_status(w.product_id, customer, None)
+        .await
+        .unwrap();
     assert_eq!((s.reason, s.settled_units), (Reason::Ok, 5));
     assert!(w.relayer.settle(&receipt).await.unwrap().ignored);
 }
@@ -162,11 +320,24 @@ async fn vendor_controls_product_release_and_customer() {
         let pid = w.product_id;
         async move { client.license_status(pid, c, code).await.unwrap().reason }
     };
-    assert_eq!(status(Some(B256::repeat_byte(9))).await, Reason::UnknownRelease);
+    assert_eq!(
+        status(Some(B256::repeat_byte(9))).await,
+        Reason::UnknownRelease
+    );
 
-    let (other, _) = w.vendor.register_product("other", U256::from(1)).await.unwrap();
-    w.vendor.publish_release(other, B256::repeat_byte(0x77)).await.unwrap();
-    assert_eq!(status(Some(B256::repeat_byte(0x77))).await, Reason::ReleaseOfOtherProduct);
+    let (other, _) = w
+        .vendor
+        .register_product("other", U256::from(1))
+        .await
+        .unwrap();
+    w.vendor
+        .publish_release(other, B256::repeat_byte(0x77))
+        .await
+        .unwrap();
+    assert_eq!(
+        status(Some(B256::repeat_byte(0x77))).await,
+        Reason::ReleaseOfOtherProduct
+    );
 
     w.vendor.revoke_customer(w.product_id, c).await.unwrap();
     assert_eq!(status(Some(w.code_hash)).await, Reason::CustomerRevoked);
@@ -179,11 +350,26 @@ async fn vendor_controls_product_release_and_customer() {
 
     w.vendor.revoke_release(w.code_hash).await.unwrap();
     assert_eq!(status(Some(w.code_hash)).await, Reason::ReleaseRevoked);
-    assert_eq!(status(None).await, Reason::Ok, "account-only status skips the release");
-    assert!(w.customer.release(w.code_hash).await.unwrap().unwrap().revoked);
+    assert_eq!(
+        status(None).await,
+        Reason::Ok,
+        "account-only status skips the release"
+    );
+    assert!(
+        w.customer
+            .release(w.code_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
 
     assert_eq!(
-        w.customer.license_status(B256::repeat_byte(1), c, None).await.unwrap().reason,
+        w.customer
+            .license_status(B256::repeat_byte(1), c, None)
+            .await
+            .unwrap()
+            .reason,
         Reason::UnknownProduct
     );
 }
@@ -193,20 +379,50 @@ async fn deauthorized_signer_settles_during_thaw_then_stops() {
     let w = World::new(wei(1_000)).await;
     let c = w.customer_address();
     let signer = w.runtime_key.address();
-    w.customer.deauthorize_signer(w.product_id, signer).await.unwrap();
-    let s = w.customer.signer_status(w.product_id, c, signer).await.unwrap();
+    w.customer
+        .deauthorize_signer(w.product_id, signer)
+        .await
+        .unwrap();
+    let s = w
+        .customer
+        .signer_status(w.product_id, c, signer)
+        .await
+        .unwrap();
     assert!(s.authorized && s.valid_until != u64::MAX);
-    assert_eq!(w.relayer.settle(&w.receipt(10)).await.unwrap().units_charged, 10);
+    assert_eq!(
+        w.relayer
+            .settle(&w.receipt(10))
+            .await
+            .unwrap()
+            .units_charged,
+        10
+    );
 
     w.advance(THAW).await;
-    assert!(!w.customer.signer_status(w.product_id, c, signer).await.unwrap().authorized);
+    assert!(
+        !w.customer
+            .signer_status(w.product_id, c, signer)
+            .await
+            .unwrap()
+            .authorized
+    );
     let err = w.relayer.settle(&w.receipt(20)).await.unwrap_err();
     assert_eq!(err.revert().and_then(|r| r.signer()), Some(signer), "{err}");
 
     // re-authorized, it keeps its counter: the old receipt cannot charge again
-    w.customer.authorize_signer(w.product_id, signer).await.unwrap();
+    w.customer
+        .authorize_signer(w.product_id, signer)
+        .await
+        .unwrap();
     assert!(w.relayer.settle(&w.receipt(10)).await.unwrap().ignored);
-    assert_eq!(w.relayer.settle(&w.receipt(20)).await.unwrap().units_charged, 10);
+    assert_eq!(
+        w.relayer
+            .settle(&w.receipt(20))
+            .await
+            .unwrap()
+            .units_charged,
+        10
+    );
 }
 
 #[tokio::test]
@@ -214,11 +430,21 @@ async fn fleet_of_signers_settles_independently() {
     let w = World::new(wei(1_000)).await;
     let c = w.customer_address();
     let second = alloy::signers::local::PrivateKeySigner::random();
-    w.customer.authorize_signer(w.product_id, second.address()).await.unwrap();
+    w.customer
+        .authorize_signer(w.product_id, second.address())
+        .await
+        .unwrap();
     w.relayer.settle(&w.receipt(100)).await.unwrap();
-    let r2 = w.customer.sign_usage(&second, w.product_id, c, 40, 1).unwrap();
+    let r2 = w
+        .customer
+        .sign_usage(&second, w.product_id, c, 40, 1)
+        .unwrap();
     assert_eq!(w.relayer.settle(&r2).await.unwrap().units_charged, 40);
-    let s = w.customer.license_status(w.product_id, c, None).await.unwrap();
+    let s = w
+        .customer
+        .license_status(w.product_id, c, None)
+        .await
+        .unwrap();
     assert_eq!((s.settled_units, s.balance), (140, wei(860)));
 }
 
@@ -232,20 +458,35 @@ async fn eip712_encoding_matches_the_contract() {
         timestamp: 1_764_000_000,
     };
     // same digest from alloy's SolStruct encoding and from the contract's hand-written one
-    assert_eq!(receipt.signing_hash(w.customer.domain()), w.customer.contract_usage_hash(&receipt).await.unwrap());
+    assert_eq!(
+        receipt.signing_hash(w.customer.domain()),
+        w.customer.contract_usage_hash(&receipt).await.unwrap()
+    );
     let contract = LicenseRegistry::new(w.platform.address(), w.platform.provider().clone());
-    assert_eq!(contract.USAGE_TYPEHASH().call().await.unwrap(), keccak256(USAGE_TYPE));
+    assert_eq!(
+        contract.USAGE_TYPEHASH().call().await.unwrap(),
+        keccak256(USAGE_TYPE)
+    );
     assert_eq!(LicenseRegistry::Usage::eip712_encode_type(), USAGE_TYPE);
-    assert_eq!(contract.domainSeparator().call().await.unwrap(), w.customer.domain().separator());
+    assert_eq!(
+        contract.domainSeparator().call().await.unwrap(),
+        w.customer.domain().separator()
+    );
     // and the contract recovers the runtime key from a signature alloy made
     let signed = w.receipt(5);
     let recovered = contract
-        .recoverSigner(signed.receipt.signing_hash(w.customer.domain()), signed.signature.to_vec().into())
+        .recoverSigner(
+            signed.receipt.signing_hash(w.customer.domain()),
+            signed.signature.to_vec().into(),
+        )
         .call()
         .await
         .unwrap();
     assert_eq!(recovered, w.runtime_key.address());
-    assert_eq!(signed.recover_signer(w.customer.domain()).unwrap(), w.runtime_key.address());
+    assert_eq!(
+        signed.recover_signer(w.customer.domain()).unwrap(),
+        w.runtime_key.address()
+    );
 }
 
 #[tokio::test]

@@ -37,28 +37,55 @@ async fn measure() -> BTreeMap<String, u64> {
         thaw_seconds: 3600,
         expected_chain_id: None,
     };
-    let (platform, tx) = RegistryClient::deploy(&url, dev_key(&anvil, 0), params).await.unwrap();
+    let (platform, tx) = RegistryClient::deploy(&url, dev_key(&anvil, 0), params)
+        .await
+        .unwrap();
     gas.insert("deploy".into(), tx.gas_used);
     let reg = platform.address();
-    let vendor = RegistryClient::connect(&url, reg, None, Some(dev_key(&anvil, 1))).await.unwrap();
-    let customer = RegistryClient::connect(&url, reg, None, Some(dev_key(&anvil, 2))).await.unwrap();
-    let relayer = RegistryClient::connect(&url, reg, None, Some(dev_key(&anvil, 3))).await.unwrap();
+    let vendor = RegistryClient::connect(&url, reg, None, Some(dev_key(&anvil, 1)))
+        .await
+        .unwrap();
+    let customer = RegistryClient::connect(&url, reg, None, Some(dev_key(&anvil, 2)))
+        .await
+        .unwrap();
+    let relayer = RegistryClient::connect(&url, reg, None, Some(dev_key(&anvil, 3)))
+        .await
+        .unwrap();
     let c = customer.sender().unwrap();
     // a fixed runtime key keeps signatures (and so calldata gas) identical from run to run
     let runtime = PrivateKeySigner::from_bytes(&B256::repeat_byte(0x11)).unwrap();
 
-    let (pid, tx) = vendor.register_product("gas-product", U256::from(PRICE)).await.unwrap();
+    let (pid, tx) = vendor
+        .register_product("gas-product", U256::from(PRICE))
+        .await
+        .unwrap();
     gas.insert("register_product".into(), tx.gas_used);
-    let tx = vendor.publish_release(pid, B256::repeat_byte(0xAB)).await.unwrap();
+    let tx = vendor
+        .publish_release(pid, B256::repeat_byte(0xAB))
+        .await
+        .unwrap();
     gas.insert("publish_release".into(), tx.gas_used);
-    let tx = customer.deposit(pid, None, U256::from(PRICE) * U256::from(1_000_000)).await.unwrap();
+    let tx = customer
+        .deposit(pid, None, U256::from(PRICE) * U256::from(1_000_000))
+        .await
+        .unwrap();
     gas.insert("deposit_first".into(), tx.gas_used);
-    let tx = customer.deposit(pid, None, U256::from(PRICE)).await.unwrap();
+    let tx = customer
+        .deposit(pid, None, U256::from(PRICE))
+        .await
+        .unwrap();
     gas.insert("deposit_topup".into(), tx.gas_used);
-    let tx = customer.authorize_signer(pid, runtime.address()).await.unwrap();
+    let tx = customer
+        .authorize_signer(pid, runtime.address())
+        .await
+        .unwrap();
     gas.insert("authorize_signer".into(), tx.gas_used);
 
-    let receipt = |n: u64| customer.sign_usage(&runtime, pid, c, n, 1_764_000_000).unwrap();
+    let receipt = |n: u64| {
+        customer
+            .sign_usage(&runtime, pid, c, n, 1_764_000_000)
+            .unwrap()
+    };
     let st = relayer.settle(&receipt(1_000)).await.unwrap();
     assert_eq!(st.units_charged, 1_000);
     gas.insert("settle_first".into(), st.tx.gas_used);
@@ -74,10 +101,16 @@ async fn measure() -> BTreeMap<String, u64> {
     let st = relayer.settle(&receipt(3_000)).await.unwrap();
     gas.insert("settle_after_vendor_withdrew".into(), st.tx.gas_used);
 
-    let tx = customer.request_withdrawal(pid, U256::from(PRICE)).await.unwrap();
+    let tx = customer
+        .request_withdrawal(pid, U256::from(PRICE))
+        .await
+        .unwrap();
     gas.insert("request_withdrawal".into(), tx.gas_used);
     let p = platform.provider();
-    let _: serde_json::Value = p.raw_request("evm_increaseTime".into(), (3600u64,)).await.unwrap();
+    let _: serde_json::Value = p
+        .raw_request("evm_increaseTime".into(), (3600u64,))
+        .await
+        .unwrap();
     let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.unwrap();
     let (_, tx) = customer.complete_withdrawal(pid).await.unwrap();
     gas.insert("complete_withdrawal".into(), tx.gas_used);
@@ -87,11 +120,16 @@ async fn measure() -> BTreeMap<String, u64> {
 #[tokio::test]
 async fn gas_stays_within_the_committed_snapshot() {
     let measured = measure().await;
-    let text = std::fs::read_to_string(SNAPSHOT)
-        .unwrap_or_else(|e| panic!("cannot read {SNAPSHOT}: {e}; run with SEALBOX_UPDATE_GAS_SNAPSHOT=1 to create it"));
-    let mut snap: Snapshot = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{SNAPSHOT} is malformed: {e}"));
+    let text = std::fs::read_to_string(SNAPSHOT).unwrap_or_else(|e| {
+        panic!("cannot read {SNAPSHOT}: {e}; run with SEALBOX_UPDATE_GAS_SNAPSHOT=1 to create it")
+    });
+    let mut snap: Snapshot =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{SNAPSHOT} is malformed: {e}"));
 
-    println!("{:<30} {:>10} {:>10} {:>8}", "operation", "gas", "snapshot", "change");
+    println!(
+        "{:<30} {:>10} {:>10} {:>8}",
+        "operation", "gas", "snapshot", "change"
+    );
     let mut failures = Vec::new();
     for (op, &g) in &measured {
         let old = snap.gas.get(op).copied();
@@ -103,15 +141,19 @@ async fn gas_stays_within_the_committed_snapshot() {
         );
         match change {
             None => failures.push(format!("{op}: not in the snapshot")),
-            Some(c) if c > snap.tolerance_percent => {
-                failures.push(format!("{op}: {g} gas is {c:+.2}% over the snapshot's {}", old.unwrap_or_default()))
-            }
+            Some(c) if c > snap.tolerance_percent => failures.push(format!(
+                "{op}: {g} gas is {c:+.2}% over the snapshot's {}",
+                old.unwrap_or_default()
+            )),
             _ => {}
         }
     }
     let repeat = measured["settle_repeat"];
     if repeat > snap.repeat_settle_budget {
-        failures.push(format!("settle_repeat: {repeat} gas exceeds the budget of {}", snap.repeat_settle_budget));
+        failures.push(format!(
+            "settle_repeat: {repeat} gas exceeds the budget of {}",
+            snap.repeat_settle_budget
+        ));
     }
 
     if std::env::var_os("SEALBOX_UPDATE_GAS_SNAPSHOT").is_some() {
@@ -119,7 +161,10 @@ async fn gas_stays_within_the_committed_snapshot() {
         let out = serde_json::to_string_pretty(&snap).unwrap() + "\n";
         std::fs::write(Path::new(SNAPSHOT), out).unwrap();
         println!("updated {SNAPSHOT}");
-        assert!(repeat <= snap.repeat_settle_budget, "settle_repeat {repeat} over budget");
+        assert!(
+            repeat <= snap.repeat_settle_budget,
+            "settle_repeat {repeat} over budget"
+        );
         return;
     }
     assert!(

@@ -58,24 +58,68 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
         .map(FormatError::check);
     let code = match check {
         Some(check) => {
-            eprintln!("error: check `{check}` failed: {err:#}");
+            eprintln!("error: check `{check}` failed: {}", message(err));
             check.exit_code()
         }
         None if err.chain().any(|e| e.is::<VendorPinError>()) => {
-            eprintln!("error: check `vendor-pin` failed: {err:#}");
+            eprintln!("error: check `vendor-pin` failed: {}", message(err));
             EXIT_VENDOR_PIN
         }
         None => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", message(err));
             1
         }
     };
     ExitCode::from(code)
 }
 
+/// `err` and its causes joined by `": "`, like `{err:#}`, but leaving out a cause whose text the
+/// message before it already contains (many errors, e.g. alloy's transport errors, repeat their
+/// source in their own message).
+pub fn message(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut previous = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !previous.is_empty() && previous.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+        previous = text;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_drops_causes_their_parent_already_quotes() {
+        #[derive(Debug)]
+        struct Quoting(std::io::Error);
+        impl std::fmt::Display for Quoting {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "cannot reach the node: {}; is it running?", self.0)
+            }
+        }
+        impl std::error::Error for Quoting {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let io = std::io::Error::other("connection refused");
+        let err = anyhow::Error::new(Quoting(io)).context("cannot publish");
+        assert_eq!(
+            message(&err),
+            "cannot publish: cannot reach the node: connection refused; is it running?"
+        );
+        let plain = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(message(&plain), format!("{plain:#}"));
+    }
     use sealed_format::Check;
 
     #[test]

@@ -134,7 +134,9 @@ impl RuntimeError {
     pub fn is_payment_refusal(&self) -> bool {
         matches!(
             self,
-            RuntimeError::Unlicensed { .. } | RuntimeError::Lease(_) | RuntimeError::SignerNotAuthorized { .. }
+            RuntimeError::Unlicensed { .. }
+                | RuntimeError::Lease(_)
+                | RuntimeError::SignerNotAuthorized { .. }
         )
     }
 }

@@ -104,8 +104,10 @@ impl Journal {
             source,
         };
         let conn = Connection::open(path).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
@@ -167,7 +169,13 @@ impl Journal {
             "UPDATE usage SET lease=?4, settled_units=MAX(settled_units, ?5),
              runtime_units=MAX(runtime_units, ?5)
              WHERE product=?1 AND customer=?2 AND signer=?3",
-            params![key.product, key.customer, key.signer, text, lease.settled_units],
+            params![
+                key.product,
+                key.customer,
+                key.signer,
+                text,
+                lease.settled_units
+            ],
         )
         .map_err(|e| self.db_err(e))?;
         Ok(())
@@ -240,7 +248,9 @@ impl Journal {
     pub fn chain_id(&self) -> Result<Option<u64>, JournalError> {
         let conn = self.lock();
         let value: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE name='chain_id'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE name='chain_id'", [], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(|e| self.db_err(e))?;
         Ok(value.and_then(|v| v.parse().ok()))
@@ -342,7 +352,10 @@ mod tests {
         let policy = LeasePolicy::default();
         {
             let j = Journal::open(&path).unwrap();
-            assert!(matches!(j.admit(&key(), 1, 100, &policy), Err(JournalError::NoLease)));
+            assert!(matches!(
+                j.admit(&key(), 1, 100, &policy),
+                Err(JournalError::NoLease)
+            ));
             j.store_lease(&key(), &lease(30)).unwrap();
             assert_eq!(j.admit(&key(), 1, 100, &policy).unwrap(), 1);
             assert_eq!(j.admit(&key(), 2, 100, &policy).unwrap(), 3);

@@ -84,7 +84,12 @@ impl Lease {
     /// Admits one more unit when the lease is fresh (at `now`, Unix seconds) and
     /// `used_units` (cumulative units this runtime's signer has used, including
     /// the one being admitted) minus the settled units is covered by the balance.
-    pub fn admit(&self, now: u64, used_units: u64, policy: &LeasePolicy) -> Result<(), LeaseRefusal> {
+    pub fn admit(
+        &self,
+        now: u64,
+        used_units: u64,
+        policy: &LeasePolicy,
+    ) -> Result<(), LeaseRefusal> {
         if let Some(reason) = &self.inactive {
             return Err(LeaseRefusal::Inactive(reason.clone()));
         }
@@ -169,7 +174,9 @@ mod tests {
             inactive: Some("customer revoked by the vendor".into()),
             ..lease()
         };
-        let err = revoked.admit(1_000, 6, &LeasePolicy::default()).unwrap_err();
+        let err = revoked
+            .admit(1_000, 6, &LeasePolicy::default())
+            .unwrap_err();
         assert!(matches!(err, LeaseRefusal::Inactive(_)));
     }
 

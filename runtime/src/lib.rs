@@ -11,6 +11,7 @@ pub mod lease;
 pub mod load;
 pub mod metering;
 pub mod product;
+pub mod serve;
 pub mod settle;
 
 pub use error::RuntimeError;

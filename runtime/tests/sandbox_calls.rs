@@ -224,7 +224,7 @@ fn manifest_limits_are_capped_by_the_config() {
     );
     assert_eq!(p.limits().deadline_ms, 50);
     assert_eq!(p.limits().memory_pages, 8);
-    assert_eq!(p.limits().fuel, 1_000_000_000_000);
+    assert_eq!(p.limits().fuel, Some(1_000_000_000_000));
     let err = p.call_bytes("spin", b"").unwrap_err();
     assert!(
         matches!(
@@ -248,6 +248,38 @@ fn manifest_limits_are_capped_by_the_config() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn without_fuel_metering_the_deadline_still_bounds_a_loop() {
+    let sb = Sandbox::new(SandboxConfig {
+        cache_dir: None,
+        consume_fuel: false,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let p = load(
+        &sb,
+        "faults",
+        GuestLimits {
+            fuel: Some(1_000),
+            deadline_ms: Some(80),
+            ..GuestLimits::default()
+        },
+    );
+    assert_eq!(p.limits().fuel, None, "fuel is not metered");
+    let err = p.call_bytes("spin", b"").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::DeadlineExceeded {
+                deadline_ms: 80,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_still_serves(&p);
 }
 
 #[test]

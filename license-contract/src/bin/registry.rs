@@ -7,12 +7,14 @@ use std::str::FromStr;
 use alloy::primitives::{Address, B256, U256};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use license_contract::{DEFAULT_FEE_BPS, DEFAULT_THAW_SECONDS, DeployParams, LicenseStatus, RegistryClient};
+use license_contract::{
+    DEFAULT_FEE_BPS, DEFAULT_THAW_SECONDS, DeployParams, LicenseStatus, RegistryClient,
+};
 use serde_json::json;
 
 /// Deploy and inspect the Sealbox LicenseRegistry (on-chain licenses, escrow and usage settlement).
 #[derive(Parser)]
-#[command(name = "registry", version, about, long_about = None)]
+#[command(name = "registry", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -102,7 +104,8 @@ async fn main() -> ExitCode {
 }
 
 async fn deploy(a: DeployArgs) -> Result<()> {
-    let wallet = sealbox_keyfile::load_signer(&a.key).with_context(|| format!("loading --key {}", a.key.display()))?;
+    let wallet = sealbox_keyfile::load_signer(&a.key)
+        .with_context(|| format!("loading --key {}", a.key.display()))?;
     let params = DeployParams {
         fee_bps: a.fee_bps,
         treasury: a.treasury,
@@ -188,9 +191,22 @@ fn print_license(customer: Address, code_hash: Option<B256>, s: &LicenseStatus) 
     }
     println!("  balance {} wei, available {} wei", s.balance, s.available);
     if s.thawing > U256::ZERO {
-        println!("  withdrawal of {} wei pending until unix time {}", s.thawing, s.thaw_end);
+        println!(
+            "  withdrawal of {} wei pending until unix time {}",
+            s.thawing, s.thaw_end
+        );
     }
-    let affordable = if s.price.is_zero() { "unlimited (free product)".to_string() } else { s.affordable_units().to_string() };
-    println!("  settled {} units, unpaid {} units, affordable {affordable} more", s.settled_units, s.unpaid_units);
-    println!("  as of block {} (unix time {})", s.block_number, s.block_timestamp);
+    let affordable = if s.price.is_zero() {
+        "unlimited (free product)".to_string()
+    } else {
+        s.affordable_units().to_string()
+    };
+    println!(
+        "  settled {} units, unpaid {} units, affordable {affordable} more",
+        s.settled_units, s.unpaid_units
+    );
+    println!(
+        "  as of block {} (unix time {})",
+        s.block_number, s.block_timestamp
+    );
 }

@@ -34,7 +34,9 @@ pub fn anvil_path() -> PathBuf {
 /// Spawns a fresh anvil (killed when dropped).
 pub fn spawn_anvil() -> AnvilInstance {
     let path = anvil_path();
-    Anvil::at(&path).try_spawn().unwrap_or_else(|e| panic!("cannot start anvil at {}: {e}", path.display()))
+    Anvil::at(&path)
+        .try_spawn()
+        .unwrap_or_else(|e| panic!("cannot start anvil at {}: {e}", path.display()))
 }
 
 /// Anvil dev account `i` as a signer.
@@ -71,26 +73,49 @@ impl World {
             thaw_seconds: THAW,
             expected_chain_id: Some(anvil.chain_id()),
         };
-        let (platform, _) = RegistryClient::deploy(&url, dev_key(&anvil, 0), params).await.unwrap();
+        let (platform, _) = RegistryClient::deploy(&url, dev_key(&anvil, 0), params)
+            .await
+            .unwrap();
         let reg = platform.address();
         let connect = |i: usize| {
             let key = dev_key(&anvil, i);
             let url = url.clone();
-            async move { RegistryClient::connect(&url, reg, Some(31337), Some(key)).await.unwrap() }
+            async move {
+                RegistryClient::connect(&url, reg, Some(31337), Some(key))
+                    .await
+                    .unwrap()
+            }
         };
         let vendor = connect(1).await;
         let customer = connect(2).await;
         let relayer = connect(3).await;
         let treasury = connect(4).await;
-        let (product_id, _) = vendor.register_product(PRODUCT, U256::from(PRICE)).await.unwrap();
+        let (product_id, _) = vendor
+            .register_product(PRODUCT, U256::from(PRICE))
+            .await
+            .unwrap();
         let code_hash = B256::repeat_byte(0xC0);
         vendor.publish_release(product_id, code_hash).await.unwrap();
         if !deposit.is_zero() {
             customer.deposit(product_id, None, deposit).await.unwrap();
         }
         let runtime_key = PrivateKeySigner::random();
-        customer.authorize_signer(product_id, runtime_key.address()).await.unwrap();
-        World { anvil, url, platform, vendor, customer, relayer, treasury, runtime_key, product_id, code_hash }
+        customer
+            .authorize_signer(product_id, runtime_key.address())
+            .await
+            .unwrap();
+        World {
+            anvil,
+            url,
+            platform,
+            vendor,
+            customer,
+            relayer,
+            treasury,
+            runtime_key,
+            product_id,
+            code_hash,
+        }
     }
 
     pub fn customer_address(&self) -> Address {
@@ -100,14 +125,23 @@ impl World {
     /// A receipt for the fixture (product, customer) signed by the runtime key.
     pub fn receipt(&self, cumulative: u64) -> SignedUsage {
         self.customer
-            .sign_usage(&self.runtime_key, self.product_id, self.customer_address(), cumulative, 1_700_000_000)
+            .sign_usage(
+                &self.runtime_key,
+                self.product_id,
+                self.customer_address(),
+                cumulative,
+                1_700_000_000,
+            )
             .unwrap()
     }
 
     /// Moves the chain's clock forward and mines a block.
     pub async fn advance(&self, seconds: u64) {
         let p = self.platform.provider();
-        let _: serde_json::Value = p.raw_request("evm_increaseTime".into(), (seconds,)).await.unwrap();
+        let _: serde_json::Value = p
+            .raw_request("evm_increaseTime".into(), (seconds,))
+            .await
+            .unwrap();
         let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.unwrap();
     }
 

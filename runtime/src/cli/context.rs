@@ -40,7 +40,10 @@ impl ChainArgs {
     }
 
     /// Connects with `wallet` paying for transactions.
-    pub async fn connect(&self, wallet: Option<PrivateKeySigner>) -> Result<RegistryClient, RegistryError> {
+    pub async fn connect(
+        &self,
+        wallet: Option<PrivateKeySigner>,
+    ) -> Result<RegistryClient, RegistryError> {
         RegistryClient::connect(&self.rpc, self.registry, None, wallet).await
     }
 }
@@ -232,7 +235,9 @@ impl Session {
 /// A product given as a 0x product id or as a sealed module whose manifest names it.
 pub fn product_id(spec: &str) -> anyhow::Result<B256> {
     if spec.starts_with("0x") && spec.len() == 66 {
-        return spec.parse().with_context(|| format!("invalid product id {spec}"));
+        return spec
+            .parse()
+            .with_context(|| format!("invalid product id {spec}"));
     }
     let bytes = read_file(Path::new(spec))?;
     let opened = sealed_format::open(&bytes)
@@ -256,7 +261,10 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         return Ok(());
     }
     if dir.exists() {
-        bail!("state directory {} exists and is not a directory", dir.display());
+        bail!(
+            "state directory {} exists and is not a directory",
+            dir.display()
+        );
     }
     std::fs::DirBuilder::new()
         .recursive(true)

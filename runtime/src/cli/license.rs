@@ -158,12 +158,22 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
             if license.active { "ACTIVE" } else { "INACTIVE" },
             license.reason
         );
-        println!("balance     {} wei (available {} wei)", license.balance, license.available);
+        println!(
+            "balance     {} wei (available {} wei)",
+            license.balance, license.available
+        );
         println!("price       {} wei per unit", license.price);
-        println!("settled     {} unit(s) over all signers", license.settled_units);
+        println!(
+            "settled     {} unit(s) over all signers",
+            license.settled_units
+        );
         println!(
             "signer      {me}: {}, settled {}",
-            if signer_status.authorized { "authorized" } else { "NOT authorized" },
+            if signer_status.authorized {
+                "authorized"
+            } else {
+                "NOT authorized"
+            },
             signer_status.settled_units
         );
         println!(
@@ -173,7 +183,10 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
             usage.unsettled_units()
         );
         match &kernel {
-            Ok(_) => println!("kernel      meter maps pinned at {}", args.runtime.meter_pin_dir.display()),
+            Ok(_) => println!(
+                "kernel      meter maps pinned at {}",
+                args.runtime.meter_pin_dir.display()
+            ),
             Err(e) => println!("kernel      not available: {e}"),
         }
     }

@@ -3,6 +3,7 @@
 mod context;
 mod license;
 mod run;
+mod serve;
 mod settle;
 
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ pub enum Command {
     License(license::Command),
     /// Settle metered usage on chain now: sign cumulative receipts and send them.
     Settle(Box<settle::Args>),
+    /// Serve sealed modules over HTTP, with license refresh, periodic settlement and /metrics.
+    Serve(Box<serve::Args>),
 }
 
 impl Command {
@@ -40,6 +43,7 @@ impl Command {
             Command::Run(args) => run::run(*args).await,
             Command::License(cmd) => license::run(cmd).await,
             Command::Settle(args) => settle::run(*args).await,
+            Command::Serve(args) => serve::run(*args).await,
         }
     }
 }

@@ -63,7 +63,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let params: Vec<&str> = rest.iter().map(String::as_str).collect();
         let results = product.call_numeric(export, &params)?;
         let text: Vec<String> = results.iter().map(ToString::to_string).collect();
-        write_output(args.output.as_deref(), format!("{}\n", text.join(" ")).as_bytes())?;
+        write_output(
+            args.output.as_deref(),
+            format!("{}\n", text.join(" ")).as_bytes(),
+        )?;
     }
     let usage = product.usage()?;
     tracing::info!(
@@ -101,7 +104,9 @@ fn write_output(path: Option<&std::path::Path>, bytes: &[u8]) -> anyhow::Result<
             .with_context(|| format!("cannot write the output {}", path.display())),
         None => {
             let mut out = std::io::stdout().lock();
-            out.write_all(bytes).and_then(|()| out.flush()).context("cannot write to stdout")
+            out.write_all(bytes)
+                .and_then(|()| out.flush())
+                .context("cannot write to stdout")
         }
     }
 }

@@ -41,12 +41,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .filter(|k| args.customer.is_none_or(|c| c.into_array() == k.customer))
         .collect();
     if keys.is_empty() {
-        println!("nothing to settle: no usage of signer {} in the journal", signer.address());
+        println!(
+            "nothing to settle: no usage of signer {} in the journal",
+            signer.address()
+        );
         return Ok(());
     }
     for key in keys {
         let kernel_key = sealbox_runtime::metering::kernel_key(&key);
-        if let Ok(count) = sealbox_ebpf::read_pinned_count(&args.runtime.meter_pin_dir, kernel_key) {
+        if let Ok(count) = sealbox_ebpf::read_pinned_count(&args.runtime.meter_pin_dir, kernel_key)
+        {
             journal.record_kernel_units(&key, count)?;
         }
         let outcome = settle_counter(&client, &signer, &journal, &key).await?;
@@ -67,7 +71,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 s.signer_settled,
                 s.tx.gas_used,
                 if s.unpaid_units > 0 {
-                    format!(" — SHORTFALL: {} unit(s) unpaid, license now inactive", s.unpaid_units)
+                    format!(
+                        " — SHORTFALL: {} unit(s) unpaid, license now inactive",
+                        s.unpaid_units
+                    )
                 } else {
                     String::new()
                 }

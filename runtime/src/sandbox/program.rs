@@ -273,9 +273,11 @@ impl Program {
             },
         );
         store.limiter(|state| &mut state.limiter);
-        store
-            .set_fuel(self.inner.limits.fuel)
-            .map_err(|e| engine_error("(store)", &format!("{e:#}")))?;
+        if let Some(fuel) = self.inner.limits.fuel {
+            store
+                .set_fuel(fuel)
+                .map_err(|e| engine_error("(store)", &format!("{e:#}")))?;
+        }
         store.set_epoch_deadline(self.inner.deadline_ticks);
         let instance = self.inner.pre.instantiate(&mut store).map_err(|e| {
             if let Some(pool) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
@@ -302,7 +304,7 @@ impl Program {
         match err.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::OutOfFuel) => CallError::OutOfFuel {
                 export,
-                fuel: self.inner.limits.fuel,
+                fuel: self.inner.limits.fuel.unwrap_or(0),
             },
             Some(wasmtime::Trap::Interrupt) => CallError::DeadlineExceeded {
                 export,

@@ -1,0 +1,288 @@
+//! Routes, handlers and the mapping of errors to status codes.
+//!
+//! | status | when |
+//! |---|---|
+//! | 400 | product id not 32 bytes of hex, unknown export, unreadable body |
+//! | 401 | bearer token missing or wrong (when one is set) |
+//! | 402 | license inactive, signer not authorized, lease expired, escrow used up |
+//! | 404 | no such product served here |
+//! | 413 | body larger than `--max-input-bytes` |
+//! | 422 | the guest trapped, ran out of fuel or time, hit its memory limit, broke the ABI |
+//! | 500 | anything else (journal, engine) |
+//!
+//! Requests refused before admission (400, 401, 402, 404, 413) are not billed.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use alloy::primitives::B256;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use super::auth::require_token;
+use super::metrics;
+use super::state::App;
+use crate::error::RuntimeError;
+use crate::sandbox::CallError;
+
+/// The router: `/healthz` open, everything else behind the token (if any).
+pub(crate) fn router(app: Arc<App>) -> Router {
+    let guarded = Router::new()
+        .route("/v1/products/{product_id}/invoke/{export}", post(invoke))
+        .route("/metrics", get(metrics_text))
+        .layer(DefaultBodyLimit::max(app.max_input_bytes))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(guarded)
+        .fallback(not_found)
+        .with_state(app)
+}
+
+/// A JSON error response `{"error": kind, "message": message}`.
+pub(crate) fn error_response(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "error": kind, "message": message });
+    (status, axum::Json(body)).into_response()
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let body = serde_json::json!({ "status": "ok", "products": app.products.len() });
+    axum::Json(body).into_response()
+}
+
+async fn not_found() -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "no such route; calls go to POST /v1/products/{product_id}/invoke/{export}",
+    )
+}
+
+async fn metrics_text(State(app): State<Arc<App>>) -> Response {
+    let reader = Arc::clone(&app);
+    let views = match tokio::task::spawn_blocking(move || metrics::read_journal(&reader)).await {
+        Ok(views) => views,
+        Err(e) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                &format!("reading the journal failed: {e}"),
+            );
+        }
+    };
+    let text = metrics::render(&app, &views);
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn invoke(
+    State(app): State<Arc<App>>,
+    Path((product_id, export)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Ok(id) = product_id.parse::<B256>() else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "bad-product-id",
+            &format!("`{product_id}` is not a product id (32 bytes as 0x-hex)"),
+        );
+    };
+    let Some(served) = app.find(&id) else {
+        let served: Vec<String> = app.products.iter().map(|s| s.id.to_string()).collect();
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "unknown-product",
+            &format!(
+                "product {id} is not served here (serving {})",
+                served.join(", ")
+            ),
+        );
+    };
+    let served = Arc::clone(served);
+    let limit = app.max_input_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        served.stats.error("input-too-large");
+        return too_large(limit);
+    }
+    let input = match body {
+        Ok(input) => input,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            served.stats.error("input-too-large");
+            return too_large(limit);
+        }
+        Err(rejection) => {
+            served.stats.error("bad-body");
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "bad-body",
+                &format!("cannot read the request body: {rejection}"),
+            );
+        }
+    };
+    if !served.entries.iter().any(|e| *e == export) {
+        served.stats.error("unknown-export");
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "unknown-export",
+            &format!(
+                "{} has no entry `{export}` (entries: {})",
+                served.label(),
+                served.entries.join(", ")
+            ),
+        );
+    }
+
+    // Wait for a sandbox instance slot rather than fail with PoolExhausted.
+    let Ok(slot) = Arc::clone(&app.call_slots).acquire_owned().await else {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting-down",
+            "the server is shutting down",
+        );
+    };
+    let product = Arc::clone(&served.product);
+    let call = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let result = product.call_bytes(&export, &input);
+        drop(slot);
+        (result, started.elapsed())
+    })
+    .await;
+    let (result, took) = match call {
+        Ok(done) => done,
+        Err(e) => {
+            served.stats.error("internal");
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                &format!("the call's worker failed: {e}"),
+            );
+        }
+    };
+    match result {
+        Ok(output) => {
+            app.record_admitted(&served);
+            served.stats.call_ok(took);
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                )],
+                output,
+            )
+                .into_response()
+        }
+        Err(e) => {
+            let kind = e.kind();
+            // A guest error means the unit was admitted (and is billed) before the guest ran.
+            if matches!(e, RuntimeError::Call(_)) {
+                app.record_admitted(&served);
+                served.stats.call_failed(call_kind(&e), took);
+            } else {
+                served.stats.error(kind);
+            }
+            error_response(status_of(&e), call_kind(&e), &e.to_string())
+        }
+    }
+}
+
+fn too_large(limit: usize) -> Response {
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "input-too-large",
+        &format!("the request body is larger than the limit of {limit} bytes (--max-input-bytes)"),
+    )
+}
+
+/// The error kind reported to the client: the runtime's kind, refined for guest faults.
+fn call_kind(e: &RuntimeError) -> &'static str {
+    match e {
+        RuntimeError::Call(c) => match c {
+            CallError::Trap { .. } => "trap",
+            CallError::OutOfFuel { .. } => "out-of-fuel",
+            CallError::DeadlineExceeded { .. } => "deadline",
+            CallError::MemoryLimit { .. } => "memory-limit",
+            CallError::InputTooLarge { .. } => "input-too-large",
+            CallError::MissingExport { .. }
+            | CallError::BadSignature { .. }
+            | CallError::NotBytesAbi { .. }
+            | CallError::BadArgument { .. } => "unknown-export",
+            CallError::InputOutOfBounds { .. }
+            | CallError::OutputOutOfBounds { .. }
+            | CallError::OutputTooLarge { .. } => "guest-abi",
+            CallError::PoolExhausted(_) => "busy",
+            CallError::Instantiate(_) | CallError::Engine { .. } => "engine",
+        },
+        other => other.kind(),
+    }
+}
+
+/// The status code of a failed call.
+pub(crate) fn status_of(e: &RuntimeError) -> StatusCode {
+    if e.is_payment_refusal() {
+        return StatusCode::PAYMENT_REQUIRED;
+    }
+    match e {
+        RuntimeError::Call(CallError::InputTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+        RuntimeError::Call(
+            CallError::MissingExport { .. }
+            | CallError::BadSignature { .. }
+            | CallError::NotBytesAbi { .. }
+            | CallError::BadArgument { .. },
+        ) => StatusCode::BAD_REQUEST,
+        RuntimeError::Call(CallError::PoolExhausted(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        RuntimeError::Call(c) if c.is_guest_fault() => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lease::LeaseRefusal;
+
+    #[test]
+    fn refusals_map_to_402_and_guest_faults_to_422() {
+        let exhausted = RuntimeError::Lease(LeaseRefusal::EscrowExhausted {
+            unsettled: 2,
+            price_wei: 1,
+            needed_wei: 2,
+            balance_wei: 1,
+        });
+        assert_eq!(status_of(&exhausted), StatusCode::PAYMENT_REQUIRED);
+        let fuel = RuntimeError::Call(CallError::OutOfFuel {
+            export: "f".into(),
+            fuel: 1,
+        });
+        assert_eq!(status_of(&fuel), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(call_kind(&fuel), "out-of-fuel");
+        let missing = RuntimeError::Call(CallError::MissingExport {
+            name: "f".into(),
+            available: vec![],
+        });
+        assert_eq!(status_of(&missing), StatusCode::BAD_REQUEST);
+        let busy = RuntimeError::Call(CallError::PoolExhausted("64".into()));
+        assert_eq!(status_of(&busy), StatusCode::SERVICE_UNAVAILABLE);
+        let journal = RuntimeError::Offline("x".into());
+        assert_eq!(status_of(&journal), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

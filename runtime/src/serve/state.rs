@@ -1,0 +1,126 @@
+//! The server's shared state: the served products, the call slots and the
+//! settle trigger.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use alloy::primitives::B256;
+use tokio::sync::{Notify, Semaphore};
+
+use super::auth::BearerToken;
+use super::metrics::ProductStats;
+use crate::journal::Journal;
+use crate::product::Product;
+
+/// One served product.
+pub(crate) struct Served {
+    pub(crate) product: Arc<Product>,
+    pub(crate) id: B256,
+    pub(crate) name: String,
+    pub(crate) version: String,
+    /// Bytes-ABI entries; a request for anything else is refused before admission.
+    pub(crate) entries: Vec<String>,
+    pub(crate) stats: ProductStats,
+}
+
+impl Served {
+    pub(crate) fn new(product: Product) -> Self {
+        let manifest = product.manifest();
+        let id = manifest.product_id;
+        let name = manifest.name.clone();
+        let version = manifest.version.clone();
+        let entries = product.program().entries();
+        let stats = ProductStats::new(id, &name, product.kernel_metered());
+        Self {
+            product: Arc::new(product),
+            id,
+            name,
+            version,
+            entries,
+            stats,
+        }
+    }
+
+    /// `name version` for messages.
+    pub(crate) fn label(&self) -> String {
+        format!("{} {}", self.name, self.version)
+    }
+}
+
+/// State shared by the handlers and the loops.
+pub(crate) struct App {
+    pub(crate) products: Vec<Arc<Served>>,
+    by_id: HashMap<B256, Arc<Served>>,
+    pub(crate) journal: Arc<Journal>,
+    pub(crate) token: Option<BearerToken>,
+    pub(crate) max_input_bytes: usize,
+    /// One permit per sandbox instance slot; a guest call holds one.
+    pub(crate) call_slots: Arc<Semaphore>,
+    slots_total: u32,
+    /// Woken when a product has run `settle_every_units` units since its last round.
+    pub(crate) settle_wake: Notify,
+    settle_every_units: u64,
+    unauthorized: AtomicU64,
+}
+
+impl App {
+    pub(crate) fn new(
+        products: Vec<Arc<Served>>,
+        journal: Arc<Journal>,
+        token: Option<BearerToken>,
+        max_input_bytes: usize,
+        max_concurrent_calls: usize,
+        settle_every_units: u64,
+    ) -> Self {
+        let slots = u32::try_from(max_concurrent_calls.clamp(1, Semaphore::MAX_PERMITS))
+            .unwrap_or(u32::MAX);
+        let by_id = products.iter().map(|s| (s.id, Arc::clone(s))).collect();
+        Self {
+            products,
+            by_id,
+            journal,
+            token,
+            max_input_bytes,
+            call_slots: Arc::new(Semaphore::new(slots as usize)),
+            slots_total: slots,
+            settle_wake: Notify::new(),
+            settle_every_units: settle_every_units.max(1),
+            unauthorized: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn find(&self, id: &B256) -> Option<&Arc<Served>> {
+        self.by_id.get(id)
+    }
+
+    /// Counts an admitted unit towards the product's next settlement round.
+    pub(crate) fn record_admitted(&self, served: &Served) {
+        let pending = served.stats.pending_settle.fetch_add(1, Ordering::Relaxed) + 1;
+        if pending >= self.settle_every_units {
+            self.settle_wake.notify_one();
+        }
+    }
+
+    /// Waits until no guest call is running (every slot is free again).
+    pub(crate) async fn drain_calls(&self) {
+        if let Ok(all) = self.call_slots.acquire_many(self.slots_total).await {
+            drop(all);
+        }
+    }
+
+    /// Calls answered with output, and invoke requests refused or failed.
+    pub(crate) fn call_totals(&self) -> (u64, u64) {
+        self.products.iter().fold((0, 0), |(ok, failed), s| {
+            (ok + s.stats.calls_ok(), failed + s.stats.errors_total())
+        })
+    }
+
+    pub(crate) fn unauthorized(&self) {
+        self.unauthorized.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn unauthorized_total(&self) -> u64 {
+        self.unauthorized.load(Ordering::Relaxed)
+    }
+}

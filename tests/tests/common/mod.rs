@@ -1,0 +1,762 @@
+//! Shared fixtures of the end-to-end tests: a real anvil with a deployed
+//! `LicenseRegistry`, funded vendor and customer keys in 0600 files, the real
+//! `packager` and `runtime` binaries, and one "customer machine" (state and
+//! cache directories) per scenario.
+//!
+//! The binaries are not built here: `cargo build --workspace --bins` must run
+//! first (scripts/test does), and [`bin`] finds them next to the test binary.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use alloy::node_bindings::{Anvil, AnvilInstance};
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
+use alloy::signers::local::PrivateKeySigner;
+use k256::ecdsa::SigningKey;
+use license_contract::{DeployParams, RegistryClient};
+use sealbox_runtime::journal::{Journal, Usage, UsageKey};
+use sha2::{Digest, Sha256};
+
+/// Anvil's chain id.
+pub const CHAIN_ID: u64 = 31337;
+/// Price per call of the test products, in wei.
+pub const PRICE_WEI: u64 = 1_000;
+/// What the runtime logs (at info level) right before it compiles a module
+/// whose license holds. Its absence, together with an untouched module cache,
+/// proves nothing was compiled.
+pub const COMPILING: &str = "license holds; compiling";
+
+// ---------------------------------------------------------------- paths
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A file under `examples/`.
+pub fn example(rel: &str) -> PathBuf {
+    repo_root().join("examples").join(rel)
+}
+
+/// A file under `tests/fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// A workspace binary of the same target directory and profile as this test
+/// (`<target>/<profile>/<name>`; test binaries live in `<target>/<profile>/deps/`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in <target>/<profile>/deps/");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} not found: run `cargo build --workspace --bins` first (with the same \
+         CARGO_TARGET_DIR and profile as `cargo test`); scripts/test does",
+        path.display()
+    );
+    path
+}
+
+/// The anvil binary: $SEALBOX_ANVIL, else license-contract/node_modules/.bin/anvil.
+pub fn anvil_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("SEALBOX_ANVIL") {
+        return PathBuf::from(p);
+    }
+    let p = repo_root().join("license-contract/node_modules/.bin/anvil");
+    assert!(
+        p.exists(),
+        "anvil not found at {}: run scripts/setup (npm ci in license-contract/), or point \
+         SEALBOX_ANVIL at an anvil 1.7.1 binary",
+        p.display()
+    );
+    p
+}
+
+// ---------------------------------------------------------------- chain
+
+/// A real anvil with a freshly deployed registry (fee 3000 bps, treasury =
+/// deployer = dev account 0, thaw 1 h). Dropping it kills anvil.
+pub struct Chain {
+    anvil: AnvilInstance,
+    /// JSON-RPC endpoint.
+    pub url: String,
+    /// The registry's address.
+    pub registry: Address,
+}
+
+impl Chain {
+    /// Spawns anvil and deploys a registry on it.
+    pub async fn start() -> Chain {
+        let path = anvil_path();
+        let anvil = Anvil::at(&path)
+            .try_spawn()
+            .unwrap_or_else(|e| panic!("cannot start anvil at {}: {e}", path.display()));
+        let url = anvil.endpoint();
+        let deployer: PrivateKeySigner = anvil.keys()[0].clone().into();
+        let params = DeployParams {
+            fee_bps: 3000,
+            treasury: None,
+            thaw_seconds: 3600,
+            expected_chain_id: Some(CHAIN_ID),
+        };
+        let (client, _) = RegistryClient::deploy(&url, deployer, params)
+            .await
+            .expect("deploy the registry");
+        Chain {
+            registry: client.address(),
+            url,
+            anvil,
+        }
+    }
+
+    /// The chain shared by the tests of one test binary that are running at
+    /// the same time; anvil stops when the last of them drops its handle.
+    /// Tests on it use their own fresh accounts and their own releases, so
+    /// they never see each other's state.
+    pub async fn shared() -> Arc<Chain> {
+        static SHARED: tokio::sync::Mutex<Weak<Chain>> = tokio::sync::Mutex::const_new(Weak::new());
+        let mut slot = SHARED.lock().await;
+        if let Some(chain) = slot.upgrade() {
+            return chain;
+        }
+        let chain = Arc::new(Chain::start().await);
+        *slot = Arc::downgrade(&chain);
+        chain
+    }
+
+    /// Kills anvil: the RPC becomes unreachable.
+    pub fn stop(self) {
+        drop(self.anvil);
+    }
+
+    /// A client of the registry that sends transactions from `key`.
+    pub async fn client(&self, key: &PrivateKeySigner) -> RegistryClient {
+        RegistryClient::connect(&self.url, self.registry, Some(CHAIN_ID), Some(key.clone()))
+            .await
+            .expect("connect to the registry")
+    }
+
+    /// Gives `who` 100 ETH (anvil_setBalance: no transaction, so no nonce
+    /// races between tests sharing the chain).
+    pub async fn fund(&self, who: Address) {
+        let client = RegistryClient::connect(&self.url, self.registry, Some(CHAIN_ID), None)
+            .await
+            .expect("connect to the registry");
+        let amount = U256::from(100u64) * U256::from(10u64).pow(U256::from(18u64));
+        let _: serde_json::Value = client
+            .provider()
+            .raw_request("anvil_setBalance".into(), (who, amount))
+            .await
+            .expect("anvil_setBalance");
+    }
+}
+
+// ---------------------------------------------------------------- keys
+
+/// A key and the 0600 raw-hex file holding it.
+pub struct Party {
+    /// The key.
+    pub signer: PrivateKeySigner,
+    /// Its key file.
+    pub key: PathBuf,
+}
+
+impl Party {
+    /// A random key written to `dir/<name>.key`.
+    pub fn new(dir: &Path, name: &str) -> Party {
+        let signer = PrivateKeySigner::random();
+        let key = dir.join(format!("{name}.key"));
+        sealbox_keyfile::write_raw(&key, &signer).expect("write the key file");
+        Party { signer, key }
+    }
+
+    /// Its Ethereum address.
+    pub fn address(&self) -> Address {
+        self.signer.address()
+    }
+
+    /// Its k256 signing key.
+    pub fn signing_key(&self) -> &SigningKey {
+        self.signer.credential()
+    }
+}
+
+/// The people of one scenario: a vendor, a customer (both funded) and the
+/// runtime's own receipt-signing key (unfunded; the customer authorizes it).
+pub struct Actors {
+    /// Holds the key files and the scenario's modules.
+    pub dir: tempfile::TempDir,
+    /// Seals and publishes.
+    pub vendor: Party,
+    /// Deposits and authorizes the runtime key.
+    pub customer: Party,
+    /// The key `runtime run --key` uses.
+    pub runtime: Party,
+}
+
+impl Actors {
+    /// Fresh keys, vendor and customer funded on `chain`.
+    pub async fn new(chain: &Chain) -> Actors {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vendor = Party::new(dir.path(), "vendor");
+        let customer = Party::new(dir.path(), "customer");
+        let runtime = Party::new(dir.path(), "runtime");
+        chain.fund(vendor.address()).await;
+        chain.fund(customer.address()).await;
+        Actors {
+            dir,
+            vendor,
+            customer,
+            runtime,
+        }
+    }
+
+    /// The scenario's directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+// ---------------------------------------------------------------- processes
+
+/// What a finished process printed, and how it ended.
+#[derive(Debug)]
+pub struct Out {
+    /// The command line, for messages.
+    pub command: String,
+    /// Exit code (`None` = killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Wall-clock time the process took.
+    pub elapsed: Duration,
+}
+
+impl Out {
+    fn dump(&self) -> String {
+        format!(
+            "$ {}\nexit: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.command, self.code, self.stdout, self.stderr
+        )
+    }
+
+    /// Asserts exit code 0.
+    #[track_caller]
+    pub fn ok(&self) -> &Out {
+        assert_eq!(self.code, Some(0), "expected success\n{}", self.dump());
+        self
+    }
+
+    /// Asserts the process failed with `code` and that stderr contains every needle.
+    #[track_caller]
+    pub fn refused(&self, code: i32, needles: &[&str]) -> &Out {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "expected exit code {code}\n{}",
+            self.dump()
+        );
+        for needle in needles {
+            assert!(
+                self.stderr.contains(needle),
+                "stderr does not contain {needle:?}\n{}",
+                self.dump()
+            );
+        }
+        assert!(
+            self.stdout.is_empty(),
+            "a refused run printed output\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    /// Whether the runtime logged that it was about to compile.
+    pub fn logged_compiling(&self) -> bool {
+        self.stderr.contains(COMPILING)
+    }
+}
+
+/// Runs `program` with `args` (environment cleaned of every SEALBOX_ and
+/// RUST_LOG variable, colours off) and captures what it prints.
+pub fn run<I, S>(program: &Path, args: I) -> Out
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdin(Stdio::null()).env("NO_COLOR", "1");
+    for (name, _) in std::env::vars_os() {
+        let name_str = name.to_string_lossy();
+        if name_str.starts_with("SEALBOX_") || name_str == "RUST_LOG" {
+            cmd.env_remove(&name);
+        }
+    }
+    let command = format!(
+        "{} {}",
+        program.display(),
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let started = Instant::now();
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    Out {
+        command,
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+// ---------------------------------------------------------------- modules
+
+/// Writes `src` (.wat or .wasm) as binary Wasm into `dir`, with an extra
+/// custom section `e2e.variant` holding `variant`. The code hash is the
+/// release id and binds to one product only, so each test seals its own
+/// variant of a shared example.
+pub fn variant(src: &Path, variant: &str, dir: &Path) -> PathBuf {
+    let mut wasm =
+        wat::parse_file(src).unwrap_or_else(|e| panic!("cannot read {}: {e}", src.display()));
+    let name = b"e2e.variant";
+    let mut contents = leb(name.len());
+    contents.extend_from_slice(name);
+    contents.extend_from_slice(variant.as_bytes());
+    wasm.push(0);
+    wasm.extend(leb(contents.len()));
+    wasm.extend(contents);
+    let stem = src.file_stem().and_then(OsStr::to_str).unwrap_or("module");
+    let out = dir.join(format!("{stem}-{variant}.wasm"));
+    std::fs::write(&out, wasm).expect("write the module");
+    out
+}
+
+/// Unsigned LEB128.
+pub fn leb(mut value: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// `packager seal IN --key VENDOR --name NAME --version 1.0.0 --chain-id … --registry …
+/// -o OUT EXTRA…`; adds `--metering kernel-preferred` unless `extra` names a metering
+/// policy (the tests run the runtime without the kernel meter unless they say otherwise).
+pub fn seal(
+    input: &Path,
+    vendor: &Party,
+    name: &str,
+    chain_id: u64,
+    registry: Address,
+    out: &Path,
+    extra: &[&str],
+) -> PathBuf {
+    let mut args: Vec<String> = vec![
+        "seal".into(),
+        input.display().to_string(),
+        "--key".into(),
+        vendor.key.display().to_string(),
+        "--name".into(),
+        name.into(),
+        "--version".into(),
+        "1.0.0".into(),
+        "--chain-id".into(),
+        chain_id.to_string(),
+        "--registry".into(),
+        registry.to_string(),
+        "-o".into(),
+        out.display().to_string(),
+    ];
+    if !extra.contains(&"--metering") {
+        args.extend(["--metering".into(), "kernel-preferred".into()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    run(&bin("packager"), &args).ok();
+    out.to_path_buf()
+}
+
+/// The manifest of a sealed file (after every format check).
+pub fn manifest(sealed: &Path) -> sealed_format::Manifest {
+    let bytes = std::fs::read(sealed).expect("read the sealed module");
+    sealed_format::open(&bytes)
+        .expect("the sealed module verifies")
+        .manifest
+}
+
+/// Replaces the signature section of `sealed` by one signed with `key`:
+/// what an attacker who re-signs a vendor's module with their own key
+/// produces. Every other byte (manifest naming the real vendor, code) stays.
+pub fn resign(sealed: &[u8], key: &SigningKey) -> Vec<u8> {
+    use sealed_format::signature as sig;
+    let header = &sealed[..8];
+    assert_eq!(sealed[8], 0, "a sealed module starts with a custom section");
+    let mut pos = 9;
+    let size = read_leb(sealed, &mut pos);
+    let rest = &sealed[pos + size..];
+    let hash: [u8; 32] = Sha256::digest(rest).into();
+    let mut msg = Sha256::new();
+    msg.update(sig::SIGNATURE_DOMAIN);
+    msg.update([
+        sig::SPEC_VERSION,
+        sig::CONTENT_TYPE_MODULE,
+        sig::HASH_SHA256,
+    ]);
+    msg.update(hash);
+    let digest: [u8; 32] = msg.finalize().into();
+    let (signature, recid) = key
+        .sign_prehash_recoverable(&digest)
+        .expect("sign the module hash");
+    let address = Address::from_public_key(key.verifying_key());
+
+    let mut record = leb(20);
+    record.extend_from_slice(address.as_slice());
+    record.push(sig::ALG_SECP256K1_SHA256_RECOVERABLE);
+    record.extend(leb(65));
+    record.extend_from_slice(&signature.to_bytes());
+    record.push(recid.to_byte());
+    let mut set = leb(1);
+    set.extend_from_slice(&hash);
+    set.extend(leb(1));
+    set.extend(leb(record.len()));
+    set.extend(record);
+    let mut payload = vec![
+        sig::SPEC_VERSION,
+        sig::CONTENT_TYPE_MODULE,
+        sig::HASH_SHA256,
+    ];
+    payload.extend(leb(1));
+    payload.extend(leb(set.len()));
+    payload.extend(set);
+    let mut contents = leb(sig::SECTION_NAME.len());
+    contents.extend_from_slice(sig::SECTION_NAME.as_bytes());
+    contents.extend(payload);
+
+    let mut out = header.to_vec();
+    out.push(0);
+    out.extend(leb(contents.len()));
+    out.extend(contents);
+    out.extend_from_slice(rest);
+    out
+}
+
+fn read_leb(bytes: &[u8], pos: &mut usize) -> usize {
+    let mut value = 0usize;
+    let mut shift = 0;
+    loop {
+        let byte = bytes[*pos];
+        *pos += 1;
+        value |= usize::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return value;
+        }
+        shift += 7;
+    }
+}
+
+// ---------------------------------------------------------------- registry
+
+/// A published release.
+#[derive(Debug, Clone, Copy)]
+pub struct Release {
+    /// The product.
+    pub product_id: B256,
+    /// The release (SHA-256 of the plaintext module).
+    pub code_hash: B256,
+}
+
+/// Registers the sealed module's product (if new) at `price` wei per call and
+/// publishes its release, as the vendor.
+pub async fn publish(vendor: &RegistryClient, sealed: &Path, price: u64) -> Release {
+    let m = manifest(sealed);
+    if vendor.product(m.product_id).await.unwrap().is_none() {
+        let (id, _) = vendor
+            .register_product(&m.name, U256::from(price))
+            .await
+            .expect("register the product");
+        assert_eq!(
+            id, m.product_id,
+            "the chain computes the manifest's product id"
+        );
+    }
+    vendor
+        .publish_release(m.product_id, m.code_hash)
+        .await
+        .expect("publish the release");
+    Release {
+        product_id: m.product_id,
+        code_hash: m.code_hash,
+    }
+}
+
+/// As the customer: deposits `deposit` wei for `product` and authorizes the runtime key.
+pub async fn license(customer: &RegistryClient, product: B256, deposit: u64, runtime: Address) {
+    if deposit > 0 {
+        customer
+            .deposit(product, None, U256::from(deposit))
+            .await
+            .expect("deposit");
+    }
+    customer
+        .authorize_signer(product, runtime)
+        .await
+        .expect("authorize the runtime signer");
+}
+
+/// The usual scenario: seal `module` as `name` with `extra` options, publish it
+/// at [`PRICE_WEI`], deposit `deposit` wei and authorize the runtime key.
+pub async fn licensed(
+    chain: &Chain,
+    actors: &Actors,
+    module: &Path,
+    name: &str,
+    deposit: u64,
+    extra: &[&str],
+) -> (PathBuf, Release) {
+    let sealed = seal(
+        module,
+        &actors.vendor,
+        name,
+        CHAIN_ID,
+        chain.registry,
+        &actors.path().join(format!("{name}.sealed.wasm")),
+        extra,
+    );
+    let vendor = chain.client(&actors.vendor.signer).await;
+    let release = publish(&vendor, &sealed, PRICE_WEI).await;
+    let customer = chain.client(&actors.customer.signer).await;
+    license(
+        &customer,
+        release.product_id,
+        deposit,
+        actors.runtime.address(),
+    )
+    .await;
+    (sealed, release)
+}
+
+// ---------------------------------------------------------------- customer machine
+
+/// One customer machine: its own state directory (journal, leases) and
+/// module cache, running the `runtime` binary with the runtime key on behalf
+/// of the customer.
+pub struct Machine {
+    dir: tempfile::TempDir,
+    rpc: String,
+    registry: Address,
+    key: PathBuf,
+    customer: Address,
+    signer: Address,
+    /// `--decrypt-key`, when not the runtime key.
+    pub decrypt_key: Option<PathBuf>,
+    /// `--meter-pin-dir` with the kernel meter attached; `None` = `--no-kernel-meter`.
+    pub kernel_meter: Option<PathBuf>,
+}
+
+impl Machine {
+    /// A fresh machine of `actors.customer` with the runtime key.
+    pub fn new(chain: &Chain, actors: &Actors) -> Machine {
+        Machine::with_key(chain, actors, &actors.runtime)
+    }
+
+    /// A fresh machine of `actors.customer` running with `runtime` as its key
+    /// (each machine of a fleet has its own, with its own counter on chain).
+    pub fn with_key(chain: &Chain, actors: &Actors, runtime: &Party) -> Machine {
+        Machine {
+            dir: tempfile::tempdir().expect("tempdir"),
+            rpc: chain.url.clone(),
+            registry: chain.registry,
+            key: runtime.key.clone(),
+            customer: actors.customer.address(),
+            signer: runtime.address(),
+            decrypt_key: None,
+            kernel_meter: None,
+        }
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// The compiled-module cache directory.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    fn common_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--rpc".into(),
+            self.rpc.clone(),
+            "--registry".into(),
+            self.registry.to_string(),
+            "--key".into(),
+            self.key.display().to_string(),
+            "--state-dir".into(),
+            self.state_dir().display().to_string(),
+            "--cache-dir".into(),
+            self.cache_dir().display().to_string(),
+        ];
+        match &self.kernel_meter {
+            Some(pin_dir) => args.extend(["--meter-pin-dir".into(), pin_dir.display().to_string()]),
+            None => args.push("--no-kernel-meter".into()),
+        }
+        args
+    }
+
+    /// `runtime -v run SEALED <chain, state, cache, meter args> --customer C [--decrypt-key K] ARGS…`
+    /// (`ARGS` last: `--invoke` takes everything after it).
+    pub fn run(&self, sealed: &Path, args: &[&str]) -> Out {
+        let mut all: Vec<String> = vec!["-v".into(), "run".into(), sealed.display().to_string()];
+        all.extend(self.common_args());
+        all.extend(["--customer".into(), self.customer.to_string()]);
+        if let Some(key) = &self.decrypt_key {
+            all.extend(["--decrypt-key".into(), key.display().to_string()]);
+        }
+        all.extend(args.iter().map(|s| s.to_string()));
+        run(&bin("runtime"), &all)
+    }
+
+    /// `runtime license status SEALED --json` for the customer, as the runtime key.
+    pub fn status(&self, sealed: &Path) -> serde_json::Value {
+        let mut all: Vec<String> = vec![
+            "license".into(),
+            "status".into(),
+            sealed.display().to_string(),
+            "--json".into(),
+            "--customer".into(),
+            self.customer.to_string(),
+        ];
+        all.extend(
+            self.common_args()
+                .into_iter()
+                .filter(|a| a != "--no-kernel-meter"),
+        );
+        if self.kernel_meter.is_none() {
+            // Point the status reader at a pin directory that never exists.
+            all.extend([
+                "--meter-pin-dir".into(),
+                self.dir.path().join("no-meter").display().to_string(),
+            ]);
+        }
+        let out = run(&bin("runtime"), &all);
+        out.ok();
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{}", out.stdout))
+    }
+
+    /// The journal's counter for `product`, read directly (works with the chain down).
+    pub fn usage(&self, product: B256) -> Usage {
+        let path = self
+            .state_dir()
+            .join(format!("journal-{}.db", self.registry));
+        assert!(path.is_file(), "no journal at {}", path.display());
+        let journal = Journal::open(&path).expect("open the journal");
+        journal
+            .usage(&UsageKey {
+                product: product.0,
+                customer: self.customer.into_array(),
+                signer: self.signer.into_array(),
+            })
+            .expect("read the journal")
+    }
+
+    /// The compiled modules in the cache, with the identity of each file.
+    pub fn cache(&self) -> CacheSnapshot {
+        let mut entries = BTreeMap::new();
+        if let Ok(dir) = std::fs::read_dir(self.cache_dir()) {
+            for entry in dir.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name == "cache.key" {
+                    continue;
+                }
+                let meta = entry.metadata().expect("stat a cache entry");
+                entries.insert(name, (meta.ino(), meta.mtime(), meta.mtime_nsec()));
+            }
+        }
+        CacheSnapshot(entries)
+    }
+
+    /// Asserts the refused run `out` compiled nothing: no "compiling" log line
+    /// and the module cache exactly as `before`.
+    #[track_caller]
+    pub fn assert_nothing_compiled(&self, out: &Out, before: &CacheSnapshot) {
+        assert!(
+            !out.logged_compiling(),
+            "the runtime compiled although it refused:\n{}",
+            out.stderr
+        );
+        assert_eq!(
+            &self.cache(),
+            before,
+            "the module cache changed although the run was refused"
+        );
+    }
+}
+
+/// Files of a module cache (other than its key): name → (inode, mtime s, mtime ns).
+/// An entry is written to a temp file and renamed into place, so a
+/// recompilation always shows up as a new inode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSnapshot(pub BTreeMap<String, (u64, i64, i64)>);
+
+impl CacheSnapshot {
+    /// Number of files.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// No files.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether the cache holds the compiled module of `code_hash`.
+    pub fn has(&self, code_hash: B256) -> bool {
+        self.0.contains_key(&format!(
+            "{}.cwasm",
+            alloy::primitives::hex::encode(code_hash)
+        ))
+    }
+}
+
+/// The customer's compressed public key as `packager pubkey` prints it.
+pub fn pubkey(party: &Party) -> String {
+    let out = run(
+        &bin("packager"),
+        ["pubkey", "--key", &party.key.display().to_string()],
+    );
+    out.ok();
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pubkey"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| panic!("no pubkey line in:\n{}", out.stdout))
+}

@@ -1,0 +1,224 @@
+//! Issue #4, the sandbox: a guest that traps, loops forever or grows memory
+//! past its limit, a missing export, an entry that is not a bytes-ABI export,
+//! and input over the configured maximum. Each ends the call with a message
+//! naming what happened and the guest-call exit code 41 (40 when the sandbox
+//! refuses the module itself). The guest is `tests/fixtures/faults.wat`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Actors, Chain, Machine, Release, example, fixture, licensed, variant};
+
+/// Fuel the fault module is sealed with (per call).
+const FUEL: &str = "1000000";
+/// Memory limit it is sealed with, in 64 KiB pages (it starts with 1).
+const PAGES: &str = "4";
+
+/// The fault module sealed with `limits`, published and licensed.
+async fn faults(chain: &Chain, actors: &Actors, tag: &str, limits: &[&str]) -> (PathBuf, Release) {
+    let module = variant(&fixture("faults.wat"), tag, actors.path());
+    licensed(
+        chain,
+        actors,
+        &module,
+        &format!("faults-{tag}"),
+        1_000_000,
+        limits,
+    )
+    .await
+}
+
+fn small_input(dir: &Path) -> String {
+    let path = dir.join("input.bin");
+    std::fs::write(&path, b"hello, sandbox").unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trap_ends_the_call_with_the_trap_named() {
+    let chain = Chain::shared().await;
+    let actors = Actors::new(&chain).await;
+    let (sealed, release) = faults(
+        &chain,
+        &actors,
+        "trap",
+        &["--fuel", FUEL, "--max-memory-pages", PAGES],
+    )
+    .await;
+    let machine = Machine::new(&chain, &actors);
+    let input = small_input(actors.path());
+
+    // The module is otherwise sound: its well-behaved entry echoes the input.
+    let out = machine.run(&sealed, &["--input", &input, "--export", "echo"]);
+    out.ok();
+    assert_eq!(out.stdout, "hello, sandbox");
+
+    let out = machine.run(&sealed, &["--input", &input, "--export", "trap"]);
+    out.refused(41, &["guest `trap` trapped", "unreachable"]);
+    // The unit is journalled before the guest runs: a trapping call is billed.
+    assert_eq!(machine.usage(release.product_id).runtime_units, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runaway_loop_runs_out_of_fuel() {
+    let chain = Chain::shared().await;
+    let actors = Actors::new(&chain).await;
+    let (sealed, _) = faults(
+        &chain,
+        &actors,
+        "fuel",
+        &["--fuel", FUEL, "--max-memory-pages", PAGES],
+    )
+    .await;
+    let machine = Machine::new(&chain, &actors);
+    let out = machine.run(
+        &sealed,
+        &["--input", &small_input(actors.path()), "--export", "spin"],
+    );
+    out.refused(
+        41,
+        &[
+            &format!("guest `spin` used all {FUEL} units of fuel"),
+            "runaway loop",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runaway_loop_hits_the_deadline() {
+    let chain = Chain::shared().await;
+    let actors = Actors::new(&chain).await;
+    // No fuel limit in the manifest: the customer's cap (10^10) would take
+    // far longer than the 150 ms deadline to burn.
+    let (sealed, _) = faults(&chain, &actors, "deadline", &["--deadline-ms", "150"]).await;
+    let machine = Machine::new(&chain, &actors);
+    let out = machine.run(
+        &sealed,
+        &["--input", &small_input(actors.path()), "--export", "spin"],
+    );
+    out.refused(41, &["guest `spin` ran past its deadline of 150 ms"]);
+    // The customer's own cap is 10 s: the manifest's deadline is what ended it.
+    assert!(
+        out.elapsed.as_secs() < 8,
+        "the call took {:?}, the deadline was not enforced",
+        out.elapsed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_bomb_stops_at_the_limit() {
+    let chain = Chain::shared().await;
+    let actors = Actors::new(&chain).await;
+    let (sealed, _) = faults(
+        &chain,
+        &actors,
+        "memory",
+        &["--fuel", FUEL, "--max-memory-pages", PAGES],
+    )
+    .await;
+    let machine = Machine::new(&chain, &actors);
+    let out = machine.run(
+        &sealed,
+        &["--input", &small_input(actors.path()), "--export", "grow"],
+    );
+    out.refused(
+        41,
+        &[&format!(
+            "guest `grow` grew memory past {PAGES} pages (asked for 5 pages)"
+        )],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_export_is_named_with_the_available_ones() {
+    let chain = Chain::shared().await;
+    let actors = Actors::new(&chain).await;
+    let module = variant(&example("wat/text_redact.wat"), "missing", actors.path());
+    let (sealed, release) = licensed(&chain, &actors, &module, "tr-missing", 1_000_000, &[]).await;
+    let machine = Machine::new(&chain, &actors);
+    let letter = example("inputs/letter.txt").display().to_string();
+
+    let out = machine.run(&sealed, &["--input", &letter, "--export", "summarize"]);
+    out.refused(41, &["module has no export `summarize`", "`redact`"]);
+    let out = machine.run(&sealed, &["--invoke", "revision"]);
+    out.refused(41, &["module has no export `revision`", "`version`"]);
+    // A numeric call with the wrong number of arguments is refused before the guest runs.
+    let out = machine.run(&sealed, &["--invoke", "version", "7"]);
+    out.refused(
+        41,
+        &["bad argument for `version`", "takes 0 argument(s)", "got 1"],
+    );
+    // None of these calls reached the guest: bad input changes nothing, so
+    // nothing is billed.
+    let usage = machine.usage(release.product_id);
+    assert_eq!(usage.runtime_units, 0, "{usage:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn manifest_entry_that_is_not_a_bytes_abi_export_is_refused() {
+    let chain = Chain::shared().await;
+    let actors = Actors::new(&chain).await;
+    let module = variant(&example("wat/text_redact.wat"), "bad-entry", actors.path());
+    // `version` is exported, so `packager seal` accepts it as an entry, but
+    // its type is () -> i32, not the (i32, i32) -> i64 of the bytes ABI.
+    let (sealed, release) = licensed(
+        &chain,
+        &actors,
+        &module,
+        "tr-bad-entry",
+        1_000_000,
+        &["--entry", "version"],
+    )
+    .await;
+    let machine = Machine::new(&chain, &actors);
+    let out = machine.run(&sealed, &["--invoke", "version"]);
+    out.refused(
+        40,
+        &["entry `version` is not a bytes-ABI export", "`redact`"],
+    );
+    assert_eq!(machine.usage(release.product_id).runtime_units, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn input_over_the_configured_maximum_is_refused_before_anything_runs() {
+    let chain = Chain::shared().await;
+    let actors = Actors::new(&chain).await;
+    let (sealed, release) = faults(
+        &chain,
+        &actors,
+        "input",
+        &["--fuel", FUEL, "--max-memory-pages", PAGES],
+    )
+    .await;
+    let machine = Machine::new(&chain, &actors);
+    let input = small_input(actors.path()); // 14 bytes
+
+    let out = machine.run(
+        &sealed,
+        &[
+            "--max-input-bytes",
+            "14",
+            "--input",
+            &input,
+            "--export",
+            "echo",
+        ],
+    );
+    out.ok();
+    let before = machine.cache();
+    let out = machine.run(
+        &sealed,
+        &[
+            "--max-input-bytes",
+            "13",
+            "--input",
+            &input,
+            "--export",
+            "echo",
+        ],
+    );
+    out.refused(41, &["larger than", "13 bytes"]);
+    machine.assert_nothing_compiled(&out, &before);
+    assert_eq!(machine.usage(release.product_id).runtime_units, 1);
+}
