@@ -165,6 +165,11 @@ impl Loader<'_> {
                     Err(e) => return Err(e),
                 };
                 self.journal.store_lease(key, &check.lease)?;
+                // Refuse before compiling when the escrow cannot pay for one more call.
+                let usage = self.journal.usage(key)?;
+                check
+                    .lease
+                    .admit(unix_now(), usage.billable_units() + 1, &self.policy)?;
                 Ok(())
             }
             ChainAccess::Offline { .. } => {
@@ -175,7 +180,7 @@ impl Loader<'_> {
                     )
                 })?;
                 let usage = self.journal.usage(key)?;
-                lease.admit(unix_now(), usage.billable_units(), &self.policy)?;
+                lease.admit(unix_now(), usage.billable_units() + 1, &self.policy)?;
                 tracing::warn!(
                     product = %manifest.name,
                     lease_age_s = unix_now().saturating_sub(lease.checked_at),

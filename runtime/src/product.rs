@@ -91,16 +91,21 @@ impl Product {
         }
     }
 
-    /// Calls a bytes-ABI export with `input`, after admitting and metering the call.
+    /// Calls a bytes-ABI export with `input`. A call the sandbox refuses
+    /// up front (unknown export, input too large) is not billed; one that
+    /// passes is admitted and metered, then runs.
     pub fn call_bytes(&self, export: &str, input: &[u8]) -> Result<Vec<u8>, RuntimeError> {
+        let call = self.program.bytes_call(export, input)?;
         self.admit()?;
-        Ok(self.program.call_bytes(export, input)?)
+        Ok(call.run()?)
     }
 
-    /// Calls a numeric export with arguments parsed from text, after admitting and metering it.
+    /// Calls a numeric export with arguments parsed from text; billed like
+    /// [`Product::call_bytes`] only once the export and arguments check out.
     pub fn call_numeric(&self, export: &str, args: &[&str]) -> Result<Vec<NumValue>, RuntimeError> {
+        let call = self.program.numeric_call(export, args)?;
         self.admit()?;
-        Ok(self.program.call_numeric(export, args)?)
+        Ok(call.run()?)
     }
 
     /// The unit is written to the journal before the guest runs, so a crash

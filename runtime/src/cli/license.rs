@@ -12,7 +12,7 @@ pub enum Command {
     /// Deposit wei into the escrow that pays for a product's usage.
     Deposit(DepositArgs),
     /// Show the license: active, reason, balance, price, settled units, local usage.
-    Status(StatusArgs),
+    Status(Box<StatusArgs>),
     /// Authorize a runtime signer key to meter and settle usage for your license.
     Authorize(AuthorizeArgs),
     /// Withdraw escrow: request (starts the thaw), then --complete after it.
@@ -82,7 +82,7 @@ pub struct WithdrawArgs {
 pub async fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Deposit(args) => deposit(args).await,
-        Command::Status(args) => status(args).await,
+        Command::Status(args) => status(*args).await,
         Command::Authorize(args) => authorize(args).await,
         Command::Withdraw(args) => withdraw(args).await,
     }

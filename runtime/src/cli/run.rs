@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use alloy::primitives::Address;
 use anyhow::{Context as _, bail};
 
+use sealbox_runtime::RuntimeError;
+use sealbox_runtime::sandbox::CallError;
+
 use super::context::{ChainArgs, RuntimeArgs, Session, read_file};
 
 /// Arguments of `runtime run`.
@@ -93,7 +96,12 @@ fn read_input(spec: &str, max: usize) -> anyhow::Result<Vec<u8>> {
             .with_context(|| format!("cannot read the input {spec}"))?;
     }
     if buf.len() > max {
-        bail!("the input is larger than the configured maximum of {max} bytes (--max-input-bytes)");
+        // The read stopped at max + 1 bytes; report the real size when it is known.
+        let len = match spec {
+            "-" => buf.len(),
+            path => std::fs::metadata(path).map_or(buf.len(), |m| m.len() as usize),
+        };
+        return Err(RuntimeError::Call(CallError::InputTooLarge { len, limit: max }).into());
     }
     Ok(buf)
 }

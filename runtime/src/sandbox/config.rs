@@ -25,8 +25,8 @@ pub struct SandboxConfig {
     /// Meter fuel (deterministic instruction budgets). When off, the
     /// manifest's `fuel` is not enforced and only the wall-clock deadline
     /// bounds a call; guests run faster (see `benches/instantiate.rs`:
-    /// fuel costs roughly +10..45% on data-processing loops and up to 2-3x
-    /// on tight arithmetic loops).
+    /// fuel cost 0..45% on a byte-processing loop and 2.5-3.5x on a tight
+    /// arithmetic loop, on a busy 2-core machine).
     pub consume_fuel: bool,
     /// Cap on the fuel (roughly: WebAssembly instructions) of one call.
     pub max_fuel: u64,

@@ -29,7 +29,7 @@ use wasmtime::{Engine, Linker, Module};
 pub use abi::{ALLOC_EXPORT, MEMORY_EXPORT};
 pub use config::{DEFAULT_CACHE_DIR, EffectiveLimits, GuestLimits, SandboxConfig, WASM_PAGE_BYTES};
 pub use error::{CallError, SandboxError};
-pub use program::{CompileStats, NumValue, Program};
+pub use program::{BytesCall, CompileStats, NumValue, NumericCall, Program};
 
 use cache::ModuleCache;
 use engine::EpochTicker;

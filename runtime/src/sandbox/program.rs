@@ -144,6 +144,18 @@ impl Program {
     /// `sealbox_alloc`, calls `export(ptr, len)`, and returns a copy of the
     /// `(out_ptr << 32) | out_len` range of guest memory.
     pub fn call_bytes(&self, export: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.bytes_call(export, input)?.run()
+    }
+
+    /// Checks a bytes-ABI call without running anything: the input size, and
+    /// that `export` is an entry with the ABI signature. The returned call runs
+    /// with [`BytesCall::run`]; callers that bill per call admit it in between,
+    /// so a call refused here is never billed.
+    pub fn bytes_call<'a>(
+        &'a self,
+        export: &'a str,
+        input: &'a [u8],
+    ) -> Result<BytesCall<'a>, CallError> {
         let limit = self.shared.max_input_bytes;
         if input.len() > limit {
             return Err(CallError::InputTooLarge {
@@ -169,38 +181,28 @@ impl Program {
                 None => self.missing_entry(export),
             });
         };
-        let len = input.len() as u32; // <= max_input_bytes <= i32::MAX
-
-        let (mut store, instance) = self.instantiate()?;
-        let memory = match instance.get_module_export(&mut store, &abi.memory) {
-            Some(Extern::Memory(m)) => m,
-            _ => return Err(engine_error("memory", "`memory` export vanished")),
-        };
-        let alloc: TypedFunc<i32, i32> =
-            typed_export(&instance, &mut store, &abi.alloc, ALLOC_EXPORT)?;
-        let entry: TypedFunc<(i32, i32), i64> =
-            typed_export(&instance, &mut store, entry_index, export)?;
-
-        let ptr = alloc
-            .call(&mut store, len as i32)
-            .map_err(|e| self.classify(e, ALLOC_EXPORT))? as u32;
-        if memory.write(&mut store, ptr as usize, input).is_err() {
-            return Err(CallError::InputOutOfBounds {
-                ptr,
-                len,
-                memory_bytes: memory.data_size(&store),
-            });
-        }
-        let packed = entry
-            .call(&mut store, (ptr as i32, len as i32))
-            .map_err(|e| self.classify(e, export))? as u64;
-        read_output(&store, memory, export, packed, self.shared.max_output_bytes)
+        Ok(BytesCall {
+            program: self,
+            export,
+            input,
+            abi,
+            entry_index,
+        })
     }
-
     /// Calls a numeric export with arguments parsed from strings as the
     /// export's parameter types (i32, i64, f32, f64), like
     /// `wasmtime --invoke add 1 2`.
     pub fn call_numeric(&self, export: &str, args: &[&str]) -> Result<Vec<NumValue>, CallError> {
+        self.numeric_call(export, args)?.run()
+    }
+
+    /// Checks a numeric call without running anything: the export exists with
+    /// numeric types and every argument parses. Run it with [`NumericCall::run`].
+    pub fn numeric_call<'a>(
+        &'a self,
+        export: &'a str,
+        args: &[&str],
+    ) -> Result<NumericCall<'a>, CallError> {
         let Some(func) = self.inner.exports.numeric.get(export) else {
             return Err(match self.inner.exports.func_types.get(export) {
                 Some(found) => CallError::BadSignature {
@@ -237,28 +239,12 @@ impl Program {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut results = vec![Val::I32(0); func.results.len()];
-
-        let (mut store, instance) = self.instantiate()?;
-        let f = match instance.get_module_export(&mut store, &func.index) {
-            Some(Extern::Func(f)) => f,
-            _ => return Err(engine_error(export, "function export vanished")),
-        };
-        f.call(&mut store, &params, &mut results)
-            .map_err(|e| self.classify(e, export))?;
-        results
-            .iter()
-            .map(|v| match v {
-                Val::I32(x) => Ok(NumValue::I32(*x)),
-                Val::I64(x) => Ok(NumValue::I64(*x)),
-                Val::F32(bits) => Ok(NumValue::F32(f32::from_bits(*bits))),
-                Val::F64(bits) => Ok(NumValue::F64(f64::from_bits(*bits))),
-                other => Err(engine_error(
-                    export,
-                    &format!("non-numeric result {other:?}"),
-                )),
-            })
-            .collect()
+        Ok(NumericCall {
+            program: self,
+            export,
+            func,
+            params,
+        })
     }
 
     /// A fresh store with this program's limits, and a fresh instance in it.
@@ -401,6 +387,101 @@ fn engine_error(export: &str, message: &str) -> CallError {
     CallError::Engine {
         export: export.to_string(),
         message: message.to_string(),
+    }
+}
+
+/// A bytes-ABI call that passed [`Program::bytes_call`]'s checks.
+pub struct BytesCall<'a> {
+    program: &'a Program,
+    export: &'a str,
+    input: &'a [u8],
+    abi: &'a super::abi::BytesAbi,
+    entry_index: &'a wasmtime::ModuleExport,
+}
+
+impl BytesCall<'_> {
+    /// Runs the call in a fresh instance.
+    pub fn run(self) -> Result<Vec<u8>, CallError> {
+        let BytesCall {
+            program,
+            export,
+            input,
+            abi,
+            entry_index,
+        } = self;
+        let len = input.len() as u32; // <= max_input_bytes <= i32::MAX
+        let (mut store, instance) = program.instantiate()?;
+        let memory = match instance.get_module_export(&mut store, &abi.memory) {
+            Some(Extern::Memory(m)) => m,
+            _ => return Err(engine_error("memory", "`memory` export vanished")),
+        };
+        let alloc: TypedFunc<i32, i32> =
+            typed_export(&instance, &mut store, &abi.alloc, ALLOC_EXPORT)?;
+        let entry: TypedFunc<(i32, i32), i64> =
+            typed_export(&instance, &mut store, entry_index, export)?;
+
+        let ptr = alloc
+            .call(&mut store, len as i32)
+            .map_err(|e| program.classify(e, ALLOC_EXPORT))? as u32;
+        if memory.write(&mut store, ptr as usize, input).is_err() {
+            return Err(CallError::InputOutOfBounds {
+                ptr,
+                len,
+                memory_bytes: memory.data_size(&store),
+            });
+        }
+        let packed = entry
+            .call(&mut store, (ptr as i32, len as i32))
+            .map_err(|e| program.classify(e, export))? as u64;
+        read_output(
+            &store,
+            memory,
+            export,
+            packed,
+            program.shared.max_output_bytes,
+        )
+    }
+}
+
+/// A numeric call that passed [`Program::numeric_call`]'s checks.
+pub struct NumericCall<'a> {
+    program: &'a Program,
+    export: &'a str,
+    func: &'a super::abi::NumericExport,
+    params: Vec<Val>,
+}
+
+impl NumericCall<'_> {
+    /// Runs the call in a fresh instance.
+    pub fn run(self) -> Result<Vec<NumValue>, CallError> {
+        let NumericCall {
+            program,
+            export,
+            func,
+            params,
+        } = self;
+        let mut results = vec![Val::I32(0); func.results.len()];
+
+        let (mut store, instance) = program.instantiate()?;
+        let f = match instance.get_module_export(&mut store, &func.index) {
+            Some(Extern::Func(f)) => f,
+            _ => return Err(engine_error(export, "function export vanished")),
+        };
+        f.call(&mut store, &params, &mut results)
+            .map_err(|e| program.classify(e, export))?;
+        results
+            .iter()
+            .map(|v| match v {
+                Val::I32(x) => Ok(NumValue::I32(*x)),
+                Val::I64(x) => Ok(NumValue::I64(*x)),
+                Val::F32(bits) => Ok(NumValue::F32(f32::from_bits(*bits))),
+                Val::F64(bits) => Ok(NumValue::F64(f64::from_bits(*bits))),
+                other => Err(engine_error(
+                    export,
+                    &format!("non-numeric result {other:?}"),
+                )),
+            })
+            .collect()
     }
 }
 

@@ -31,7 +31,9 @@ impl std::fmt::Debug for BearerToken {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     /// Too short to resist guessing.
-    #[error("the bearer token has {len} characters; use at least {MIN_TOKEN_LEN} (e.g. `openssl rand -hex 24`)")]
+    #[error(
+        "the bearer token has {len} characters; use at least {MIN_TOKEN_LEN} (e.g. `openssl rand -hex 24`)"
+    )]
     TooShort {
         /// Its length.
         len: usize,
@@ -95,7 +97,11 @@ pub fn check_bind(addr: SocketAddr, token: Option<&BearerToken>) -> Result<(), S
 }
 
 /// Middleware: 401 unless the request carries the server's token (when one is set).
-pub(crate) async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+pub(crate) async fn require_token(
+    State(app): State<Arc<App>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(token) = &app.token else {
         return next.run(req).await;
     };
@@ -127,7 +133,10 @@ mod tests {
 
     #[test]
     fn tokens_are_checked_and_never_printed() {
-        assert_eq!("short".parse::<BearerToken>(), Err(TokenError::TooShort { len: 5 }));
+        assert_eq!(
+            "short".parse::<BearerToken>(),
+            Err(TokenError::TooShort { len: 5 })
+        );
         assert_eq!(
             "has a space in it, sorry".parse::<BearerToken>(),
             Err(TokenError::BadCharacters)

@@ -54,14 +54,13 @@ impl ChainLink {
         if let Some(client) = slot.as_ref() {
             return Ok(client.clone());
         }
-        let client =
-            RegistryClient::connect(
+        let client = RegistryClient::connect(
             &self.rpc,
             self.registry,
             self.chain_id,
             Some(self.wallet.clone()),
         )
-                .await?;
+        .await?;
         tracing::info!(rpc = %self.rpc, "connected to the registry");
         *slot = Some(client.clone());
         Ok(client)

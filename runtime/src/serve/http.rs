@@ -138,7 +138,7 @@ async fn invoke(
             );
         }
     };
-    if !served.entries.iter().any(|e| *e == export) {
+    if !served.entries.contains(&export) {
         served.stats.error("unknown-export");
         return error_response(
             StatusCode::BAD_REQUEST,

@@ -21,8 +21,8 @@ use crate::lease::Lease;
 
 /// Upper bounds (seconds) of the call latency histogram's buckets.
 const LATENCY_BUCKETS: [f64; 17] = [
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-    0.5, 1.0, 2.5, 5.0, 10.0,
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
 ];
 
 /// A latency histogram with fixed buckets.
@@ -131,7 +131,8 @@ impl ProductStats {
         self.settle_gas_last.store(gas, Ordering::Relaxed);
         self.settle_gas_total.fetch_add(gas, Ordering::Relaxed);
         self.settle_ok.fetch_add(1, Ordering::Relaxed);
-        self.settle_last_success.store(unix_now(), Ordering::Relaxed);
+        self.settle_last_success
+            .store(unix_now(), Ordering::Relaxed);
     }
 
     /// A settlement round of this product gave up.
@@ -188,109 +189,256 @@ pub(crate) fn render(app: &App, views: &[Option<JournalView>]) -> String {
         .collect();
     let now = unix_now();
 
-    family(&mut out, "sealbox_calls_total", "counter",
-        "Units admitted for the product, cumulative in the usage journal: counter=runtime is the runtime's own count, counter=kernel the eBPF meter's (0 when not attached).");
+    family(
+        &mut out,
+        "sealbox_calls_total",
+        "counter",
+        "Units admitted for the product, cumulative in the usage journal: counter=runtime is the runtime's own count, counter=kernel the eBPF meter's (0 when not attached).",
+    );
     for (s, v) in &rows {
         if let Some(v) = v {
             let l = &s.stats.labels;
-            let _ = writeln!(out, "sealbox_calls_total{{{l},counter=\"runtime\"}} {}", v.usage.runtime_units);
-            let _ = writeln!(out, "sealbox_calls_total{{{l},counter=\"kernel\"}} {}", v.usage.kernel_units);
+            let _ = writeln!(
+                out,
+                "sealbox_calls_total{{{l},counter=\"runtime\"}} {}",
+                v.usage.runtime_units
+            );
+            let _ = writeln!(
+                out,
+                "sealbox_calls_total{{{l},counter=\"kernel\"}} {}",
+                v.usage.kernel_units
+            );
         }
     }
 
-    family(&mut out, "sealbox_meter_divergence_units", "gauge",
-        "Kernel count minus runtime count (only while the kernel meter is attached); settlement bills the larger.");
+    family(
+        &mut out,
+        "sealbox_meter_divergence_units",
+        "gauge",
+        "Kernel count minus runtime count (only while the kernel meter is attached); settlement bills the larger.",
+    );
     for (s, v) in &rows {
         if let (Some(v), true) = (v, s.stats.kernel_metered) {
             let diff = i128::from(v.usage.kernel_units) - i128::from(v.usage.runtime_units);
-            let _ = writeln!(out, "sealbox_meter_divergence_units{{{}}} {diff}", s.stats.labels);
+            let _ = writeln!(
+                out,
+                "sealbox_meter_divergence_units{{{}}} {diff}",
+                s.stats.labels
+            );
         }
     }
 
-    family(&mut out, "sealbox_kernel_meter_attached", "gauge",
-        "1 when the product's calls are also counted by the eBPF meter in the kernel.");
+    family(
+        &mut out,
+        "sealbox_kernel_meter_attached",
+        "gauge",
+        "1 when the product's calls are also counted by the eBPF meter in the kernel.",
+    );
     for (s, _) in &rows {
-        let _ = writeln!(out, "sealbox_kernel_meter_attached{{{}}} {}", s.stats.labels, u8::from(s.stats.kernel_metered));
+        let _ = writeln!(
+            out,
+            "sealbox_kernel_meter_attached{{{}}} {}",
+            s.stats.labels,
+            u8::from(s.stats.kernel_metered)
+        );
     }
 
-    family(&mut out, "sealbox_settled_units_total", "counter",
-        "Units of this runtime's signer settled on chain, as last confirmed.");
+    family(
+        &mut out,
+        "sealbox_settled_units_total",
+        "counter",
+        "Units of this runtime's signer settled on chain, as last confirmed.",
+    );
     for (s, v) in &rows {
         if let Some(v) = v {
-            let _ = writeln!(out, "sealbox_settled_units_total{{{}}} {}", s.stats.labels, v.usage.settled_units);
+            let _ = writeln!(
+                out,
+                "sealbox_settled_units_total{{{}}} {}",
+                s.stats.labels, v.usage.settled_units
+            );
         }
     }
 
-    family(&mut out, "sealbox_unsettled_units", "gauge",
-        "Billable units (the larger of runtime and kernel counts) not yet settled on chain.");
+    family(
+        &mut out,
+        "sealbox_unsettled_units",
+        "gauge",
+        "Billable units (the larger of runtime and kernel counts) not yet settled on chain.",
+    );
     for (s, v) in &rows {
         if let Some(v) = v {
-            let _ = writeln!(out, "sealbox_unsettled_units{{{}}} {}", s.stats.labels, v.usage.unsettled_units());
+            let _ = writeln!(
+                out,
+                "sealbox_unsettled_units{{{}}} {}",
+                s.stats.labels,
+                v.usage.unsettled_units()
+            );
         }
     }
 
-    family(&mut out, "sealbox_escrow_balance_wei", "gauge",
-        "Escrow balance available to usage at the last license check (the lease).");
-    lease_lines(&mut out, &rows, "sealbox_escrow_balance_wei", |l| l.balance_wei.to_string());
+    family(
+        &mut out,
+        "sealbox_escrow_balance_wei",
+        "gauge",
+        "Escrow balance available to usage at the last license check (the lease).",
+    );
+    lease_lines(&mut out, &rows, "sealbox_escrow_balance_wei", |l| {
+        l.balance_wei.to_string()
+    });
 
-    family(&mut out, "sealbox_price_wei", "gauge", "Price per unit at the last license check.");
-    lease_lines(&mut out, &rows, "sealbox_price_wei", |l| l.price_wei.to_string());
+    family(
+        &mut out,
+        "sealbox_price_wei",
+        "gauge",
+        "Price per unit at the last license check.",
+    );
+    lease_lines(&mut out, &rows, "sealbox_price_wei", |l| {
+        l.price_wei.to_string()
+    });
 
-    family(&mut out, "sealbox_license_active", "gauge",
-        "1 when the last license check found the license active (calls are still subject to the lease's freshness and balance).");
-    lease_lines(&mut out, &rows, "sealbox_license_active", |l| u8::from(l.inactive.is_none()).to_string());
+    family(
+        &mut out,
+        "sealbox_license_active",
+        "gauge",
+        "1 when the last license check found the license active (calls are still subject to the lease's freshness and balance).",
+    );
+    lease_lines(&mut out, &rows, "sealbox_license_active", |l| {
+        u8::from(l.inactive.is_none()).to_string()
+    });
 
-    family(&mut out, "sealbox_lease_age_seconds", "gauge", "Seconds since the last successful license check.");
-    lease_lines(&mut out, &rows, "sealbox_lease_age_seconds", |l| now.saturating_sub(l.checked_at).to_string());
+    family(
+        &mut out,
+        "sealbox_lease_age_seconds",
+        "gauge",
+        "Seconds since the last successful license check.",
+    );
+    lease_lines(&mut out, &rows, "sealbox_lease_age_seconds", |l| {
+        now.saturating_sub(l.checked_at).to_string()
+    });
 
-    family(&mut out, "sealbox_license_checks_total", "counter",
-        "Periodic on-chain license re-checks by result (error = RPC failure, the lease was kept).");
+    family(
+        &mut out,
+        "sealbox_license_checks_total",
+        "counter",
+        "Periodic on-chain license re-checks by result (error = RPC failure, the lease was kept).",
+    );
     for (s, _) in &rows {
         for (i, result) in ["active", "inactive", "error"].iter().enumerate() {
             let n = s.stats.checks[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "sealbox_license_checks_total{{{},result=\"{result}\"}} {n}", s.stats.labels);
+            let _ = writeln!(
+                out,
+                "sealbox_license_checks_total{{{},result=\"{result}\"}} {n}",
+                s.stats.labels
+            );
         }
     }
 
-    family(&mut out, "sealbox_settle_gas_last", "gauge", "Gas used by the product's last settle transaction.");
-    atomic_lines(&mut out, &rows, "sealbox_settle_gas_last", |st| &st.settle_gas_last);
-    family(&mut out, "sealbox_settle_gas_total", "counter", "Gas used by this process's settle transactions.");
-    atomic_lines(&mut out, &rows, "sealbox_settle_gas_total", |st| &st.settle_gas_total);
+    family(
+        &mut out,
+        "sealbox_settle_gas_last",
+        "gauge",
+        "Gas used by the product's last settle transaction.",
+    );
+    atomic_lines(&mut out, &rows, "sealbox_settle_gas_last", |st| {
+        &st.settle_gas_last
+    });
+    family(
+        &mut out,
+        "sealbox_settle_gas_total",
+        "counter",
+        "Gas used by this process's settle transactions.",
+    );
+    atomic_lines(&mut out, &rows, "sealbox_settle_gas_total", |st| {
+        &st.settle_gas_total
+    });
 
-    family(&mut out, "sealbox_settlements_total", "counter",
-        "Settlement rounds of the product by result (failed = gave up after retries; the units stay in the journal).");
+    family(
+        &mut out,
+        "sealbox_settlements_total",
+        "counter",
+        "Settlement rounds of the product by result (failed = gave up after retries; the units stay in the journal).",
+    );
     for (s, _) in &rows {
         let st = &s.stats;
-        let _ = writeln!(out, "sealbox_settlements_total{{{},result=\"ok\"}} {}", st.labels, st.settle_ok.load(Ordering::Relaxed));
-        let _ = writeln!(out, "sealbox_settlements_total{{{},result=\"failed\"}} {}", st.labels, st.settle_failed.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "sealbox_settlements_total{{{},result=\"ok\"}} {}",
+            st.labels,
+            st.settle_ok.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "sealbox_settlements_total{{{},result=\"failed\"}} {}",
+            st.labels,
+            st.settle_failed.load(Ordering::Relaxed)
+        );
     }
-    family(&mut out, "sealbox_settle_last_success_timestamp_seconds", "gauge",
-        "Unix time of the product's last successful settle transaction (0 = none by this process).");
-    atomic_lines(&mut out, &rows, "sealbox_settle_last_success_timestamp_seconds", |st| &st.settle_last_success);
+    family(
+        &mut out,
+        "sealbox_settle_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the product's last successful settle transaction (0 = none by this process).",
+    );
+    atomic_lines(
+        &mut out,
+        &rows,
+        "sealbox_settle_last_success_timestamp_seconds",
+        |st| &st.settle_last_success,
+    );
 
-    family(&mut out, "sealbox_call_duration_seconds", "histogram",
-        "Time of admitted calls in this process: journal admission, kernel meter entry and the guest.");
+    family(
+        &mut out,
+        "sealbox_call_duration_seconds",
+        "histogram",
+        "Time of admitted calls in this process: journal admission, kernel meter entry and the guest.",
+    );
     for (s, _) in &rows {
-        histogram_lines(&mut out, "sealbox_call_duration_seconds", &s.stats.labels, &s.stats.latency);
+        histogram_lines(
+            &mut out,
+            "sealbox_call_duration_seconds",
+            &s.stats.labels,
+            &s.stats.latency,
+        );
     }
 
-    family(&mut out, "sealbox_call_errors_total", "counter",
-        "Invoke requests of this process that did not return output, by error kind.");
+    family(
+        &mut out,
+        "sealbox_call_errors_total",
+        "counter",
+        "Invoke requests of this process that did not return output, by error kind.",
+    );
     for (s, _) in &rows {
         let errors = s.stats.errors.lock().unwrap_or_else(|e| e.into_inner());
         for (kind, n) in errors.iter() {
-            let _ = writeln!(out, "sealbox_call_errors_total{{{},kind=\"{}\"}} {n}", s.stats.labels, escape(kind));
+            let _ = writeln!(
+                out,
+                "sealbox_call_errors_total{{{},kind=\"{}\"}} {n}",
+                s.stats.labels,
+                escape(kind)
+            );
         }
     }
 
-    family(&mut out, "sealbox_unauthorized_requests_total", "counter",
-        "Requests refused for a missing or wrong bearer token.");
-    let _ = writeln!(out, "sealbox_unauthorized_requests_total {}", app.unauthorized_total());
+    family(
+        &mut out,
+        "sealbox_unauthorized_requests_total",
+        "counter",
+        "Requests refused for a missing or wrong bearer token.",
+    );
+    let _ = writeln!(
+        out,
+        "sealbox_unauthorized_requests_total {}",
+        app.unauthorized_total()
+    );
     out
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {}", help.replace('\\', "\\\\").replace('\n', "\\n"));
+    let _ = writeln!(
+        out,
+        "# HELP {name} {}",
+        help.replace('\\', "\\\\").replace('\n', "\\n")
+    );
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
@@ -314,7 +462,12 @@ fn atomic_lines(
     field: impl Fn(&ProductStats) -> &AtomicU64,
 ) {
     for (s, _) in rows {
-        let _ = writeln!(out, "{name}{{{}}} {}", s.stats.labels, field(&s.stats).load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "{name}{{{}}} {}",
+            s.stats.labels,
+            field(&s.stats).load(Ordering::Relaxed)
+        );
     }
 }
 

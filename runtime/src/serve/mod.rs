@@ -187,12 +187,13 @@ impl Server {
             }
             served.push(Arc::new(entry));
         }
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
         let app = Arc::new(App::new(
             served,
             Arc::clone(&ledger.journal),

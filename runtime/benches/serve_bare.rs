@@ -1,0 +1,243 @@
+//! The baseline server of `scripts/bench-serve`: axum + wasmtime with no
+//! license, no journal, no meter, no metrics, no auth.
+//!
+//! Same route shape as `runtime serve`
+//! (`POST /v1/products/{id}/invoke/{export}`, raw bytes in and out), same
+//! engine configuration (the engine of a default [`Sandbox`]: pooling
+//! allocator, fuel and epoch interruption), a fresh instance per request on
+//! the blocking pool.
+//!
+//! Modes:
+//! * `wasmtime` — bare wasmtime calls on the sandbox's engine;
+//! * `sandbox` — `Program::call_bytes` (the sandbox's call path: limits,
+//!   checks), still without licensing or metering. The difference between
+//!   the two rows isolates the sandbox, the difference to `runtime serve`
+//!   the licensing, journal, meter and metrics.
+//!
+//! Usage (the script builds it with `cargo bench --no-run` and runs it):
+//! `serve_bare --wat FILE --listen ADDR [--mode wasmtime|sandbox] [--max-input-bytes N]`.
+//! `serve_bare --journal-admits N` instead times N single-unit admissions in
+//! a usage journal (the per-call SQLite write of `runtime serve`) and prints
+//! µs per admission.
+//! Without either (e.g. under a plain `cargo bench`) it prints this usage and exits.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use sealbox_runtime::sandbox::{GuestLimits, Program, Sandbox, SandboxConfig};
+use sha2::{Digest, Sha256};
+use wasmtime::{Engine, InstancePre, Linker, Module, Store};
+
+const USAGE: &str = "serve_bare --wat FILE --listen ADDR [--mode wasmtime|sandbox] [--max-input-bytes N]\n\
+    serve_bare --journal-admits N\n\
+    (the baseline server of scripts/bench-serve; run that script)";
+
+enum Guest {
+    Bare {
+        engine: Engine,
+        pre: InstancePre<()>,
+        fuel: u64,
+        deadline_ticks: u64,
+    },
+    Sandbox(Program),
+}
+
+struct App {
+    guest: Guest,
+    _sandbox: Sandbox,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    if let Some(n) = value("--journal-admits") {
+        journal_admits(n.parse().expect("--journal-admits N"));
+        return;
+    }
+    let Some(listen) = value("--listen") else {
+        println!("{USAGE}");
+        return;
+    };
+    let listen: SocketAddr = listen.parse().expect("--listen ADDR:PORT");
+    let wat = PathBuf::from(value("--wat").expect("--wat FILE"));
+    let mode = value("--mode").unwrap_or_else(|| "wasmtime".into());
+    let max_input = value("--max-input-bytes")
+        .map(|v| v.parse().expect("--max-input-bytes N"))
+        .unwrap_or(SandboxConfig::default().max_input_bytes);
+
+    let wasm = wat::parse_file(&wat).expect("the module");
+    let cfg = SandboxConfig {
+        cache_dir: None,
+        max_input_bytes: max_input,
+        ..SandboxConfig::default()
+    };
+    let sandbox = Sandbox::new(cfg.clone()).expect("sandbox");
+    let guest = match mode.as_str() {
+        "wasmtime" => {
+            let engine = sandbox.engine().clone();
+            let module = Module::from_binary(&engine, &wasm).expect("module");
+            let pre = Linker::<()>::new(&engine)
+                .instantiate_pre(&module)
+                .expect("instantiate_pre");
+            Guest::Bare {
+                engine,
+                pre,
+                fuel: cfg.max_fuel,
+                // The sandbox's own rule: deadline / tick + 1.
+                deadline_ticks: cfg.max_deadline_ms * 1_000_000 / cfg.epoch_tick.as_nanos() as u64
+                    + 1,
+            }
+        }
+        "sandbox" => {
+            let hash: [u8; 32] = Sha256::digest(&wasm).into();
+            let program = sandbox
+                .compile(hash, &wasm, &GuestLimits::default())
+                .expect("compile");
+            Guest::Sandbox(program)
+        }
+        other => panic!("unknown --mode {other}: wasmtime or sandbox"),
+    };
+    let app = Arc::new(App {
+        guest,
+        _sandbox: sandbox,
+    });
+    let router = Router::new()
+        .route("/v1/products/{product_id}/invoke/{export}", post(invoke))
+        .layer(DefaultBodyLimit::max(max_input))
+        .with_state(app);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await.expect("bind");
+        println!(
+            "listening on http://{}",
+            listener.local_addr().expect("addr")
+        );
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .expect("serve");
+    });
+}
+
+async fn invoke(
+    State(app): State<Arc<App>>,
+    Path((_product, export)): Path<(String, String)>,
+    input: Bytes,
+) -> Response {
+    let result = tokio::task::spawn_blocking(move || match &app.guest {
+        Guest::Bare {
+            engine,
+            pre,
+            fuel,
+            deadline_ticks,
+        } => bare_call(engine, pre, *fuel, *deadline_ticks, &export, &input),
+        Guest::Sandbox(program) => program
+            .call_bytes(&export, &input)
+            .map_err(|e| e.to_string()),
+    })
+    .await;
+    match result {
+        Ok(Ok(out)) => ([(header::CONTENT_TYPE, "application/octet-stream")], out).into_response(),
+        Ok(Err(e)) => (StatusCode::UNPROCESSABLE_ENTITY, e).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// The bytes-ABI call with bare wasmtime: fresh store with fuel and an epoch
+/// deadline, pooled instantiate, alloc, copy in, entry, copy out.
+fn bare_call(
+    engine: &Engine,
+    pre: &InstancePre<()>,
+    fuel: u64,
+    deadline_ticks: u64,
+    export: &str,
+    input: &[u8],
+) -> Result<Vec<u8>, String> {
+    let mut store = Store::new(engine, ());
+    store.set_fuel(fuel).map_err(|e| e.to_string())?;
+    store.set_epoch_deadline(deadline_ticks);
+    let instance = pre.instantiate(&mut store).map_err(|e| e.to_string())?;
+    let memory = instance
+        .get_memory(&mut store, "memory")
+        .ok_or("no memory")?;
+    let alloc = instance
+        .get_typed_func::<i32, i32>(&mut store, "sealbox_alloc")
+        .map_err(|e| e.to_string())?;
+    let entry = instance
+        .get_typed_func::<(i32, i32), i64>(&mut store, export)
+        .map_err(|e| e.to_string())?;
+    let ptr = alloc
+        .call(&mut store, input.len() as i32)
+        .map_err(|e| e.to_string())?;
+    memory
+        .write(&mut store, ptr as u32 as usize, input)
+        .map_err(|e| e.to_string())?;
+    let packed = entry
+        .call(&mut store, (ptr, input.len() as i32))
+        .map_err(|e| e.to_string())? as u64;
+    let (ptr, len) = ((packed >> 32) as usize, (packed as u32) as usize);
+    memory
+        .data(&store)
+        .get(ptr..ptr + len)
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| "output out of bounds".to_string())
+}
+
+/// Times `n` single-unit admissions in a fresh journal (WAL, synchronous=NORMAL,
+/// as `runtime serve` opens it) and prints the mean in µs.
+fn journal_admits(n: u32) {
+    use sealbox_runtime::journal::{Journal, UsageKey};
+    use sealbox_runtime::lease::{Lease, LeasePolicy};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = Journal::open(&dir.path().join("journal.db")).expect("journal");
+    let key = UsageKey {
+        product: [1; 32],
+        customer: [2; 20],
+        signer: [3; 20],
+    };
+    let now = sealbox_runtime::gate::unix_now();
+    let lease = Lease {
+        checked_at: now,
+        block: 1,
+        balance_wei: u128::MAX,
+        price_wei: 1,
+        settled_units: 0,
+        inactive: None,
+    };
+    journal.store_lease(&key, &lease).expect("lease");
+    let policy = LeasePolicy::default();
+    for _ in 0..1000 {
+        journal.admit(&key, 1, now, &policy).expect("admit");
+    }
+    let started = std::time::Instant::now();
+    for _ in 0..n {
+        journal.admit(&key, 1, now, &policy).expect("admit");
+    }
+    let per = started.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    println!("journal admit: {per:.2} us per unit ({n} units)");
+}

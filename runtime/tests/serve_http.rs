@@ -1,0 +1,262 @@
+//! The HTTP surface of `runtime serve`: bad requests are refused with the
+//! right status before anything is billed, and the bearer token rules.
+
+mod serve_support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use alloy::primitives::U256;
+use serve_support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_before_admission() {
+    let chain = Chain::new().await;
+    let score = chain
+        .publish(
+            "credit_score.wat",
+            "credit-score",
+            PRICE,
+            U256::from(1000 * PRICE),
+        )
+        .await;
+    let redact = chain
+        .publish(
+            "text_redact.wat",
+            "text-redact",
+            PRICE,
+            U256::from(1000 * PRICE),
+        )
+        .await;
+    let client = http();
+    let serve = chain.serve(&[&score, &redact], &["--max-input-bytes", "1024"]);
+    let redact_url = serve.invoke_url(&redact, "redact");
+
+    // Over the limit by one byte: 413, refused before the guest.
+    let (status, body) = post(&client, &redact_url, vec![b'a'; 1025]).await;
+    assert_eq!(status, 413);
+    assert_eq!(error_kind(&body), "input-too-large");
+    // Exactly at the limit: served (text without PII comes back unchanged).
+    let (status, body) = post(&client, &redact_url, vec![b'a'; 1024]).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, vec![b'a'; 1024]);
+
+    // Not a product id, an unknown product, an unknown export.
+    let (status, body) = post(
+        &client,
+        &serve.url("/v1/products/credit-score/invoke/score"),
+        "{}",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(error_kind(&body), "bad-product-id");
+    let unknown = format!("/v1/products/0x{}/invoke/score", "ab".repeat(32));
+    let (status, body) = post(&client, &serve.url(&unknown), "{}").await;
+    assert_eq!(status, 404);
+    assert_eq!(error_kind(&body), "unknown-product");
+    let (status, body) = post(&client, &serve.invoke_url(&score, "sealbox_alloc"), "{}").await;
+    assert_eq!(status, 400);
+    assert_eq!(error_kind(&body), "unknown-export");
+    let (status, body) = post(&client, &serve.invoke_url(&redact, "version"), "").await;
+    assert_eq!(status, 400, "a numeric export is not a bytes entry");
+    assert_eq!(error_kind(&body), "unknown-export");
+
+    // A body cut short: the connection ends before Content-Length bytes arrive.
+    let truncated = raw_request(
+        &serve.base,
+        &format!(
+            "POST /v1/products/{}/invoke/score HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{{\"income\":",
+            score.product_id
+        ),
+    );
+    assert!(truncated.starts_with("HTTP/1.1 400"), "{truncated}");
+    assert!(truncated.contains("\"bad-body\""), "{truncated}");
+
+    // Malformed JSON reaches the guest, which answers with its own error
+    // document: the guest ran, so the call is billed like any other.
+    let (status, body) = post(
+        &client,
+        &serve.invoke_url(&score, "score"),
+        "{\"income\": 4",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error"], "malformed_json");
+
+    // Only the two calls that reached a guest were admitted.
+    let text = metrics(&client, &serve, None).await;
+    let runtime = |name| {
+        sample(
+            &text,
+            "sealbox_calls_total",
+            &[("name", name), ("counter", "runtime")],
+        )
+    };
+    assert_eq!(runtime("text-redact"), Some(1.0));
+    assert_eq!(runtime("credit-score"), Some(1.0));
+    let errors = |name, kind| {
+        sample(
+            &text,
+            "sealbox_call_errors_total",
+            &[("name", name), ("kind", kind)],
+        )
+    };
+    assert_eq!(errors("text-redact", "input-too-large"), Some(1.0));
+    assert_eq!(errors("text-redact", "unknown-export"), Some(1.0));
+    assert_eq!(errors("credit-score", "unknown-export"), Some(1.0));
+    assert_eq!(errors("credit-score", "bad-body"), Some(1.0));
+
+    let (status, _) = serve.terminate();
+    assert!(status.success());
+    assert_eq!(chain.settled(&redact).await, 1);
+    assert_eq!(chain.settled(&score).await, 1);
+}
+
+#[test]
+fn refuses_a_public_address_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing else is valid either: the bind check must come first.
+    let args: Vec<String> = [
+        "serve",
+        "--module",
+        "/nonexistent.sealed.wasm",
+        "--listen",
+        "0.0.0.0:0",
+        "--registry",
+        "0x0000000000000000000000000000000000000001",
+        "--key",
+        "/nonexistent.key",
+        "--state-dir",
+        &dir.path().join("state").display().to_string(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let err = match Serve::start(&args, &dir.path().join("log")) {
+        Ok(_) => panic!("runtime serve started on 0.0.0.0 without a token"),
+        Err(e) => e,
+    };
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0:0 without a bearer token"),
+        "{err}"
+    );
+    assert!(err.contains("--token"), "{err}");
+    assert!(
+        !dir.path().join("state").exists(),
+        "nothing may be created before the refusal"
+    );
+
+    // A token too short to be one is refused too, by name.
+    let mut short = args.clone();
+    short.extend(["--token".to_string(), "secret".to_string()]);
+    let err = match Serve::start(&short, &dir.path().join("log2")) {
+        Ok(_) => panic!("runtime serve accepted a 6-character token"),
+        Err(e) => e,
+    };
+    assert!(err.contains("at least 16"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_token_guards_every_route_but_healthz() {
+    let chain = Chain::new().await;
+    let redact = chain
+        .publish(
+            "text_redact.wat",
+            "text-redact",
+            PRICE,
+            U256::from(1000 * PRICE),
+        )
+        .await;
+    let client = http();
+    // Off loopback with a token: starts (and is reached through loopback).
+    let mut args = chain.serve_args(&[&redact]);
+    let listen = args.iter().position(|a| a == "127.0.0.1:0").unwrap();
+    args[listen] = "0.0.0.0:0".into();
+    args.extend(["--token".to_string(), TOKEN.to_string()]);
+    let log = chain.dir.path().join("token.log");
+    let serve = Serve::start(&args, &log).unwrap_or_else(|e| panic!("{e}"));
+    let base = serve.base.replace("0.0.0.0", "127.0.0.1");
+    let url = format!("{base}/v1/products/{}/invoke/redact", redact.product_id);
+
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+
+    let no_header = client
+        .post(&url)
+        .body("a@b.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_header.status().as_u16(), 401);
+    assert_eq!(
+        no_header.headers()["www-authenticate"].to_str().unwrap(),
+        "Bearer realm=\"sealbox\""
+    );
+    assert_eq!(
+        error_kind(&no_header.bytes().await.unwrap()),
+        "unauthorized"
+    );
+    let wrong = client
+        .post(&url)
+        .bearer_auth("test-token-0123456789abcdeF")
+        .body("a@b.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    let metrics_anon = client.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(metrics_anon.status().as_u16(), 401);
+
+    let ok = client
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .body("a@b.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    assert_eq!(ok.text().await.unwrap(), "[EMAIL]");
+
+    let text = client
+        .get(format!("{base}/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        sample(&text, "sealbox_unauthorized_requests_total", &[]),
+        Some(3.0)
+    );
+    // The refused calls were not admitted.
+    assert_eq!(
+        sample(
+            &text,
+            "sealbox_calls_total",
+            &[("name", "text-redact"), ("counter", "runtime")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        !serve.stderr().contains(TOKEN),
+        "the token must not be logged"
+    );
+    drop(serve);
+}
+
+/// Sends `request` on a fresh connection, closes the sending side, returns the raw response.
+fn raw_request(base: &str, request: &str) -> String {
+    let addr = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}

@@ -1,0 +1,168 @@
+//! A real Prometheus scrapes `runtime serve`'s /metrics (with the bearer
+//! token) and its query API reports the calls that were made.
+
+mod serve_support;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use alloy::primitives::U256;
+use serve_support::*;
+
+/// Path of the Prometheus server: $SEALBOX_PROMETHEUS, else the Debian package's.
+fn prometheus_path() -> PathBuf {
+    let p = std::env::var_os("SEALBOX_PROMETHEUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/prometheus"));
+    assert!(
+        p.exists(),
+        "Prometheus not found at {}: `apt-get install prometheus` (scripts/setup does), or set SEALBOX_PROMETHEUS",
+        p.display()
+    );
+    p
+}
+
+/// A Prometheus process, killed on drop.
+struct Prometheus {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The single value of an instant query, if the result has exactly one series.
+async fn query(client: &reqwest::Client, prom: &Prometheus, q: &str) -> Option<f64> {
+    let resp = client
+        .get(format!("{}/api/v1/query", prom.base))
+        .query(&[("query", q)])
+        .send()
+        .await
+        .ok()?;
+    let v: serde_json::Value = resp.json().await.ok()?;
+    assert_eq!(v["status"], "success", "query {q}: {v}");
+    let result = v["data"]["result"].as_array()?;
+    match result.as_slice() {
+        [one] => one["value"][1].as_str()?.parse().ok(),
+        [] => None,
+        many => panic!("query {q} matched {} series: {v}", many.len()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_the_calls_that_were_made() {
+    let chain = Chain::new().await;
+    let redact = chain
+        .publish(
+            "text_redact.wat",
+            "text-redact",
+            PRICE,
+            U256::from(1000 * PRICE),
+        )
+        .await;
+    let client = http();
+    let serve = chain.serve(&[&redact], &["--token", TOKEN]);
+    let url = serve.invoke_url(&redact, "redact");
+    let call = |n: usize| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let mut tasks = Vec::new();
+            for i in 0..n {
+                let (client, url) = (client.clone(), url.clone());
+                tasks.push(tokio::spawn(async move {
+                    let body = format!("ticket {i}: write to ops{i}@example.com");
+                    let resp = client
+                        .post(&url)
+                        .bearer_auth(TOKEN)
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(resp.status().as_u16(), 200);
+                    assert_eq!(
+                        resp.text().await.unwrap(),
+                        format!("ticket {i}: write to [EMAIL]")
+                    );
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+    };
+    call(20).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let target = serve.base.trim_start_matches("http://");
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+         scrape_configs:\n  - job_name: sealbox\n    scrape_interval: 1s\n    scrape_timeout: 1s\n\
+         \x20   authorization:\n      type: Bearer\n      credentials: {TOKEN}\n\
+         \x20   static_configs:\n      - targets: ['{target}']\n"
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let child = Command::new(prometheus_path())
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let prom = Prometheus {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let log_text =
+        || std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
+
+    let calls = r#"sealbox_calls_total{job="sealbox",name="text-redact",counter="runtime"}"#;
+    let seen = eventually(
+        Duration::from_secs(60),
+        "Prometheus to scrape 20 calls",
+        || async { query(&client, &prom, calls).await.filter(|v| *v >= 20.0) },
+    )
+    .await;
+    assert_eq!(seen, 20.0, "{}", log_text());
+    assert_eq!(
+        query(&client, &prom, r#"up{job="sealbox"}"#).await,
+        Some(1.0)
+    );
+
+    call(17).await;
+    let seen = eventually(
+        Duration::from_secs(30),
+        "Prometheus to scrape 37 calls",
+        || async { query(&client, &prom, calls).await.filter(|v| *v > 20.0) },
+    )
+    .await;
+    assert_eq!(seen, 37.0);
+    let latency = r#"sealbox_call_duration_seconds_count{job="sealbox",name="text-redact"}"#;
+    assert_eq!(query(&client, &prom, latency).await, Some(37.0));
+    let errors = r#"sum(sealbox_call_errors_total{job="sealbox"}) or vector(0)"#;
+    assert_eq!(query(&client, &prom, errors).await, Some(0.0));
+    drop(prom);
+    drop(serve);
+}
