@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::lease::{Lease, LeasePolicy, LeaseRefusal};
 
@@ -192,26 +192,42 @@ impl Journal {
         policy: &LeasePolicy,
     ) -> Result<u64, JournalError> {
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(|e| self.db_err(e))?;
-        ensure_row(&tx, key).map_err(|e| self.db_err(e))?;
-        let usage = read_usage(&tx, key).map_err(|e| self.db_err(e))?;
-        let lease_text: Option<String> = tx
-            .query_row(
-                "SELECT lease FROM usage WHERE product=?1 AND customer=?2 AND signer=?3",
-                params![key.product, key.customer, key.signer],
-                |r| r.get(0),
-            )
+        // IMMEDIATE: take the write lock up front, so a read-then-write
+        // transaction cannot fail with a stale snapshot when another runtime
+        // process shares this journal.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.db_err(e))?;
+        let row: Option<(u64, u64, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT runtime_units, kernel_units, lease FROM usage
+                 WHERE product=?1 AND customer=?2 AND signer=?3",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![key.product, key.customer, key.signer], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+            })
+            .map_err(|e| self.db_err(e))?;
+        let (runtime_units, kernel_units, lease_text) = row.ok_or(JournalError::NoLease)?;
         let lease: Lease = lease_text
             .and_then(|t| serde_json::from_str(&t).ok())
             .ok_or(JournalError::NoLease)?;
-        let after = usage.billable_units().saturating_add(n);
+        let after = runtime_units.max(kernel_units).saturating_add(n);
         lease.admit(now, after, policy)?;
-        let runtime_units = usage.runtime_units.saturating_add(n);
-        tx.execute(
+        let runtime_units = runtime_units.saturating_add(n);
+        tx.prepare_cached(
             "UPDATE usage SET runtime_units=?4 WHERE product=?1 AND customer=?2 AND signer=?3",
-            params![key.product, key.customer, key.signer, runtime_units],
         )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                key.product,
+                key.customer,
+                key.signer,
+                runtime_units
+            ])
+        })
         .map_err(|e| self.db_err(e))?;
         tx.commit().map_err(|e| self.db_err(e))?;
         Ok(runtime_units)

@@ -9,6 +9,7 @@ mod settle;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use license_contract::RegistryError;
 use sealbox_runtime::RuntimeError;
 
 /// Run sealed Wasm algorithms on-prem: verified, licensed on-chain, metered in the kernel.
@@ -91,8 +92,16 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     }
     let code = err
         .chain()
-        .find_map(|e| e.downcast_ref::<RuntimeError>())
-        .map(RuntimeError::exit_code)
+        .find_map(|e| {
+            if let Some(e) = e.downcast_ref::<RuntimeError>() {
+                return Some(e.exit_code());
+            }
+            match e.downcast_ref::<RegistryError>()? {
+                RegistryError::Unreachable { .. } => Some(32),
+                RegistryError::WrongChain { .. } => Some(30),
+                _ => None,
+            }
+        })
         .unwrap_or(1);
     ExitCode::from(code)
 }

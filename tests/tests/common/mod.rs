@@ -93,7 +93,7 @@ pub fn anvil_path() -> PathBuf {
 /// A real anvil with a freshly deployed registry (fee 3000 bps, treasury =
 /// deployer = dev account 0, thaw 1 h). Dropping it kills anvil.
 pub struct Chain {
-    anvil: AnvilInstance,
+    node: Node,
     /// JSON-RPC endpoint.
     pub url: String,
     /// The registry's address.
@@ -121,7 +121,50 @@ impl Chain {
         Chain {
             registry: client.address(),
             url,
-            anvil,
+            node: Node::Alloy(anvil),
+        }
+    }
+
+    /// Spawns an anvil of our own on a fixed port with `--state FILE` (it
+    /// dumps its state there on SIGTERM and loads it at start), so that
+    /// [`Chain::halt`] and [`Chain::resume`] can stop and restart the same
+    /// chain on the same URL; then deploys a registry as [`Chain::start`] does.
+    pub async fn start_persistent() -> Chain {
+        let node = OwnAnvil::start();
+        let url = node.url();
+        let deployer: PrivateKeySigner = ANVIL_DEV_KEY_0.parse().expect("anvil's dev key 0");
+        let params = DeployParams {
+            fee_bps: 3000,
+            treasury: None,
+            thaw_seconds: 3600,
+            expected_chain_id: Some(CHAIN_ID),
+        };
+        let (client, _) = RegistryClient::deploy(&url, deployer, params)
+            .await
+            .expect("deploy the registry");
+        Chain {
+            registry: client.address(),
+            url,
+            node: Node::Own(std::sync::Mutex::new(node)),
+        }
+    }
+
+    /// Stops a [`Chain::start_persistent`] anvil with SIGTERM (it saves its
+    /// state) and waits for it to exit: the RPC becomes unreachable.
+    pub fn halt(&self) {
+        self.own_node().halt();
+    }
+
+    /// Restarts a halted [`Chain::start_persistent`] anvil on the same port
+    /// from its saved state.
+    pub fn resume(&self) {
+        self.own_node().spawn();
+    }
+
+    fn own_node(&self) -> std::sync::MutexGuard<'_, OwnAnvil> {
+        match &self.node {
+            Node::Own(node) => node.lock().unwrap_or_else(|e| e.into_inner()),
+            Node::Alloy(_) => panic!("only a Chain::start_persistent chain can halt and resume"),
         }
     }
 
@@ -142,7 +185,7 @@ impl Chain {
 
     /// Kills anvil: the RPC becomes unreachable.
     pub fn stop(self) {
-        drop(self.anvil);
+        drop(self.node);
     }
 
     /// A client of the registry that sends transactions from `key`.
@@ -165,6 +208,132 @@ impl Chain {
             .await
             .expect("anvil_setBalance");
     }
+}
+
+/// Private key of anvil's first dev account (the default mnemonic's, public
+/// knowledge): deploys the registry of a [`Chain::start_persistent`] chain.
+const ANVIL_DEV_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+/// The anvil process behind a [`Chain`].
+enum Node {
+    /// Spawned by alloy (killed on drop).
+    Alloy(AnvilInstance),
+    /// Spawned by [`OwnAnvil`]: restartable on the same port and state.
+    Own(std::sync::Mutex<OwnAnvil>),
+}
+
+/// An anvil run with `--port P --state FILE`, restartable on both.
+struct OwnAnvil {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<std::process::Child>,
+    starts: u32,
+}
+
+impl OwnAnvil {
+    fn start() -> OwnAnvil {
+        let mut node = OwnAnvil {
+            dir: tempfile::tempdir().expect("tempdir"),
+            port: free_port(),
+            child: None,
+            starts: 0,
+        };
+        node.spawn();
+        node
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state.json")
+    }
+
+    /// Starts anvil and waits until it listens (its log says so).
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "anvil is already running");
+        self.starts += 1;
+        let log = self.dir.path().join(format!("anvil-{}.log", self.starts));
+        let file = std::fs::File::create(&log).expect("create the anvil log");
+        let err = file.try_clone().expect("clone the log file handle");
+        let mut child = Command::new(anvil_path())
+            .args(["--port", &self.port.to_string(), "--state"])
+            .arg(self.state())
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", anvil_path().display()));
+        let listening = format!("Listening on 127.0.0.1:{}", self.port);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains(&listening) {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("anvil exited ({status}) before listening:\n{text}");
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "anvil did not listen on port {} within 15 s:\n{text}",
+                    self.port
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child = Some(child);
+    }
+
+    /// SIGTERM, then waits for the exit (anvil writes its state file first).
+    fn halt(&mut self) {
+        let mut child = self.child.take().expect("anvil is running");
+        let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+        // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
+        assert_eq!(
+            unsafe { libc::kill(pid, libc::SIGTERM) },
+            0,
+            "SIGTERM anvil"
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for anvil") {
+                assert!(status.success(), "anvil exited with {status} on SIGTERM");
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("anvil did not exit within 15 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            self.state().is_file(),
+            "anvil saved no state at {}",
+            self.state().display()
+        );
+    }
+}
+
+impl Drop for OwnAnvil {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A TCP port nothing listens on right now (the OS picks it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
 }
 
 // ---------------------------------------------------------------- keys
@@ -295,9 +464,9 @@ impl Out {
     }
 }
 
-/// Runs `program` with `args` (environment cleaned of every SEALBOX_ and
-/// RUST_LOG variable, colours off) and captures what it prints.
-pub fn run<I, S>(program: &Path, args: I) -> Out
+/// `program` with `args`, with the environment cleaned of every SEALBOX_ and
+/// RUST_LOG variable and colours off; also returns the command line, for messages.
+pub fn command<I, S>(program: &Path, args: I) -> (Command, String)
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
@@ -310,7 +479,7 @@ where
             cmd.env_remove(&name);
         }
     }
-    let command = format!(
+    let line = format!(
         "{} {}",
         program.display(),
         cmd.get_args()
@@ -318,6 +487,17 @@ where
             .collect::<Vec<_>>()
             .join(" ")
     );
+    (cmd, line)
+}
+
+/// Runs `program` with `args` (environment cleaned of every SEALBOX_ and
+/// RUST_LOG variable, colours off) and captures what it prints.
+pub fn run<I, S>(program: &Path, args: I) -> Out
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let (mut cmd, command) = command(program, args);
     let started = Instant::now();
     let output = cmd
         .output()
@@ -634,12 +814,35 @@ impl Machine {
     /// `runtime -v run SEALED <chain, state, cache, meter args> --customer C [--decrypt-key K] ARGS…`
     /// (`ARGS` last: `--invoke` takes everything after it).
     pub fn run(&self, sealed: &Path, args: &[&str]) -> Out {
+        run(&bin("runtime"), self.run_args(sealed, args))
+    }
+
+    /// Starts the same command as [`Machine::run`] without waiting for it
+    /// (stdout and stderr piped), e.g. to kill it mid-call.
+    pub fn spawn_run(&self, sealed: &Path, args: &[&str]) -> std::process::Child {
+        let (mut cmd, line) = command(&bin("runtime"), self.run_args(sealed, args));
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {line}: {e}"))
+    }
+
+    fn run_args(&self, sealed: &Path, args: &[&str]) -> Vec<String> {
         let mut all: Vec<String> = vec!["-v".into(), "run".into(), sealed.display().to_string()];
         all.extend(self.common_args());
         all.extend(["--customer".into(), self.customer.to_string()]);
         if let Some(key) = &self.decrypt_key {
             all.extend(["--decrypt-key".into(), key.display().to_string()]);
         }
+        all.extend(args.iter().map(|s| s.to_string()));
+        all
+    }
+
+    /// `runtime -v settle <chain, state, cache, meter args> ARGS…`: settles this
+    /// machine's journal (the runtime key signs the receipts and pays the gas).
+    pub fn settle(&self, args: &[&str]) -> Out {
+        let mut all: Vec<String> = vec!["-v".into(), "settle".into()];
+        all.extend(self.common_args());
         all.extend(args.iter().map(|s| s.to_string()));
         run(&bin("runtime"), &all)
     }

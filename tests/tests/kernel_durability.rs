@@ -1,0 +1,199 @@
+//! A SIGKILL loses nothing and doubles nothing: a runtime killed in the
+//! middle of a guest call has that call counted exactly once, in its journal
+//! (written before the guest runs) and in the kernel meter's pinned map (which
+//! outlives the process); later runs continue both counts and settlement
+//! charges each call once. Needs BPF (root); without it the test fails unless
+//! SEALBOX_SKIP_BPF=1.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::U256;
+use common::{Actors, Chain, Machine, PRICE_WEI, fixture, licensed, variant};
+use sealbox_runtime::journal::{Journal, UsageKey};
+use sealbox_runtime::metering::kernel_key;
+
+/// A pin directory of its own on bpffs, removed (with its pinned maps) on drop.
+struct PinDir(PathBuf);
+
+impl PinDir {
+    fn new() -> PinDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        PinDir(PathBuf::from(format!(
+            "/sys/fs/bpf/sealbox-e2e-durable-{}-{nanos}",
+            std::process::id()
+        )))
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Fuel and deadline the spinning call gets: far more than the test waits.
+const FUEL: &str = "1000000000000";
+const DEADLINE_MS: &str = "20000";
+
+/// The journal's runtime count, if the journal exists yet.
+fn journal_units(path: &Path, key: &UsageKey) -> Option<u64> {
+    if !path.is_file() {
+        return None;
+    }
+    Journal::open(path)
+        .ok()
+        .and_then(|j| j.usage(key).ok())
+        .map(|u| u.runtime_units)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_call_loses_nothing_and_doubles_nothing() {
+    let skip = std::env::var_os("SEALBOX_SKIP_BPF").is_some_and(|v| v == "1");
+    let chain = Chain::shared().await;
+    let actors = Actors::new(&chain).await;
+    chain.fund(actors.runtime.address()).await;
+    let module = variant(&fixture("faults.wat"), "durable", actors.path());
+    const DEPOSIT: u64 = 1_000_000;
+    let (sealed, release) = licensed(
+        &chain,
+        &actors,
+        &module,
+        "faults-durable",
+        DEPOSIT,
+        &[
+            "--metering",
+            "kernel-required",
+            "--fuel",
+            FUEL,
+            "--deadline-ms",
+            DEADLINE_MS,
+        ],
+    )
+    .await;
+    let pin_dir = PinDir::new();
+    let mut machine = Machine::new(&chain, &actors);
+    machine.kernel_meter = Some(pin_dir.0.clone());
+    let input = actors.path().join("input.bin");
+    std::fs::write(&input, b"durable").unwrap();
+    let input = input.display().to_string();
+
+    let key = UsageKey {
+        product: release.product_id.0,
+        customer: actors.customer.address().into_array(),
+        signer: actors.runtime.address().into_array(),
+    };
+    let kernel = kernel_key(&key);
+    let journal = machine
+        .state_dir()
+        .join(format!("journal-{}.db", chain.registry));
+
+    // A call that spins until its 20 s deadline; kill it once it is admitted.
+    let mut child = machine.spawn_run(
+        &sealed,
+        &[
+            "--max-fuel",
+            FUEL,
+            "--max-deadline-ms",
+            DEADLINE_MS,
+            "--input",
+            &input,
+            "--export",
+            "spin",
+        ],
+    );
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if status.code() == Some(36) {
+                if skip {
+                    eprintln!("SEALBOX_SKIP_BPF=1: skipping, the kernel meter cannot attach");
+                    return;
+                }
+                panic!(
+                    "the kernel meter cannot attach (BPF unavailable here?); run as root on a \
+                     kernel with uprobes and bpffs, or set SEALBOX_SKIP_BPF=1 to skip this \
+                     test:\n{stderr}"
+                );
+            }
+            panic!("the spinning call ended ({status}) before it was killed:\n{stderr}");
+        }
+        let journalled = journal_units(&journal, &key);
+        let counted = sealbox_ebpf::read_pinned_count(&pin_dir.0, kernel).ok();
+        if journalled == Some(1) && counted == Some(1) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the call was not admitted within 15 s (journal {journalled:?}, kernel {counted:?})"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let admitted_after = started.elapsed();
+    // Still inside the guest: give it a moment more to prove it is spinning.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(child.try_wait().unwrap().is_none(), "the call returned");
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+    eprintln!("spinning call admitted after {admitted_after:?}, then SIGKILLed");
+
+    // Counted exactly once, in the journal and in the kernel.
+    assert_eq!(machine.usage(release.product_id).runtime_units, 1);
+    assert_eq!(
+        sealbox_ebpf::read_pinned_count(&pin_dir.0, kernel).unwrap(),
+        1
+    );
+    let status = machine.status(&sealed);
+    assert_eq!(status["usage"]["runtime_units"], 1, "{status:#}");
+    assert_eq!(status["usage"]["kernel_units"], 1, "{status:#}");
+
+    // N more calls that return: both counts continue from where they stopped.
+    const N: u64 = 3;
+    for _ in 0..N {
+        let out = machine.run(&sealed, &["--input", &input, "--export", "echo"]);
+        out.ok();
+        assert_eq!(out.stdout, "durable");
+    }
+    let status = machine.status(&sealed);
+    assert_eq!(status["usage"]["runtime_units"], N + 1, "{status:#}");
+    assert_eq!(status["usage"]["kernel_units"], N + 1, "{status:#}");
+    assert_eq!(status["kernel_meter"]["count"], N + 1, "{status:#}");
+    assert_eq!(
+        sealbox_ebpf::read_pinned_count(&pin_dir.0, kernel).unwrap(),
+        N + 1
+    );
+
+    // Settlement charges each of the N + 1 calls once.
+    let out = machine.settle(&["--module", &sealed.display().to_string()]);
+    out.ok();
+    let line = format!(
+        "settled {} unit(s) for {} wei, cumulative {}, gas ",
+        N + 1,
+        (N + 1) * PRICE_WEI,
+        N + 1
+    );
+    assert!(
+        out.stdout.contains(&line),
+        "no {line:?} in:\n{}",
+        out.stdout
+    );
+    let status = machine.status(&sealed);
+    assert_eq!(status["signer"]["settled_units"], N + 1, "{status:#}");
+    assert_eq!(status["settled_units"], N + 1, "{status:#}");
+    assert_eq!(
+        status["balance_wei"],
+        (U256::from(DEPOSIT) - U256::from((N + 1) * PRICE_WEI)).to_string(),
+        "{status:#}"
+    );
+    assert_eq!(status["usage"]["settled_units"], N + 1, "{status:#}");
+    assert_eq!(status["usage"]["unsettled_units"], 0, "{status:#}");
+}
