@@ -50,7 +50,8 @@ fn cold_starts(root: &Path) {
     let customer = SigningKey::random(&mut rand::thread_rng());
     for name in ["credit_score", "text_redact"] {
         let wasm = wat::parse_file(root.join(format!("examples/wat/{name}.wat"))).expect("fixture");
-        let mut opts = sealed_format::SealOptions::new(name, "1.0.0", 31337, Address::repeat_byte(0x11));
+        let mut opts =
+            sealed_format::SealOptions::new(name, "1.0.0", 31337, Address::repeat_byte(0x11));
         opts.recipients = vec![k256::PublicKey::from(*customer.verifying_key())];
         let sealed = sealed_format::seal(&wasm, &opts, &vendor, &[]).expect("seal");
         let (mut verify, mut decrypt, mut compile, mut warm) = (vec![], vec![], vec![], vec![]);
