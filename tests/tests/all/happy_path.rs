@@ -4,14 +4,13 @@
 //! the algorithms' READMEs derive by hand; every call is counted in the
 //! journal, and a second start loads the compiled module from the cache.
 
-mod common;
-
 use std::path::Path;
 
-use common::{
+use serde_json::{Value, json};
+
+use crate::common::{
     Actors, Chain, Machine, Party, example, license, licensed, manifest, pubkey, seal, variant,
 };
-use serde_json::{Value, json};
 
 /// The credit-score model of examples/algorithms/credit-score/README.md,
 /// written again from the README's formula (not from the module's code).
@@ -100,7 +99,7 @@ async fn credit_score_plain_and_encrypted_to_the_customer() {
         &module,
         &actors.vendor,
         "credit-score-happy",
-        common::CHAIN_ID,
+        crate::common::CHAIN_ID,
         chain.registry,
         &actors.path().join("credit-score.encrypted.sealed.wasm"),
         &["--recipient", &pubkey(&actors.customer)],

@@ -5,15 +5,14 @@
 //! The outage is real: the runtime reaches anvil through a TCP relay in this
 //! test that, when switched off, cuts open connections and drops new ones.
 
-mod serve_support;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
-use serve_support::*;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+use crate::serve_support::*;
 
 /// A TCP relay to `target` that can be switched off and on.
 struct Relay {

@@ -1,7 +1,6 @@
 //! Shared fixtures of the `runtime serve` tests: a real anvil with a deployed
 //! registry, products sealed from the example modules and published, and the
 //! real `runtime` binary serving them on a loopback port.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -50,9 +49,7 @@ pub fn anvil_path() -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct Sealed {
     pub path: PathBuf,
-    pub name: String,
     pub product_id: B256,
-    pub code_hash: B256,
 }
 
 /// A registry on its own anvil: dev account 0 deploys, 1 is the vendor, 2 the
@@ -144,12 +141,7 @@ impl Chain {
             .authorize_signer(product_id, self.runtime_key.address())
             .await
             .unwrap();
-        Sealed {
-            path,
-            name: name.to_string(),
-            product_id,
-            code_hash,
-        }
+        Sealed { path, product_id }
     }
 
     /// Units of the runtime key settled on chain for `product`.

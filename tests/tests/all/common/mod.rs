@@ -5,7 +5,6 @@
 //!
 //! The binaries are not built here: `cargo build --workspace --bins` must run
 //! first (scripts/test does), and [`bin`] finds them next to the test binary.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -121,7 +120,7 @@ impl Chain {
         Chain {
             registry: client.address(),
             url,
-            node: Node::Alloy(anvil),
+            node: Node::Alloy { _instance: anvil },
         }
     }
 
@@ -164,7 +163,9 @@ impl Chain {
     fn own_node(&self) -> std::sync::MutexGuard<'_, OwnAnvil> {
         match &self.node {
             Node::Own(node) => node.lock().unwrap_or_else(|e| e.into_inner()),
-            Node::Alloy(_) => panic!("only a Chain::start_persistent chain can halt and resume"),
+            Node::Alloy { .. } => {
+                panic!("only a Chain::start_persistent chain can halt and resume")
+            }
         }
     }
 
@@ -217,7 +218,7 @@ const ANVIL_DEV_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5ef
 /// The anvil process behind a [`Chain`].
 enum Node {
     /// Spawned by alloy (killed on drop).
-    Alloy(AnvilInstance),
+    Alloy { _instance: AnvilInstance },
     /// Spawned by [`OwnAnvil`]: restartable on the same port and state.
     Own(std::sync::Mutex<OwnAnvil>),
 }

@@ -3,11 +3,9 @@
 //! kernel's count equal to the runtime's own. Needs BPF (root); without it the
 //! test fails unless SEALBOX_SKIP_BPF=1.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::{Actors, Chain, Machine, example, licensed, variant};
+use crate::common::{Actors, Chain, Machine, example, licensed, variant};
 
 /// A pin directory of its own on bpffs, removed (with its pinned maps) on drop.
 struct PinDir(PathBuf);

@@ -3,11 +3,12 @@
 //! demanding a kernel meter that is not attached. Each is refused with the
 //! failed check named on stderr and its own exit code, and nothing is compiled.
 
-mod common;
-
 use alloy::primitives::Address;
-use common::{Actors, CHAIN_ID, Chain, Machine, Party, example, licensed, manifest, seal, variant};
 use sealed_format::Check;
+
+use crate::common::{
+    Actors, CHAIN_ID, Chain, Machine, Party, example, licensed, manifest, seal, variant,
+};
 
 fn input() -> String {
     example("inputs/applicant.json").display().to_string()
@@ -86,7 +87,7 @@ async fn module_resigned_by_someone_else_fails_the_vendor_check() {
     // The genuine module is published and licensed: only the signature is wrong.
     let (sealed, _) = licensed(&chain, &actors, &module, "cs-resigned", 1_000_000, &[]).await;
     let attacker = Party::new(actors.path(), "attacker");
-    let forged = common::resign(&std::fs::read(&sealed).unwrap(), attacker.signing_key());
+    let forged = crate::common::resign(&std::fs::read(&sealed).unwrap(), attacker.signing_key());
     let check = sealed_format::open(&forged)
         .map(|_| ())
         .unwrap_err()
@@ -171,7 +172,7 @@ async fn encrypted_module_without_a_recipient_key_is_refused() {
     let actors = Actors::new(&chain).await;
     let module = variant(&example("wat/credit_score.wat"), "recipient", actors.path());
     let someone_else = Party::new(actors.path(), "someone-else");
-    let recipient = common::pubkey(&someone_else);
+    let recipient = crate::common::pubkey(&someone_else);
     let (sealed, _) = licensed(
         &chain,
         &actors,

@@ -3,11 +3,9 @@
 //! and the escrow it saw covers the unsettled calls, and refuses (exit 35)
 //! once either fails. Each test has its own anvil, which it kills.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Actors, Chain, Machine, PRICE_WEI, example, licensed, variant};
+use crate::common::{Actors, Chain, Machine, PRICE_WEI, example, licensed, variant};
 
 fn input() -> String {
     example("inputs/applicant.json").display().to_string()

@@ -1,6 +1,5 @@
-//! Helpers shared by the sandbox integration tests: fixtures are `.wat`
+//! Helpers shared by the sandbox tests: fixtures are `.wat`
 //! files in `tests/fixtures/`, turned into Wasm with the `wat` crate.
-#![allow(dead_code)] // each test crate uses a different subset
 
 use std::path::{Path, PathBuf};
 

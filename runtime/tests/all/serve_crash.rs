@@ -11,15 +11,14 @@
 //! cumulative, so settlements before the kill, after the restart and at the
 //! final shutdown never charge a unit twice.
 
-mod serve_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use alloy::primitives::U256;
 use sealbox_runtime::journal::{Journal, UsageKey};
-use serve_support::*;
+
+use crate::serve_support::*;
 
 const WORKERS: u64 = 8;
 

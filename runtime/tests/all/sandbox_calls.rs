@@ -1,12 +1,11 @@
 //! Calls into guests: the bytes ABI, numeric exports, and every kind of
 //! guest fault — each followed by a good call on the same `Program`.
 
-mod sandbox_support;
-
 use std::time::{Duration, Instant};
 
-use sandbox_support::{load, sandbox};
 use sealbox_runtime::sandbox::{CallError, GuestLimits, NumValue, Program, Sandbox, SandboxConfig};
+
+use crate::sandbox_support::{load, sandbox};
 
 /// The runtime is still fine: a good call right after a bad one succeeds.
 fn assert_still_serves(program: &Program) {

@@ -1,14 +1,13 @@
 //! The HTTP surface of `runtime serve`: bad requests are refused with the
 //! right status before anything is billed, and the bearer token rules.
 
-mod serve_support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use alloy::primitives::U256;
-use serve_support::*;
+
+use crate::serve_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_before_admission() {

@@ -1,14 +1,13 @@
 //! A real Prometheus scrapes `runtime serve`'s /metrics (with the bearer
 //! token) and its query API reports the calls that were made.
 
-mod serve_support;
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use alloy::primitives::U256;
-use serve_support::*;
+
+use crate::serve_support::*;
 
 /// Path of the Prometheus server: $SEALBOX_PROMETHEUS, else the Debian package's.
 fn prometheus_path() -> PathBuf {

@@ -1,12 +1,11 @@
 //! `runtime serve` settles what it served: by units, at shutdown, by time,
 //! and never twice across restarts. Real anvil, real HTTP, the real binary.
 
-mod serve_support;
-
 use std::time::Duration;
 
 use alloy::primitives::U256;
-use serve_support::*;
+
+use crate::serve_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_admitted_call_is_settled_on_chain_exactly_once() {

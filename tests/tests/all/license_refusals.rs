@@ -3,9 +3,7 @@
 //! (34 for an unauthorized runtime signer), and nothing is compiled: no
 //! "compiling" log line and the module cache untouched.
 
-mod common;
-
-use common::{Actors, Chain, Machine, PRICE_WEI, example, licensed, variant};
+use crate::common::{Actors, Chain, Machine, PRICE_WEI, example, licensed, variant};
 
 const INPUT: &str = "inputs/applicant.json";
 
@@ -155,16 +153,19 @@ async fn unpublished_release_is_refused() {
         "unpublished",
         actors.path(),
     );
-    let sealed = common::seal(
+    let sealed = crate::common::seal(
         &other,
         &actors.vendor,
         "cs-unpublished",
-        common::CHAIN_ID,
+        crate::common::CHAIN_ID,
         chain.registry,
         &actors.path().join("unpublished.sealed.wasm"),
         &[],
     );
-    assert_eq!(common::manifest(&sealed).product_id, release.product_id);
+    assert_eq!(
+        crate::common::manifest(&sealed).product_id,
+        release.product_id
+    );
 
     let machine = Machine::new(&chain, &actors);
     let before = machine.cache();
@@ -185,17 +186,17 @@ async fn runtime_key_not_authorized_by_the_customer_is_refused() {
         "unauthorized",
         actors.path(),
     );
-    let sealed = common::seal(
+    let sealed = crate::common::seal(
         &module,
         &actors.vendor,
         "cs-unauthorized",
-        common::CHAIN_ID,
+        crate::common::CHAIN_ID,
         chain.registry,
         &actors.path().join("unauthorized.sealed.wasm"),
         &[],
     );
     let vendor = chain.client(&actors.vendor.signer).await;
-    let release = common::publish(&vendor, &sealed, PRICE_WEI).await;
+    let release = crate::common::publish(&vendor, &sealed, PRICE_WEI).await;
     // The customer pays but never authorizes the runtime's key.
     let customer = chain.client(&actors.customer.signer).await;
     customer

@@ -4,11 +4,9 @@
 //! naming what happened and the guest-call exit code 41 (40 when the sandbox
 //! refuses the module itself). The guest is `tests/fixtures/faults.wat`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{Actors, Chain, Machine, Release, example, fixture, licensed, variant};
+use crate::common::{Actors, Chain, Machine, Release, example, fixture, licensed, variant};
 
 /// Fuel the fault module is sealed with (per call).
 const FUEL: &str = "1000000";

@@ -1,12 +1,11 @@
 //! Per-product license gating in `runtime serve`: one product whose escrow
 //! runs out or whose license lapses answers 402 while the other goes on.
 
-mod serve_support;
-
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
-use serve_support::*;
+
+use crate::serve_support::*;
 
 /// `score` on examples/inputs/applicant.json, derived by hand in
 /// examples/algorithms/credit-score/README.md.

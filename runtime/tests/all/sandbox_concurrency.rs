@@ -1,10 +1,9 @@
 //! One `Program` called from many threads at once, good calls mixed with
 //! faulting ones.
 
-mod sandbox_support;
-
-use sandbox_support::{load, sandbox};
 use sealbox_runtime::sandbox::{CallError, GuestLimits};
+
+use crate::sandbox_support::{load, sandbox};
 
 #[test]
 fn many_threads_share_one_program() {

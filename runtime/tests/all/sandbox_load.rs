@@ -1,10 +1,9 @@
 //! Loading: what the sandbox refuses before (or instead of) running a
 //! module, and that a refusal compiles nothing.
 
-mod sandbox_support;
-
-use sandbox_support::{code_hash, fixture, load, sandbox};
 use sealbox_runtime::sandbox::{GuestLimits, Program, Sandbox, SandboxConfig, SandboxError};
+
+use crate::sandbox_support::{code_hash, fixture, load, sandbox};
 
 fn compile(sb: &Sandbox, name: &str, limits: GuestLimits) -> Result<Program, SandboxError> {
     let wasm = fixture(name);

@@ -3,16 +3,15 @@
 //! escrow that runs out. Receipts are cumulative per signer, so every unit the
 //! journal admitted is charged exactly once, whatever happened in between.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Barrier;
 
 use alloy::primitives::{Address, B256, U256};
-use common::{
+use license_contract::{LicenseStatus, Reason, RegistryClient};
+
+use crate::common::{
     Actors, CHAIN_ID, Chain, Machine, Out, PRICE_WEI, Party, example, license, licensed, variant,
 };
-use license_contract::{LicenseStatus, Reason, RegistryClient};
 
 fn input() -> String {
     example("inputs/applicant.json").display().to_string()

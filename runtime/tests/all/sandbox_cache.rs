@@ -2,16 +2,15 @@
 //! tampered / truncated / foreign entries recompiled (never deserialized),
 //! and the cache directory's permissions.
 
-mod sandbox_support;
-
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use sandbox_support::{code_hash, config, fixture};
 use sealbox_runtime::sandbox::{GuestLimits, Program, Sandbox, SandboxError};
+
+use crate::sandbox_support::{code_hash, config, fixture};
 
 fn cached_sandbox(dir: &Path) -> Sandbox {
     Sandbox::new(config(Some(dir.to_path_buf()))).unwrap()

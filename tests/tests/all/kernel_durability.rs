@@ -5,16 +5,15 @@
 //! charges each call once. Needs BPF (root); without it the test fails unless
 //! SEALBOX_SKIP_BPF=1.
 
-mod common;
-
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
-use common::{Actors, Chain, Machine, PRICE_WEI, fixture, licensed, variant};
 use sealbox_runtime::journal::{Journal, UsageKey};
 use sealbox_runtime::metering::kernel_key;
+
+use crate::common::{Actors, Chain, Machine, PRICE_WEI, fixture, licensed, variant};
 
 /// A pin directory of its own on bpffs, removed (with its pinned maps) on drop.
 struct PinDir(PathBuf);

@@ -1,0 +1,15 @@
+//! Sealbox end to end, linked into one test binary (each binary links
+//! wasmtime, alloy and the runtime; one instead of eight saves minutes of
+//! linking and gigabytes of disk): the real `packager` and `runtime`
+//! binaries against a real anvil, and the real eBPF meter in the kernel.
+
+mod common;
+
+mod guest_faults;
+mod happy_path;
+mod kernel_durability;
+mod kernel_meter;
+mod lease;
+mod license_refusals;
+mod settlement_faults;
+mod trust_refusals;
