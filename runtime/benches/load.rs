@@ -3,9 +3,9 @@
 //! 1. Cold start per example (encrypted to one recipient): verify (`open`),
 //!    decrypt + code hash, compile without cache, and a warm start from the
 //!    authenticated cache — in ms.
-//! 2. License admission: a call admitted from the stored lease (one SQLite
-//!    transaction in the usage journal) versus one `licenseStatus` `eth_call`
-//!    over HTTP to a local anvil — in µs, same run.
+//! 2. License admission: a call admitted from the stored lease (a
+//!    compare-and-swap on the usage journal's shared counter file) versus one
+//!    `licenseStatus` `eth_call` over HTTP to a local anvil — in µs, same run.
 //!
 //! Run: `cargo bench -p sealbox-runtime --bench load` (anvil from
 //! `license-contract/node_modules/.bin/anvil`, or `SEALBOX_ANVIL`).
@@ -174,7 +174,7 @@ async fn license_checks(root: &Path) {
     println!("| path | µs per check |");
     println!("|---|---:|");
     println!(
-        "| lease in the journal (SQLite txn: check + count) | {:.1} |",
+        "| lease in the journal (check + count on the shared counter) | {:.3} |",
         local.as_secs_f64() * 1e6
     );
     println!(

@@ -14,18 +14,14 @@
 //!   the two rows isolates the sandbox, the difference to `runtime serve`
 //!   the licensing, journal, meter and metrics.
 //! * `journal` — `sandbox` plus `Journal::admit` before each call: exactly
-//!   the per-call journal write of `runtime serve`, without HTTP auth,
-//!   metrics or loops (isolates the journal's share);
-//! * `journal-fast`, `journal-group`, `journal-mmap` — prototypes of a
-//!   cheaper admission that still survives a kill of the process (see
-//!   [`FastJournal`], [`GroupJournal`], [`MmapCounter`]), to size the
-//!   proposals in the report.
+//!   the per-call admission of `runtime serve`, without HTTP auth, metrics
+//!   or loops (isolates the journal's share).
 //!
 //! Usage (the script builds it with `cargo bench --no-run` and runs it):
-//! `serve_bare --wat FILE --listen ADDR [--mode wasmtime|sandbox] [--max-input-bytes N]`.
+//! `serve_bare --wat FILE --listen ADDR [--mode wasmtime|sandbox|journal] [--max-input-bytes N]`.
 //! `serve_bare --journal-admits N` instead times N single-unit admissions in
-//! a usage journal (the per-call SQLite write of `runtime serve`) and prints
-//! µs per admission.
+//! a usage journal (the per-call admission of `runtime serve`), from one
+//! thread and from two, and prints ns per admission.
 //! Without either (e.g. under a plain `cargo bench`) it prints this usage and exits.
 
 use std::net::SocketAddr;
@@ -38,13 +34,13 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use sealbox_runtime::journal::UsageKey;
+use sealbox_runtime::journal::{Journal, UsageKey};
 use sealbox_runtime::lease::{Lease, LeasePolicy};
 use sealbox_runtime::sandbox::{GuestLimits, Program, Sandbox, SandboxConfig};
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, InstancePre, Linker, Module, Store};
 
-const USAGE: &str = "serve_bare --wat FILE --listen ADDR [--mode wasmtime|sandbox|journal|journal-fast|journal-group|journal-mmap] [--max-input-bytes N]\n\
+const USAGE: &str = "serve_bare --wat FILE --listen ADDR [--mode wasmtime|sandbox|journal] [--max-input-bytes N]\n\
     serve_bare --journal-admits N\n\
     (the baseline server of scripts/bench-serve; run that script)";
 
@@ -55,35 +51,27 @@ enum Guest {
         fuel: u64,
         deadline_ticks: u64,
     },
-    Sandbox(Program, Admission),
+    Sandbox(Program, Option<Box<Ledger>>),
 }
 
-/// How a call is admitted before the guest runs.
-enum Admission {
-    /// Not at all.
-    None,
-    /// `Journal::admit` (what `runtime serve` does).
-    Journal(sealbox_runtime::journal::Journal, UsageKey, LeasePolicy),
-    /// One cached, guarded UPDATE per call.
-    Fast(FastJournal),
-    /// Group commit by a writer thread.
-    Group(GroupJournal),
-    /// An atomic counter in a shared file mapping.
-    Mmap(MmapCounter),
+/// `Journal::admit` before each call, as `runtime serve` does it.
+struct Ledger {
+    journal: Journal,
+    key: UsageKey,
+    policy: LeasePolicy,
 }
 
-impl Admission {
+impl Ledger {
     fn admit(&self) -> Result<(), String> {
-        match self {
-            Admission::None => Ok(()),
-            Admission::Journal(journal, key, policy) => journal
-                .admit(key, 1, sealbox_runtime::gate::unix_now(), policy)
-                .map(drop)
-                .map_err(|e| e.to_string()),
-            Admission::Fast(j) => j.admit(),
-            Admission::Group(j) => j.admit(),
-            Admission::Mmap(c) => c.admit(),
-        }
+        self.journal
+            .admit(
+                &self.key,
+                1,
+                sealbox_runtime::gate::unix_now(),
+                &self.policy,
+            )
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -139,27 +127,16 @@ fn main() {
                     + 1,
             }
         }
-        "sandbox" | "journal" | "journal-fast" | "journal-group" | "journal-mmap" => {
+        "sandbox" | "journal" => {
             let hash: [u8; 32] = Sha256::digest(&wasm).into();
             let program = sandbox
                 .compile(hash, &wasm, &GuestLimits::default())
                 .expect("compile");
-            let db = journal_dir.path().join("journal.db");
-            let admission = match mode.as_str() {
-                "journal" => {
-                    let (journal, key) = lease_journal(&db);
-                    Admission::Journal(journal, key, LeasePolicy::default())
-                }
-                "journal-fast" => Admission::Fast(FastJournal::open(&db)),
-                "journal-group" => Admission::Group(GroupJournal::open(&db)),
-                "journal-mmap" => Admission::Mmap(MmapCounter::open(&db)),
-                _ => Admission::None,
-            };
-            Guest::Sandbox(program, admission)
+            let ledger = (mode == "journal")
+                .then(|| Box::new(lease_journal(&journal_dir.path().join("journal.db"))));
+            Guest::Sandbox(program, ledger)
         }
-        other => panic!(
-            "unknown --mode {other}: wasmtime, sandbox, journal, journal-fast, journal-group or journal-mmap"
-        ),
+        other => panic!("unknown --mode {other}: wasmtime, sandbox or journal"),
     };
     let app = Arc::new(App {
         guest,
@@ -201,20 +178,24 @@ async fn invoke(
     Path((_product, export)): Path<(String, String)>,
     input: Bytes,
 ) -> Response {
-    let result = tokio::task::spawn_blocking(move || match &app.guest {
-        Guest::Bare {
-            engine,
-            pre,
-            fuel,
-            deadline_ticks,
-        } => bare_call(engine, pre, *fuel, *deadline_ticks, &export, &input),
-        Guest::Sandbox(program, admission) => admission.admit().and_then(|()| {
-            program
-                .call_bytes(&export, &input)
-                .map_err(|e| e.to_string())
-        }),
-    })
-    .await;
+    let result =
+        tokio::task::spawn_blocking(move || match &app.guest {
+            Guest::Bare {
+                engine,
+                pre,
+                fuel,
+                deadline_ticks,
+            } => bare_call(engine, pre, *fuel, *deadline_ticks, &export, &input),
+            Guest::Sandbox(program, ledger) => ledger
+                .as_ref()
+                .map_or(Ok(()), |l| l.admit())
+                .and_then(|()| {
+                    program
+                        .call_bytes(&export, &input)
+                        .map_err(|e| e.to_string())
+                }),
+        })
+        .await;
     match result {
         Ok(Ok(out)) => ([(header::CONTENT_TYPE, "application/octet-stream")], out).into_response(),
         Ok(Err(e)) => (StatusCode::UNPROCESSABLE_ENTITY, e).into_response(),
@@ -263,8 +244,8 @@ fn bare_call(
 }
 
 /// A journal at `db` holding a fresh lease with an escrow that never runs out.
-fn lease_journal(db: &std::path::Path) -> (sealbox_runtime::journal::Journal, UsageKey) {
-    let journal = sealbox_runtime::journal::Journal::open(db).expect("journal");
+fn lease_journal(db: &std::path::Path) -> Ledger {
+    let journal = Journal::open(db).expect("journal");
     let key = UsageKey {
         product: [1; 32],
         customer: [2; 20],
@@ -279,202 +260,43 @@ fn lease_journal(db: &std::path::Path) -> (sealbox_runtime::journal::Journal, Us
         inactive: None,
     };
     journal.store_lease(&key, &lease).expect("lease");
-    (journal, key)
+    Ledger {
+        journal,
+        key,
+        policy: LeasePolicy::default(),
+    }
 }
 
-/// Times `n` single-unit admissions in a fresh journal (WAL, synchronous=NORMAL,
-/// as `runtime serve` opens it), one thread, and prints the mean in µs, next
-/// to the prototypes.
+/// Times `n` single-unit admissions in a fresh journal (as `runtime serve`
+/// opens it) from one thread, then `n` per thread from two threads at once,
+/// and prints the mean cost of one admission in ns.
 fn journal_admits(n: u32) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (journal, key) = lease_journal(&dir.path().join("a.db"));
-    let current = Admission::Journal(journal, key, LeasePolicy::default());
-    let fast = Admission::Fast(FastJournal::open(&dir.path().join("b.db")));
-    let group = Admission::Group(GroupJournal::open(&dir.path().join("c.db")));
-    let mmap = Admission::Mmap(MmapCounter::open(&dir.path().join("d.db")));
-    for (name, admission) in [
-        ("Journal::admit", &current),
-        ("prototype fast", &fast),
-        ("prototype group", &group),
-        ("prototype mmap", &mmap),
-    ] {
-        for _ in 0..1000 {
-            admission.admit().expect("admit");
-        }
+    let ledger = lease_journal(&dir.path().join("journal.db"));
+    for _ in 0..1000 {
+        ledger.admit().expect("admit");
+    }
+    for threads in [1u32, 2] {
         let started = std::time::Instant::now();
-        for _ in 0..n {
-            admission.admit().expect("admit");
-        }
-        let per = started.elapsed().as_secs_f64() * 1e6 / f64::from(n);
-        println!("journal admission, one thread, {name}: {per:.3} us per unit ({n} units)");
-    }
-}
-
-const PROTO_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS usage (
-    id INTEGER PRIMARY KEY, runtime_units INTEGER NOT NULL, settled_units INTEGER NOT NULL);
-    INSERT OR IGNORE INTO usage VALUES (1, 0, 0);";
-
-/// The guarded increment both prototypes run: admits only while the
-/// unsettled units stay within what the (in-memory) lease covers.
-const PROTO_ADMIT: &str = "UPDATE usage SET runtime_units = runtime_units + 1
-    WHERE id = 1 AND runtime_units + 1 - settled_units <= ?1";
-
-fn proto_open(db: &std::path::Path) -> rusqlite::Connection {
-    let conn = rusqlite::Connection::open(db).expect("open");
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .expect("wal");
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .expect("sync");
-    conn.execute_batch(PROTO_SCHEMA).expect("schema");
-    conn
-}
-
-/// Prototype A: the lease kept in memory (refreshed on `store_lease`), one
-/// cached prepared UPDATE per call in autocommit mode — the check and the
-/// increment in one statement, committed before the guest runs.
-struct FastJournal {
-    conn: std::sync::Mutex<rusqlite::Connection>,
-    cap: i64,
-}
-
-impl FastJournal {
-    fn open(db: &std::path::Path) -> Self {
-        Self {
-            conn: std::sync::Mutex::new(proto_open(db)),
-            cap: i64::MAX,
-        }
-    }
-
-    fn admit(&self) -> Result<(), String> {
-        let conn = self.conn.lock().map_err(|e| e.to_string())?;
-        let mut stmt = conn
-            .prepare_cached(PROTO_ADMIT)
-            .map_err(|e| e.to_string())?;
-        match stmt.execute([self.cap]).map_err(|e| e.to_string())? {
-            1 => Ok(()),
-            _ => Err("escrow exhausted".into()),
-        }
-    }
-}
-
-/// Prototype B: group commit. Calls hand their admission to one writer
-/// thread and wait for its answer; the writer runs every admission queued
-/// meanwhile in one transaction, so concurrent calls share one commit. A
-/// call still runs only after its unit is committed.
-struct GroupJournal {
-    tx: std::sync::mpsc::Sender<std::sync::mpsc::SyncSender<bool>>,
-}
-
-impl GroupJournal {
-    fn open(db: &std::path::Path) -> Self {
-        let mut conn = proto_open(db);
-        let (tx, rx) = std::sync::mpsc::channel::<std::sync::mpsc::SyncSender<bool>>();
-        std::thread::spawn(move || {
-            while let Ok(first) = rx.recv() {
-                let mut batch = vec![first];
-                batch.extend(rx.try_iter());
-                let t = conn.transaction().expect("begin");
-                let answers: Vec<bool> = {
-                    let mut stmt = t.prepare_cached(PROTO_ADMIT).expect("prepare");
-                    batch
-                        .iter()
-                        .map(|_| stmt.execute([i64::MAX]).map(|n| n == 1).unwrap_or(false))
-                        .collect()
-                };
-                let committed = t.commit().is_ok();
-                for (reply, ok) in batch.into_iter().zip(answers) {
-                    let _ = reply.send(ok && committed);
-                }
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    for _ in 0..n {
+                        ledger.admit().expect("admit");
+                    }
+                });
             }
         });
-        Self { tx }
+        let per = started.elapsed().as_secs_f64() * 1e9 / f64::from(n * threads);
+        println!(
+            "Journal::admit, {threads} thread(s): {per:.0} ns per unit ({} units)",
+            n * threads
+        );
     }
-
-    fn admit(&self) -> Result<(), String> {
-        let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        self.tx.send(reply).map_err(|e| e.to_string())?;
-        match answer.recv() {
-            Ok(true) => Ok(()),
-            _ => Err("not admitted".into()),
-        }
-    }
-}
-
-/// Prototype C: the admitted-units counter as an atomic in a `MAP_SHARED`
-/// file mapping. A store into the mapping is in the kernel's page cache the
-/// moment it completes, so a kill or crash of the process right after it
-/// cannot lose the unit — the same guarantee as the WAL with
-/// `synchronous=NORMAL` (an OS crash needs an `msync`, which would go where
-/// `Journal::sync` is called today, before a receipt is signed). The escrow
-/// check is a compare-and-swap against the in-memory lease's cap.
-struct MmapCounter {
-    ptr: *mut u8,
-    cap: u64,
-    settled: u64,
-    _file: std::fs::File,
-}
-
-// SAFETY: the mapping is only accessed through an AtomicU64 at its start.
-unsafe impl Send for MmapCounter {}
-// SAFETY: as above; all access is atomic.
-unsafe impl Sync for MmapCounter {}
-
-impl Drop for MmapCounter {
-    fn drop(&mut self) {
-        // SAFETY: unmaps the mapping made in `open`; nothing uses it after drop.
-        unsafe { libc::munmap(self.ptr.cast(), 4096) };
-    }
-}
-
-impl MmapCounter {
-    fn open(path: &std::path::Path) -> Self {
-        use std::os::fd::AsRawFd;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path.with_extension("units"))
-            .expect("counter file");
-        file.set_len(4096).expect("size");
-        // SAFETY: a fresh shared read-write mapping of a 4096-byte file we keep open.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                4096,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        assert_ne!(ptr, libc::MAP_FAILED, "mmap");
-        Self {
-            ptr: ptr.cast(),
-            cap: u64::MAX,
-            settled: 0,
-            _file: file,
-        }
-    }
-
-    fn admit(&self) -> Result<(), String> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        // SAFETY: the mapping is page-aligned, 4096 bytes long and lives as long as self.
-        let units = unsafe { AtomicU64::from_ptr(self.ptr.cast::<u64>()) };
-        let mut current = units.load(Ordering::Acquire);
-        loop {
-            if current + 1 - self.settled > self.cap {
-                return Err("escrow exhausted".into());
-            }
-            match units.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Ok(()),
-                Err(seen) => current = seen,
-            }
-        }
-    }
+    let usage = ledger.journal.usage(&ledger.key).expect("usage");
+    assert_eq!(
+        usage.runtime_units,
+        1000 + 3 * u64::from(n),
+        "every admission counted"
+    );
 }

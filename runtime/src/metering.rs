@@ -6,9 +6,10 @@
 //! counts it again in a pinned BPF map that survives the runtime's death.
 //! See `docs/METERING.md` for what the kernel count does and does not prove.
 
+use std::path::Path;
 use std::sync::Arc;
 
-use sealbox_ebpf::{Meter, MeterError, MeterOptions};
+use sealbox_ebpf::{Meter, MeterError, MeterOptions, PinnedCounts};
 
 use crate::journal::UsageKey;
 
@@ -25,4 +26,32 @@ pub fn attach(opts: &MeterOptions) -> Result<Arc<KernelMeter>, MeterError> {
 /// and signer, so two runtimes never count into each other's counters.
 pub fn kernel_key(key: &UsageKey) -> u64 {
     sealbox_ebpf::meter_key(&key.product, &key.customer, &key.signer)
+}
+
+/// One reading of a kernel counter: its count in the pinned map set named by
+/// `epoch` (a new map set, after a reboot, counts from zero under a new epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelReading {
+    /// The map set's epoch ([`Meter::epoch`]).
+    pub epoch: u64,
+    /// Calls counted in that map set.
+    pub count: u64,
+}
+
+/// Reads `key`'s counter from the maps pinned under `pin_dir`, without
+/// attaching a probe (status and settle commands).
+pub fn read_pinned(pin_dir: &Path, key: u64) -> Result<KernelReading, MeterError> {
+    let counts = PinnedCounts::open(pin_dir)?;
+    Ok(KernelReading {
+        epoch: counts.epoch(),
+        count: counts.count(key)?,
+    })
+}
+
+/// Reads `key`'s counter from the attached meter.
+pub fn read_attached(meter: &KernelMeter, key: u64) -> Result<KernelReading, MeterError> {
+    Ok(KernelReading {
+        epoch: meter.epoch(),
+        count: meter.count(key)?,
+    })
 }

@@ -119,8 +119,10 @@ impl Product {
     /// The counter's usage, with the kernel count refreshed from the meter.
     pub fn usage(&self) -> Result<Usage, RuntimeError> {
         if let Some(meter) = &self.meter {
-            match meter.count(self.kernel_key) {
-                Ok(count) => self.journal.record_kernel_units(&self.key, count)?,
+            match crate::metering::read_attached(meter, self.kernel_key) {
+                Ok(k) => self
+                    .journal
+                    .record_kernel_units(&self.key, k.epoch, k.count)?,
                 Err(e) => tracing::warn!("reading the kernel meter failed: {e}"),
             }
         }

@@ -115,9 +115,9 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
         signer: me.into_array(),
     };
     let kernel_key = sealbox_runtime::metering::kernel_key(&key);
-    let kernel = sealbox_ebpf::read_pinned_count(&args.runtime.meter_pin_dir, kernel_key);
-    if let Ok(count) = &kernel {
-        journal.record_kernel_units(&key, *count)?;
+    let kernel = sealbox_runtime::metering::read_pinned(&args.runtime.meter_pin_dir, kernel_key);
+    if let Ok(k) = &kernel {
+        journal.record_kernel_units(&key, k.epoch, k.count)?;
     }
     let usage = journal.usage(&key)?;
     if args.json {
@@ -145,7 +145,11 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
                 "unsettled_units": usage.unsettled_units(),
             },
             "kernel_meter": match &kernel {
-                Ok(count) => serde_json::json!({"pinned": true, "count": count}),
+                Ok(k) => serde_json::json!({
+                    "pinned": true,
+                    "count": k.count,
+                    "epoch": format!("{:#018x}", k.epoch),
+                }),
                 Err(e) => serde_json::json!({"pinned": false, "error": e.to_string()}),
             },
         });

@@ -49,9 +49,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     for key in keys {
         let kernel_key = sealbox_runtime::metering::kernel_key(&key);
-        if let Ok(count) = sealbox_ebpf::read_pinned_count(&args.runtime.meter_pin_dir, kernel_key)
+        if let Ok(k) =
+            sealbox_runtime::metering::read_pinned(&args.runtime.meter_pin_dir, kernel_key)
         {
-            journal.record_kernel_units(&key, count)?;
+            journal.record_kernel_units(&key, k.epoch, k.count)?;
         }
         let outcome = settle_counter(&client, &signer, &journal, &key).await?;
         let product = alloy::primitives::B256::from(key.product);

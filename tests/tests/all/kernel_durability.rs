@@ -6,36 +6,14 @@
 //! SEALBOX_SKIP_BPF=1.
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
 use sealbox_runtime::journal::{Journal, UsageKey};
 use sealbox_runtime::metering::kernel_key;
 
-use crate::common::{Actors, Chain, Machine, PRICE_WEI, fixture, licensed, variant};
-
-/// A pin directory of its own on bpffs, removed (with its pinned maps) on drop.
-struct PinDir(PathBuf);
-
-impl PinDir {
-    fn new() -> PinDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        PinDir(PathBuf::from(format!(
-            "/sys/fs/bpf/sealbox-e2e-durable-{}-{nanos}",
-            std::process::id()
-        )))
-    }
-}
-
-impl Drop for PinDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::common::{Actors, Chain, Machine, PRICE_WEI, PinDir, fixture, licensed, variant};
 
 /// Fuel and deadline the spinning call gets: far more than the test waits.
 const FUEL: &str = "1000000000000";

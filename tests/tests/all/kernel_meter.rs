@@ -1,61 +1,25 @@
 //! The kernel meter end to end: a `kernel-required` module runs with the
 //! eBPF meter attached, and `runtime license status --json` then shows the
-//! kernel's count equal to the runtime's own. Needs BPF (root); without it the
-//! test fails unless SEALBOX_SKIP_BPF=1.
+//! kernel's count equal to the runtime's own, also after the pinned maps are
+//! lost. Needs BPF (root); without it the tests fail unless SEALBOX_SKIP_BPF=1.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::common::{Actors, Chain, Machine, example, licensed, variant};
+use alloy::primitives::B256;
 
-/// A pin directory of its own on bpffs, removed (with its pinned maps) on drop.
-struct PinDir(PathBuf);
+use crate::common::{Actors, Chain, Machine, PinDir, example, licensed, variant};
 
-impl PinDir {
-    fn new() -> PinDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        PinDir(PathBuf::from(format!(
-            "/sys/fs/bpf/sealbox-e2e-{}-{nanos}",
-            std::process::id()
-        )))
-    }
-}
-
-impl Drop for PinDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn kernel_count_equals_runtime_count() {
-    let skip = std::env::var_os("SEALBOX_SKIP_BPF").is_some_and(|v| v == "1");
-    let chain = Chain::shared().await;
-    let actors = Actors::new(&chain).await;
-    let module = variant(&example("wat/credit_score.wat"), "kernel", actors.path());
-    let (sealed, release) = licensed(
-        &chain,
-        &actors,
-        &module,
-        "cs-kernel",
-        1_000_000,
-        &["--metering", "kernel-required"],
-    )
-    .await;
-    let pin_dir = PinDir::new();
-    let mut machine = Machine::new(&chain, &actors);
-    machine.kernel_meter = Some(pin_dir.0.clone());
-    let input = example("inputs/applicant.json").display().to_string();
-
-    const CALLS: u64 = 3;
-    for i in 0..CALLS {
-        let out = machine.run(&sealed, &["--input", &input]);
+/// Makes `n` calls with the kernel meter attached. False when BPF is
+/// unavailable and SEALBOX_SKIP_BPF=1 (the caller then skips); without the
+/// opt-out, a meter that cannot attach fails the test.
+fn metered_calls(machine: &Machine, sealed: &Path, input: &str, n: u64) -> bool {
+    for i in 0..n {
+        let out = machine.run(sealed, &["--input", input]);
         if out.code == Some(36) {
-            if skip {
+            if std::env::var_os("SEALBOX_SKIP_BPF").is_some_and(|v| v == "1") {
                 eprintln!("SEALBOX_SKIP_BPF=1: skipping, the kernel meter cannot attach");
-                return;
+                return false;
             }
             panic!(
                 "the kernel meter cannot attach (BPF unavailable here?); run as root on a kernel \
@@ -70,12 +34,99 @@ async fn kernel_count_equals_runtime_count() {
             out.stderr
         );
     }
+    true
+}
 
-    let status = machine.status(&sealed);
+/// A `kernel-required` credit-score product, licensed to a customer whose
+/// machine meters into a pin directory of its own.
+struct Metered {
+    /// Keeps the shared anvil alive for the test.
+    _chain: Arc<Chain>,
+    _actors: Actors,
+    sealed: PathBuf,
+    product: B256,
+    machine: Machine,
+    pin_dir: PinDir,
+    input: String,
+}
+
+impl Metered {
+    async fn new(name: &str) -> Metered {
+        let chain = Chain::shared().await;
+        let actors = Actors::new(&chain).await;
+        let module = variant(&example("wat/credit_score.wat"), name, actors.path());
+        let (sealed, release) = licensed(
+            &chain,
+            &actors,
+            &module,
+            name,
+            1_000_000,
+            &["--metering", "kernel-required"],
+        )
+        .await;
+        let pin_dir = PinDir::new();
+        let mut machine = Machine::new(&chain, &actors);
+        machine.kernel_meter = Some(pin_dir.0.clone());
+        Metered {
+            _chain: chain,
+            _actors: actors,
+            sealed,
+            product: release.product_id,
+            machine,
+            pin_dir,
+            input: example("inputs/applicant.json").display().to_string(),
+        }
+    }
+
+    fn calls(&self, n: u64) -> bool {
+        metered_calls(&self.machine, &self.sealed, &self.input, n)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kernel_count_equals_runtime_count() {
+    let m = Metered::new("cs-kernel").await;
+    const CALLS: u64 = 3;
+    if !m.calls(CALLS) {
+        return;
+    }
+
+    let status = m.machine.status(&m.sealed);
     let usage = &status["usage"];
     assert_eq!(usage["runtime_units"], CALLS, "{status:#}");
     assert_eq!(usage["kernel_units"], usage["runtime_units"], "{status:#}");
     assert_eq!(status["kernel_meter"]["pinned"], true, "{status:#}");
     assert_eq!(status["kernel_meter"]["count"], CALLS, "{status:#}");
-    assert_eq!(machine.usage(release.product_id).kernel_units, CALLS);
+    assert_eq!(m.machine.usage(m.product).kernel_units, CALLS);
+}
+
+/// bpffs lives in memory: a reboot (here: removing the pin directory) starts
+/// a new map set from zero under a new epoch. The journal adds the map sets
+/// up, so the kernel count stays cumulative and equal to the runtime's.
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_pinned_maps_do_not_lower_the_kernel_count() {
+    let m = Metered::new("cs-kernel-reboot").await;
+    const BEFORE: u64 = 2;
+    const AFTER: u64 = 3;
+    if !m.calls(BEFORE) {
+        return;
+    }
+    let first = m.machine.status(&m.sealed);
+    assert_eq!(first["usage"]["kernel_units"], BEFORE, "{first:#}");
+    std::fs::remove_dir_all(&m.pin_dir.0).expect("remove the pin directory");
+    assert!(m.calls(AFTER));
+
+    let status = m.machine.status(&m.sealed);
+    let usage = &status["usage"];
+    assert_eq!(
+        status["kernel_meter"]["count"], AFTER,
+        "a new map set: {status:#}"
+    );
+    assert_ne!(
+        status["kernel_meter"]["epoch"], first["kernel_meter"]["epoch"],
+        "{status:#}"
+    );
+    assert_eq!(usage["kernel_units"], BEFORE + AFTER, "{status:#}");
+    assert_eq!(usage["runtime_units"], BEFORE + AFTER, "{status:#}");
+    assert_eq!(m.machine.usage(m.product).kernel_units, BEFORE + AFTER);
 }

@@ -964,3 +964,24 @@ pub fn pubkey(party: &Party) -> String {
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|| panic!("no pubkey line in:\n{}", out.stdout))
 }
+
+/// A pin directory of its own on bpffs for the kernel meter's maps, removed
+/// (with its pinned maps) on drop.
+pub struct PinDir(pub PathBuf);
+
+impl PinDir {
+    pub fn new() -> PinDir {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        PinDir(PathBuf::from(format!(
+            "/sys/fs/bpf/sealbox-e2e-{}-{n}",
+            std::process::id()
+        )))
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
