@@ -179,6 +179,12 @@ impl Journal {
         if let Some(open) = self.read_admitting().get(key) {
             return Ok(Arc::clone(open));
         }
+        // Held while the lease is read: a `store_lease` racing with this either
+        // lands before the read or finds the entry afterwards and updates it.
+        let mut admitting = self.admitting.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(open) = admitting.get(key) {
+            return Ok(Arc::clone(open));
+        }
         let (usage, lease) = {
             let conn = self.lock();
             let usage = read_usage(&conn, key).map_err(|e| self.db_err(e))?;
@@ -192,8 +198,8 @@ impl Journal {
             lease: Mutex::new(lease),
             kernel_units: AtomicU64::new(usage.kernel_units),
         });
-        let mut admitting = self.admitting.write().unwrap_or_else(|e| e.into_inner());
-        Ok(Arc::clone(admitting.entry(*key).or_insert(admission)))
+        admitting.insert(*key, Arc::clone(&admission));
+        Ok(admission)
     }
 
     fn read_admitting(&self) -> std::sync::RwLockReadGuard<'_, HashMap<UsageKey, Arc<Admission>>> {
@@ -405,15 +411,19 @@ impl Journal {
     /// Called before a receipt is signed.
     pub fn sync(&self) -> Result<(), JournalError> {
         for key in self.keys()? {
+            // Read, then flush: the page written back holds at least the value
+            // folded into SQLite below.
             let admitted = match self.read_admitting().get(&key) {
                 Some(open) => {
+                    let admitted = open.counter.value();
                     open.counter.flush()?;
-                    open.counter.value()
+                    admitted
                 }
                 None => match CounterFile::open_existing(&self.counter_path(&key))? {
                     Some(counter) => {
+                        let admitted = counter.value();
                         counter.flush()?;
-                        counter.value()
+                        admitted
                     }
                     None => continue,
                 },
