@@ -7,9 +7,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use alloy::primitives::{Address, U256};
-use common::{PRICE, dev_key, spawn_anvil};
+use common::{PRICE, dead_rpc_url, dev_key, spawn_anvil};
 use license_contract::RegistryClient;
 
+/// Runs `registry ARGS` without any `SEALBOX_PASSWORD` the test runner may have.
 fn registry(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_registry"))
         .args(args)
@@ -18,14 +19,40 @@ fn registry(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `registry HEAD... TAIL...`: a fixed command line with the options under test appended.
+fn registry_with(head: &[&str], tail: &[&str]) -> Output {
+    registry(&[head, tail].concat())
+}
+
+/// What the run printed on stdout (lossy UTF-8).
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// What the run printed on stderr (lossy UTF-8).
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The run succeeded; returns its stdout.
+#[track_caller]
+fn ok_stdout(out: &Output) -> String {
+    assert!(out.status.success(), "failed: {}", stderr(out));
+    stdout(out)
+}
+
+/// The run failed and its stderr holds `needle`.
+#[track_caller]
+fn assert_refused(out: &Output, needle: &str) {
+    assert!(!out.status.success(), "succeeded: {}", stdout(out));
+    assert!(
+        stderr(out).contains(needle),
+        "{needle:?} not in: {}",
+        stderr(out)
+    );
+}
+
+/// Writes `key` as a raw key file `platform.key` in `dir`; returns its path.
 fn key_file(dir: &Path, key: &alloy::signers::local::PrivateKeySigner) -> String {
     let path = dir.join("platform.key");
     sealbox_keyfile::write_raw(&path, key).unwrap();
@@ -52,8 +79,7 @@ async fn deploy_prints_only_the_address_and_status_reads_it() {
         "--thaw-seconds",
         "60",
     ]);
-    assert!(out.status.success(), "deploy failed: {}", stderr(&out));
-    let text = stdout(&out);
+    let text = ok_stdout(&out);
     assert_eq!(
         text.lines().count(),
         1,
@@ -84,20 +110,22 @@ async fn deploy_prints_only_the_address_and_status_reads_it() {
         .await
         .unwrap();
     let (pid_s, cust_s, addr_s) = (pid.to_string(), customer.to_string(), address.to_string());
+    let status = |extra: &[&str]| {
+        let head = [
+            "status",
+            "--rpc",
+            &url,
+            "--registry",
+            &addr_s,
+            "--product",
+            &pid_s,
+            "--customer",
+            &cust_s,
+        ];
+        ok_stdout(&registry_with(&head, extra))
+    };
 
-    let out = registry(&[
-        "status",
-        "--rpc",
-        &url,
-        "--registry",
-        &addr_s,
-        "--product",
-        &pid_s,
-        "--customer",
-        &cust_s,
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
+    let text = status(&[]);
     assert!(text.contains("fee 2500 bps (25.00 %"), "{text}");
     assert!(
         text.contains("ACTIVE") && !text.contains("INACTIVE"),
@@ -105,22 +133,9 @@ async fn deploy_prints_only_the_address_and_status_reads_it() {
     );
     assert!(text.contains("affordable 3 more"), "{text}");
 
-    let out = registry(&[
-        "status",
-        "--rpc",
-        &url,
-        "--registry",
-        &addr_s,
-        "--product",
-        &pid_s,
-        "--customer",
-        &cust_s,
-        "--code-hash",
-        &format!("0x{}", "ab".repeat(32)),
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let code_hash = format!("0x{}", "ab".repeat(32));
+    let v: serde_json::Value =
+        serde_json::from_str(&status(&["--code-hash", &code_hash, "--json"])).unwrap();
     assert_eq!(v["license"]["reason"], "UnknownRelease");
     assert_eq!(v["license"]["active"], false);
     assert_eq!(
@@ -152,71 +167,28 @@ fn errors_are_messages_not_blobs() {
     let anvil = spawn_anvil();
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path(), &dev_key(&anvil, 0));
+    let endpoint = anvil.endpoint();
+    let deploy =
+        |rpc: &str, extra: &[&str]| registry_with(&["deploy", "--rpc", rpc, "--key", &key], extra);
+    let status = |extra: &[&str]| registry_with(&["status", "--rpc", &endpoint], extra);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dead = format!("http://127.0.0.1:{port}");
-    let out = registry(&["deploy", "--rpc", &dead, "--key", &key]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("cannot reach the Ethereum RPC endpoint"),
-        "{}",
-        stderr(&out)
-    );
+    let out = deploy(&dead_rpc_url(), &[]);
+    assert_refused(&out, "cannot reach the Ethereum RPC endpoint");
 
-    let out = registry(&[
-        "deploy",
-        "--rpc",
-        &anvil.endpoint(),
-        "--key",
-        &key,
-        "--chain-id",
-        "5",
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("serves chain id 31337"),
-        "{}",
-        stderr(&out)
-    );
+    let out = deploy(&endpoint, &["--chain-id", "5"]);
+    assert_refused(&out, "serves chain id 31337");
 
     let nobody = Address::repeat_byte(0x44).to_string();
-    let out = registry(&["status", "--rpc", &anvil.endpoint(), "--registry", &nobody]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("no contract at"), "{}", stderr(&out));
+    let out = status(&["--registry", &nobody]);
+    assert_refused(&out, "no contract at");
 
-    let out = registry(&[
-        "deploy",
-        "--rpc",
-        &anvil.endpoint(),
-        "--key",
-        &key,
-        "--fee-bps",
-        "10001",
-    ]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("10001"), "{}", stderr(&out));
+    let out = deploy(&endpoint, &["--fee-bps", "10001"]);
+    assert_refused(&out, "10001");
 
-    let out = registry(&["status", "--rpc", &anvil.endpoint(), "--registry", "0x1234"]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("not a 20-byte 0x-hex address"),
-        "{}",
-        stderr(&out)
-    );
+    let out = status(&["--registry", "0x1234"]);
+    assert_refused(&out, "not a 20-byte 0x-hex address");
 
-    let out = registry(&[
-        "status",
-        "--rpc",
-        &anvil.endpoint(),
-        "--registry",
-        &nobody,
-        "--customer",
-        &nobody,
-    ]);
+    let out = status(&["--registry", &nobody, "--customer", &nobody]);
     assert!(
         !out.status.success(),
         "--customer without --product must be refused"

@@ -7,29 +7,31 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
-use common::{PRICE, PRODUCT, World, dev_key, spawn_anvil};
-use license_contract::{DeployParams, RegistryClient, RegistryError, UsageReceipt, usage_domain};
+use common::{
+    PRICE, PRODUCT, World, dead_rpc_url, dev_key, expect_revert, revert_name, spawn_anvil, wei,
+};
+use license_contract::{
+    DeployParams, RegistryClient, RegistryError, SignedUsage, UsageReceipt, usage_domain,
+};
 
-fn revert_name(e: &RegistryError) -> Option<&'static str> {
-    e.revert().map(|r| r.name())
-}
-
-async fn balance_of_customer(w: &World) -> U256 {
-    w.customer
-        .license_status(w.product_id, w.customer_address(), None)
-        .await
+/// A 500-unit receipt for the fixture customer, signed by the authorized runtime key but under
+/// the EIP-712 domain of `registry` on `chain_id`.
+fn receipt_signed_for(w: &World, chain_id: u64, registry: Address) -> SignedUsage {
+    let receipt = UsageReceipt {
+        product_id: w.product_id,
+        customer: w.customer_address(),
+        cumulative_units: 500,
+        timestamp: 1,
+    };
+    receipt
+        .sign(&w.runtime_key, &usage_domain(chain_id, registry))
         .unwrap()
-        .balance
 }
 
 #[tokio::test]
 async fn unreachable_rpc_is_reported_as_such() {
     // a port nobody listens on
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let url = format!("http://127.0.0.1:{port}");
+    let url = dead_rpc_url();
     let err = RegistryClient::connect(&url, Address::repeat_byte(1), None, None)
         .await
         .unwrap_err();
@@ -185,13 +187,10 @@ async fn read_only_client_cannot_transact() {
 async fn only_the_vendor_changes_a_product() {
     let w = World::new(U256::ZERO).await;
     let customer = w.customer_address();
-    let err = w
-        .customer
-        .set_price(w.product_id, U256::from(1))
-        .await
-        .unwrap_err();
-    let r = err.revert().expect("decoded revert");
-    assert_eq!(r.name(), "NotVendor");
+    let err = expect_revert(
+        w.customer.set_price(w.product_id, U256::from(1)).await,
+        "NotVendor",
+    );
     assert!(err.to_string().contains("vendor's key"), "{err}");
     assert!(err.to_string().contains(&customer.to_string()), "{err}");
     for res in [
@@ -202,7 +201,7 @@ async fn only_the_vendor_changes_a_product() {
         w.customer.revoke_release(w.code_hash).await,
         w.customer.revoke_customer(w.product_id, customer).await,
     ] {
-        assert_eq!(revert_name(&res.unwrap_err()), Some("NotVendor"));
+        expect_revert(res, "NotVendor");
     }
     let p = w.customer.product(w.product_id).await.unwrap().unwrap();
     assert_eq!((p.price, p.active), (U256::from(PRICE), true), "unchanged");
@@ -218,36 +217,26 @@ async fn only_the_vendor_changes_a_product() {
 #[tokio::test]
 async fn duplicates_and_unknown_ids_are_refused() {
     let w = World::new(U256::ZERO).await;
-    let err = w
-        .vendor
-        .register_product(PRODUCT, U256::from(1))
-        .await
-        .unwrap_err();
-    assert_eq!(revert_name(&err), Some("ProductExists"));
-    let err = w
-        .vendor
-        .register_product("", U256::from(1))
-        .await
-        .unwrap_err();
-    assert_eq!(revert_name(&err), Some("EmptyName"));
-    let err = w
-        .vendor
-        .publish_release(w.product_id, w.code_hash)
-        .await
-        .unwrap_err();
-    assert_eq!(revert_name(&err), Some("ReleaseExists"));
-    let err = w
-        .vendor
-        .publish_release(w.product_id, B256::ZERO)
-        .await
-        .unwrap_err();
-    assert_eq!(revert_name(&err), Some("ZeroCodeHash"));
-    let err = w
-        .vendor
-        .register_product("huge", U256::MAX)
-        .await
-        .unwrap_err();
-    assert_eq!(revert_name(&err), Some("PriceTooHigh"));
+    expect_revert(
+        w.vendor.register_product(PRODUCT, U256::from(1)).await,
+        "ProductExists",
+    );
+    expect_revert(
+        w.vendor.register_product("", U256::from(1)).await,
+        "EmptyName",
+    );
+    expect_revert(
+        w.vendor.publish_release(w.product_id, w.code_hash).await,
+        "ReleaseExists",
+    );
+    expect_revert(
+        w.vendor.publish_release(w.product_id, B256::ZERO).await,
+        "ZeroCodeHash",
+    );
+    expect_revert(
+        w.vendor.register_product("huge", U256::MAX).await,
+        "PriceTooHigh",
+    );
 
     let unknown = B256::repeat_byte(0xEE);
     let err = w
@@ -261,42 +250,37 @@ async fn duplicates_and_unknown_ids_are_refused() {
         "{err}"
     );
     assert!(err.to_string().contains("not registered"), "{err}");
-    let err = w
-        .customer
-        .authorize_signer(unknown, Address::repeat_byte(1))
-        .await
-        .unwrap_err();
-    assert_eq!(revert_name(&err), Some("UnknownProduct"));
-    let err = w
-        .customer
-        .deposit(w.product_id, None, U256::ZERO)
-        .await
-        .unwrap_err();
-    assert_eq!(revert_name(&err), Some("ZeroDeposit"));
+    expect_revert(
+        w.customer
+            .authorize_signer(unknown, Address::repeat_byte(1))
+            .await,
+        "UnknownProduct",
+    );
+    expect_revert(
+        w.customer.deposit(w.product_id, None, U256::ZERO).await,
+        "ZeroDeposit",
+    );
 }
 
 #[tokio::test]
 async fn withdrawal_errors() {
-    let w = World::new(U256::from(PRICE)).await;
+    let w = World::new(wei(1)).await;
     let err = w
         .customer
-        .request_withdrawal(w.product_id, U256::from(PRICE) * U256::from(2))
+        .request_withdrawal(w.product_id, wei(2))
         .await
         .unwrap_err();
     assert_eq!(
         err.revert().and_then(|r| r.balance()),
-        Some(U256::from(PRICE)),
+        Some(wei(1)),
         "{err}"
     );
-    let err = w
-        .customer
-        .complete_withdrawal(w.product_id)
-        .await
-        .unwrap_err();
-    assert_eq!(revert_name(&err), Some("NoWithdrawalPending"));
-    let err = w.relayer.withdraw_revenue().await.unwrap_err();
-    assert_eq!(revert_name(&err), Some("NothingToWithdraw"));
-    assert_eq!(balance_of_customer(&w).await, U256::from(PRICE));
+    expect_revert(
+        w.customer.complete_withdrawal(w.product_id).await,
+        "NoWithdrawalPending",
+    );
+    expect_revert(w.relayer.withdraw_revenue().await, "NothingToWithdraw");
+    assert_eq!(w.balance().await, wei(1));
 }
 
 #[tokio::test]
@@ -335,94 +319,63 @@ async fn insufficient_funds_is_a_clear_error() {
         RegistryError::InsufficientFunds { balance, .. } => assert_eq!(*balance, have),
         other => panic!("expected InsufficientFunds, got {other:?}"),
     }
-    assert_eq!(balance_of_customer(&w).await, U256::ZERO);
+    assert_eq!(w.balance().await, U256::ZERO);
 }
 
 #[tokio::test]
 async fn receipt_from_an_unauthorized_signer_does_not_charge() {
-    let w = World::new(U256::from(PRICE) * U256::from(1000)).await;
+    let w = World::new(wei(1000)).await;
     let stranger = PrivateKeySigner::random();
     let forged = w
         .customer
         .sign_usage(&stranger, w.product_id, w.customer_address(), 500, 1)
         .unwrap();
-    let err = w.relayer.settle(&forged).await.unwrap_err();
-    assert_eq!(revert_name(&err), Some("SignerNotAuthorized"));
+    let err = expect_revert(w.relayer.settle(&forged).await, "SignerNotAuthorized");
     assert_eq!(
         err.revert().and_then(|r| r.signer()),
         Some(stranger.address())
     );
     assert!(err.to_string().contains("must authorize"), "{err}");
-    assert_eq!(
-        balance_of_customer(&w).await,
-        U256::from(PRICE) * U256::from(1000)
-    );
+    assert_eq!(w.balance().await, wei(1000));
 }
 
 #[tokio::test]
 async fn receipt_signed_for_another_chain_does_not_charge() {
-    let w = World::new(U256::from(PRICE) * U256::from(1000)).await;
-    let receipt = UsageReceipt {
-        product_id: w.product_id,
-        customer: w.customer_address(),
-        cumulative_units: 500,
-        timestamp: 1,
-    };
-    let signed = receipt
-        .sign(&w.runtime_key, &usage_domain(1, w.platform.address()))
-        .unwrap();
-    let err = w.relayer.settle(&signed).await.unwrap_err();
-    assert_eq!(revert_name(&err), Some("SignerNotAuthorized"), "{err}");
+    let w = World::new(wei(1000)).await;
+    let signed = receipt_signed_for(&w, 1, w.platform.address());
+    let err = expect_revert(w.relayer.settle(&signed).await, "SignerNotAuthorized");
     assert_ne!(
         err.revert().and_then(|r| r.signer()),
         Some(w.runtime_key.address())
     );
-    assert_eq!(
-        balance_of_customer(&w).await,
-        U256::from(PRICE) * U256::from(1000)
-    );
+    assert_eq!(w.balance().await, wei(1000));
 }
 
 #[tokio::test]
 async fn receipt_signed_for_another_registry_does_not_charge() {
-    let w = World::new(U256::from(PRICE) * U256::from(1000)).await;
-    let receipt = UsageReceipt {
-        product_id: w.product_id,
-        customer: w.customer_address(),
-        cumulative_units: 500,
-        timestamp: 1,
-    };
-    let signed = receipt
-        .sign(
-            &w.runtime_key,
-            &usage_domain(31337, Address::repeat_byte(0x99)),
-        )
-        .unwrap();
-    let err = w.relayer.settle(&signed).await.unwrap_err();
-    assert_eq!(revert_name(&err), Some("SignerNotAuthorized"), "{err}");
-    assert_eq!(
-        balance_of_customer(&w).await,
-        U256::from(PRICE) * U256::from(1000)
-    );
+    let w = World::new(wei(1000)).await;
+    let signed = receipt_signed_for(&w, 31337, Address::repeat_byte(0x99));
+    expect_revert(w.relayer.settle(&signed).await, "SignerNotAuthorized");
+    assert_eq!(w.balance().await, wei(1000));
 }
 
 #[tokio::test]
 async fn stale_receipt_is_ignored_without_charging() {
-    let w = World::new(U256::from(PRICE) * U256::from(1000)).await;
-    w.relayer.settle(&w.receipt(100)).await.unwrap();
-    let before = balance_of_customer(&w).await;
-    let st = w.relayer.settle(&w.receipt(60)).await.unwrap();
+    let w = World::new(wei(1000)).await;
+    w.settle(100).await;
+    let before = w.balance().await;
+    let st = w.settle(60).await;
     assert!(st.ignored);
     assert_eq!(
         (st.units_charged, st.wei_charged, st.signer_settled),
         (0, U256::ZERO, 100)
     );
-    assert_eq!(balance_of_customer(&w).await, before);
+    assert_eq!(w.balance().await, before);
 }
 
 #[tokio::test]
 async fn tampered_signatures_are_refused_with_their_reason() {
-    let w = World::new(U256::from(PRICE) * U256::from(1000)).await;
+    let w = World::new(wei(1000)).await;
     let good = w.receipt(10);
 
     let mut high_s = good;
@@ -435,28 +388,26 @@ async fn tampered_signatures_are_refused_with_their_reason() {
     let s = U256::from_be_slice(&good.signature[32..64]);
     high_s.signature[32..64].copy_from_slice(&(n - s).to_be_bytes::<32>());
     high_s.signature[64] = if good.signature[64] == 27 { 28 } else { 27 };
-    let err = w.relayer.settle(&high_s).await.unwrap_err();
-    assert_eq!(revert_name(&err), Some("SignatureSMalleable"), "{err}");
 
     let mut bad_v = good;
     bad_v.signature[64] = 29;
-    let err = w.relayer.settle(&bad_v).await.unwrap_err();
-    assert_eq!(revert_name(&err), Some("InvalidSignatureV"), "{err}");
 
     let mut zero_r = good;
     zero_r.signature[..32].fill(0);
-    let err = w.relayer.settle(&zero_r).await.unwrap_err();
-    assert_eq!(revert_name(&err), Some("InvalidSignature"), "{err}");
 
     let mut inflated = good;
     inflated.receipt.cumulative_units = 1_000_000;
-    let err = w.relayer.settle(&inflated).await.unwrap_err();
-    assert_eq!(revert_name(&err), Some("SignerNotAuthorized"), "{err}");
 
-    assert_eq!(
-        balance_of_customer(&w).await,
-        U256::from(PRICE) * U256::from(1000)
-    );
+    for (tampered, refusal) in [
+        (high_s, "SignatureSMalleable"),
+        (bad_v, "InvalidSignatureV"),
+        (zero_r, "InvalidSignature"),
+        (inflated, "SignerNotAuthorized"),
+    ] {
+        expect_revert(w.relayer.settle(&tampered).await, refusal);
+    }
+
+    assert_eq!(w.balance().await, wei(1000));
     assert_eq!(
         w.relayer.settle(&good).await.unwrap().units_charged,
         10,
@@ -468,12 +419,12 @@ async fn tampered_signatures_are_refused_with_their_reason() {
 async fn refused_transactions_do_not_stall_the_client() {
     let w = World::new(U256::ZERO).await;
     for _ in 0..5 {
-        let err = w
-            .customer
-            .deposit(B256::repeat_byte(0xEE), None, U256::from(1))
-            .await
-            .unwrap_err();
-        assert_eq!(revert_name(&err), Some("UnknownProduct"));
+        expect_revert(
+            w.customer
+                .deposit(B256::repeat_byte(0xEE), None, U256::from(1))
+                .await,
+            "UnknownProduct",
+        );
     }
     // a consumed-but-unsent nonce would leave this transaction stuck in the pool forever
     let ok = tokio::time::timeout(
@@ -483,5 +434,5 @@ async fn refused_transactions_do_not_stall_the_client() {
     .await
     .expect("the next transaction must be mined, not stuck behind a nonce gap");
     ok.unwrap();
-    assert_eq!(balance_of_customer(&w).await, U256::from(7));
+    assert_eq!(w.balance().await, U256::from(7));
 }

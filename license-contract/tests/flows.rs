@@ -4,12 +4,8 @@ mod common;
 
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::sol_types::SolStruct;
-use common::{PRICE, PRODUCT, THAW, World};
+use common::{PRICE, PRODUCT, THAW, World, expect_revert, wei};
 use license_contract::{Reason, USAGE_TYPE, UsageReceipt, bindings::LicenseRegistry, product_id};
-
-fn wei(units: u64) -> U256 {
-    U256::from(units) * U256::from(PRICE)
-}
 
 #[tokio::test]
 async fn license_lifecycle_deposit_settle_and_revenue_split() {
@@ -43,34 +39,23 @@ async fn license_lifecycle_deposit_settle_and_revenue_split() {
     assert_eq!((r.product_id, r.revoked), (w.product_id, false));
 
     // no escrow yet
-    let s = w
-        .customer
-        .license_status(w.product_id, customer, Some(w.code_hash))
-        .await
-        .unwrap();
+    let s = w.status(Some(w.code_hash)).await;
     assert_eq!(s.reason, Reason::NoBalance);
     assert!(!s.active);
 
-    w.customer
-        .deposit(w.product_id, None, wei(1_000))
-        .await
-        .unwrap();
-    let s = w
-        .customer
-        .license_status(w.product_id, customer, Some(w.code_hash))
-        .await
-        .unwrap();
+    w.deposit(wei(1_000)).await;
+    let s = w.status(Some(w.code_hash)).await;
     assert_eq!((s.active, s.reason), (true, Reason::Ok));
     assert_eq!(s.balance, wei(1_000));
     assert_eq!(s.price, U256::from(PRICE));
     assert_eq!(s.affordable_units(), 1_000);
 
     // a relayer submits the runtime's receipts; the runtime key holds no ETH
-    let first = w.relayer.settle(&w.receipt(100)).await.unwrap();
+    let first = w.settle(100).await;
     assert!(!first.ignored);
     assert_eq!(first.signer, w.runtime_key.address());
     assert_eq!((first.units_charged, first.wei_charged), (100, wei(100)));
-    let second = w.relayer.settle(&w.receipt(250)).await.unwrap();
+    let second = w.settle(250).await;
     assert_eq!(
         (
             second.units_charged,
@@ -79,15 +64,11 @@ async fn license_lifecycle_deposit_settle_and_revenue_split() {
         ),
         (150, wei(150), 250)
     );
-    let replay = w.relayer.settle(&w.receipt(250)).await.unwrap();
+    let replay = w.settle(250).await;
     assert!(replay.ignored);
     assert_eq!((replay.units_charged, replay.wei_charged), (0, U256::ZERO));
 
-    let s = w
-        .customer
-        .license_status(w.product_id, customer, Some(w.code_hash))
-        .await
-        .unwrap();
+    let s = w.status(Some(w.code_hash)).await;
     assert_eq!(s.balance, wei(750));
     assert_eq!(s.settled_units, 250);
     assert_eq!(
@@ -108,8 +89,7 @@ async fn license_lifecycle_deposit_settle_and_revenue_split() {
     let before = w.eth(vendor).await;
     let (paid, tx) = w.vendor.withdraw_revenue().await.unwrap();
     assert_eq!(paid, wei(250) - fee);
-    let gas_cost = U256::from(tx.gas_used) * U256::from(gas_price(&w, tx.hash).await);
-    assert_eq!(w.eth(vendor).await, before + paid - gas_cost);
+    assert_eq!(w.eth(vendor).await, before + paid - w.gas_cost(&tx).await);
     let (paid, _) = w.treasury.withdraw_revenue().await.unwrap();
     assert_eq!(paid, fee);
     assert_eq!(
@@ -120,17 +100,6 @@ async fn license_lifecycle_deposit_settle_and_revenue_split() {
     assert_eq!(w.eth(w.platform.address()).await, wei(750));
 }
 
-async fn gas_price(w: &World, tx: B256) -> u128 {
-    use alloy::providers::Provider;
-    w.platform
-        .provider()
-        .get_transaction_receipt(tx)
-        .await
-        .unwrap()
-        .unwrap()
-        .effective_gas_price
-}
-
 #[tokio::test]
 async fn deposit_on_behalf_of_another_customer() {
     let w = World::new(U256::ZERO).await;
@@ -139,21 +108,10 @@ async fn deposit_on_behalf_of_another_customer() {
         .deposit(w.product_id, Some(beneficiary), wei(5))
         .await
         .unwrap();
-    let s = w
-        .relayer
-        .license_status(w.product_id, beneficiary, None)
-        .await
-        .unwrap();
+    let s = w.status_of(beneficiary, None).await;
     assert_eq!((s.balance, s.reason), (wei(5), Reason::Ok));
     let payer = w.relayer.sender().unwrap();
-    assert_eq!(
-        w.relayer
-            .license_status(w.product_id, payer, None)
-            .await
-            .unwrap()
-            .balance,
-        U256::ZERO
-    );
+    assert_eq!(w.status_of(payer, None).await.balance, U256::ZERO);
 }
 
 #[tokio::test]
@@ -165,54 +123,32 @@ async fn withdrawal_waits_for_the_thaw_and_settlement_still_charges() {
         .request_withdrawal(w.product_id, wei(1_000))
         .await
         .unwrap();
-    let s = w
-        .customer
-        .license_status(w.product_id, customer, None)
-        .await
-        .unwrap();
+    let s = w.status(None).await;
     assert_eq!(s.reason, Reason::WithdrawalPending);
     assert_eq!((s.thawing, s.available), (wei(1_000), U256::ZERO));
     assert!(s.thaw_end >= s.block_timestamp + THAW - 1);
 
     // too early: refused, nothing changes
-    let err = w
-        .customer
-        .complete_withdrawal(w.product_id)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err.revert().map(|r| r.name()), Some("ThawNotOver")),
-        "{err}"
+    let err = expect_revert(
+        w.customer.complete_withdrawal(w.product_id).await,
+        "ThawNotOver",
     );
     assert!(
         err.to_string()
             .contains("wait until the thaw period has passed"),
         "{err}"
     );
-    assert_eq!(
-        w.customer
-            .license_status(w.product_id, customer, None)
-            .await
-            .unwrap()
-            .balance,
-        wei(1_000)
-    );
+    assert_eq!(w.balance().await, wei(1_000));
 
     // usage run before leaving is still paid during the thaw
-    let st = w.relayer.settle(&w.receipt(300)).await.unwrap();
-    assert_eq!(st.units_charged, 300);
+    assert_eq!(w.settle(300).await.units_charged, 300);
 
     w.advance(THAW).await;
     let before = w.eth(customer).await;
     let (paid, tx) = w.customer.complete_withdrawal(w.product_id).await.unwrap();
     assert_eq!(paid, wei(700), "capped by what settlement left");
-    let gas_cost = U256::from(tx.gas_used) * U256::from(gas_price(&w, tx.hash).await);
-    assert_eq!(w.eth(customer).await, before + paid - gas_cost);
-    let s = w
-        .customer
-        .license_status(w.product_id, customer, None)
-        .await
-        .unwrap();
+    assert_eq!(w.eth(customer).await, before + paid - w.gas_cost(&tx).await);
+    let s = w.status(None).await;
     assert_eq!(
         (s.balance, s.thawing, s.reason),
         (U256::ZERO, U256::ZERO, Reason::NoBalance)
@@ -222,50 +158,25 @@ async fn withdrawal_waits_for_the_thaw_and_settlement_still_charges() {
 #[tokio::test]
 async fn cancelled_withdrawal_restores_the_license() {
     let w = World::new(wei(10)).await;
-    let customer = w.customer_address();
     w.customer
         .request_withdrawal(w.product_id, wei(10))
         .await
         .unwrap();
-    assert_eq!(
-        w.customer
-            .license_status(w.product_id, customer, None)
-            .await
-            .unwrap()
-            .reason,
-        Reason::WithdrawalPending
-    );
+    assert_eq!(w.status(None).await.reason, Reason::WithdrawalPending);
     w.customer.cancel_withdrawal(w.product_id).await.unwrap();
-    assert_eq!(
-        w.customer
-            .license_status(w.product_id, customer, None)
-            .await
-            .unwrap()
-            .reason,
-        Reason::Ok
-    );
-    let err = w
-        .customer
-        .cancel_withdrawal(w.product_id)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.revert().map(|r| r.name()),
-        Some("NoWithdrawalPending"),
-        "{err}"
+    assert_eq!(w.status(None).await.reason, Reason::Ok);
+    expect_revert(
+        w.customer.cancel_withdrawal(w.product_id).await,
+        "NoWithdrawalPending",
     );
 }
 
 #[tokio::test]
 async fn shortfall_makes_the_license_inactive_until_paid() {
     let w = World::new(U256::ZERO).await;
-    let customer = w.customer_address();
     let one_eth = U256::from(10u64).pow(U256::from(18));
     w.vendor.set_price(w.product_id, one_eth).await.unwrap();
-    w.customer
-        .deposit(w.product_id, None, one_eth * U256::from(5) / U256::from(2))
-        .await
-        .unwrap();
+    w.deposit(one_eth * U256::from(5) / U256::from(2)).await;
 
     let receipt = w.receipt(5);
     let st = w.relayer.settle(&receipt).await.unwrap();
@@ -273,11 +184,7 @@ async fn shortfall_makes_the_license_inactive_until_paid() {
         (st.units_charged, st.wei_charged, st.unpaid_units),
         (2, one_eth * U256::from(2), 3)
     );
-    let s = w
-        .customer
-        .license_status(w.product_id, customer, None)
-        .await
-        .unwrap();
+    let s = w.status(None).await;
     assert_eq!(
         (s.reason, s.unpaid_units, s.active),
         (Reason::Exhausted, 3, false)
@@ -288,25 +195,11 @@ async fn shortfall_makes_the_license_inactive_until_paid() {
             .contains("settle the latest receipt again")
     );
 
-    w.customer
-        .deposit(w.product_id, None, one_eth * U256::from(10))
-        .await
-        .unwrap();
-    assert_eq!(
-        w.customer
-            .license_status(w.product_id, customer, None)
-            .await
-            .unwrap()
-            .reason,
-        Reason::Exhausted
-    );
+    w.deposit(one_eth * U256::from(10)).await;
+    assert_eq!(w.status(None).await.reason, Reason::Exhausted);
     let st = w.relayer.settle(&receipt).await.unwrap();
     assert_eq!((st.units_charged, st.unpaid_units), (3, 0));
-    let s = w
-        .customer
-        .license_status(w.product_id, customer, None)
-        .await
-        .unwrap();
+    let s = w.status(None).await;
     assert_eq!((s.reason, s.settled_units), (Reason::Ok, 5));
     assert!(w.relayer.settle(&receipt).await.unwrap().ignored);
 }
@@ -316,9 +209,8 @@ async fn vendor_controls_product_release_and_customer() {
     let w = World::new(wei(100)).await;
     let c = w.customer_address();
     let status = |code: Option<B256>| {
-        let client = w.customer.clone();
-        let pid = w.product_id;
-        async move { client.license_status(pid, c, code).await.unwrap().reason }
+        let w = &w;
+        async move { w.status(code).await.reason }
     };
     assert_eq!(
         status(Some(B256::repeat_byte(9))).await,
@@ -389,14 +281,7 @@ async fn deauthorized_signer_settles_during_thaw_then_stops() {
         .await
         .unwrap();
     assert!(s.authorized && s.valid_until != u64::MAX);
-    assert_eq!(
-        w.relayer
-            .settle(&w.receipt(10))
-            .await
-            .unwrap()
-            .units_charged,
-        10
-    );
+    assert_eq!(w.settle(10).await.units_charged, 10);
 
     w.advance(THAW).await;
     assert!(
@@ -414,15 +299,8 @@ async fn deauthorized_signer_settles_during_thaw_then_stops() {
         .authorize_signer(w.product_id, signer)
         .await
         .unwrap();
-    assert!(w.relayer.settle(&w.receipt(10)).await.unwrap().ignored);
-    assert_eq!(
-        w.relayer
-            .settle(&w.receipt(20))
-            .await
-            .unwrap()
-            .units_charged,
-        10
-    );
+    assert!(w.settle(10).await.ignored);
+    assert_eq!(w.settle(20).await.units_charged, 10);
 }
 
 #[tokio::test]
@@ -434,17 +312,13 @@ async fn fleet_of_signers_settles_independently() {
         .authorize_signer(w.product_id, second.address())
         .await
         .unwrap();
-    w.relayer.settle(&w.receipt(100)).await.unwrap();
+    w.settle(100).await;
     let r2 = w
         .customer
         .sign_usage(&second, w.product_id, c, 40, 1)
         .unwrap();
     assert_eq!(w.relayer.settle(&r2).await.unwrap().units_charged, 40);
-    let s = w
-        .customer
-        .license_status(w.product_id, c, None)
-        .await
-        .unwrap();
+    let s = w.status(None).await;
     assert_eq!((s.settled_units, s.balance), (140, wei(860)));
 }
 

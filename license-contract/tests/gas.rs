@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use alloy::primitives::{B256, U256};
-use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
-use common::{PRICE, dev_key, spawn_anvil};
+use common::{PRICE, advance_clock, connect, dev_key, spawn_anvil};
 use license_contract::{DeployParams, RegistryClient};
 use serde::{Deserialize, Serialize};
 
@@ -42,15 +41,9 @@ async fn measure() -> BTreeMap<String, u64> {
         .unwrap();
     gas.insert("deploy".into(), tx.gas_used);
     let reg = platform.address();
-    let vendor = RegistryClient::connect(&url, reg, None, Some(dev_key(&anvil, 1)))
-        .await
-        .unwrap();
-    let customer = RegistryClient::connect(&url, reg, None, Some(dev_key(&anvil, 2)))
-        .await
-        .unwrap();
-    let relayer = RegistryClient::connect(&url, reg, None, Some(dev_key(&anvil, 3)))
-        .await
-        .unwrap();
+    let vendor = connect(&url, reg, None, dev_key(&anvil, 1)).await;
+    let customer = connect(&url, reg, None, dev_key(&anvil, 2)).await;
+    let relayer = connect(&url, reg, None, dev_key(&anvil, 3)).await;
     let c = customer.sender().unwrap();
     // a fixed runtime key keeps signatures (and so calldata gas) identical from run to run
     let runtime = PrivateKeySigner::from_bytes(&B256::repeat_byte(0x11)).unwrap();
@@ -106,12 +99,7 @@ async fn measure() -> BTreeMap<String, u64> {
         .await
         .unwrap();
     gas.insert("request_withdrawal".into(), tx.gas_used);
-    let p = platform.provider();
-    let _: serde_json::Value = p
-        .raw_request("evm_increaseTime".into(), (3600u64,))
-        .await
-        .unwrap();
-    let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.unwrap();
+    advance_clock(&platform, 3600).await;
     let (_, tx) = customer.complete_withdrawal(pid).await.unwrap();
     gas.insert("complete_withdrawal".into(), tx.gas_used);
     gas

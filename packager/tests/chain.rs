@@ -2,14 +2,18 @@
 //! publish (new product, idempotent re-run, repricing, a second encrypted release), refusals that
 //! change nothing on chain, revoke, and withdraw after a real settlement.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256, U256};
-use alloy::providers::Provider;
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
-use license_contract::{DeployParams, RegistryClient};
+use common::{assert_exit, assert_ok, assert_ok_says, key_info, ok_json, packager};
+use license_contract::{DeployParams, Product, Reason, RegistryClient, Release};
 use serde_json::Value;
 
 /// Anvil's chain id.
@@ -44,6 +48,7 @@ struct Chain {
 }
 
 impl Chain {
+    /// Spawns anvil, deploys the registry and writes the three key files.
     async fn new() -> Chain {
         let path = anvil_path();
         let anvil = Anvil::at(&path)
@@ -69,18 +74,22 @@ impl Chain {
         }
     }
 
+    /// The temp dir holding the key files; every `packager` run starts here.
     fn dir(&self) -> &Path {
         self.dir.path()
     }
 
+    /// The registry's address, as the CLI takes it.
     fn registry(&self) -> String {
         self.platform.address().to_string()
     }
 
+    /// Address of anvil dev account `i`.
     fn address(&self, i: usize) -> Address {
         dev_key(&self.anvil, i).address()
     }
 
+    /// The vendor's address (dev account 1, `vendor.key`).
     fn vendor(&self) -> Address {
         self.address(1)
     }
@@ -98,41 +107,79 @@ impl Chain {
         )
     }
 
+    /// `packager ARGS` run in this chain's temp dir.
     fn packager(&self, args: &[&str]) -> Output {
         packager(self.dir(), args)
     }
 
-    /// `packager publish FILE --rpc URL --key KEY [extra] --json`, which must succeed.
-    fn publish_json(&self, file: &Path, key: &str, extra: &[&str]) -> Value {
-        let mut args = vec![
-            "publish",
-            path_str(file),
-            "--rpc",
-            &self.url,
-            "--key",
-            key,
-            "--json",
-        ];
+    /// `packager publish FILE --rpc URL --key KEY [extra]` against this chain.
+    fn publish(&self, file: &str, key: &str, extra: &[&str]) -> Output {
+        on_chain(self.dir(), &["publish", file], &self.url, key, extra)
+    }
+
+    /// `packager revoke FILE --rpc URL --key KEY [extra]` against this chain.
+    fn revoke(&self, file: &str, key: &str, extra: &[&str]) -> Output {
+        on_chain(self.dir(), &["revoke", file], &self.url, key, extra)
+    }
+
+    /// `packager withdraw --rpc URL --key KEY --registry REGISTRY [extra]` against this chain.
+    fn withdraw(&self, key: &str, extra: &[&str]) -> Output {
+        let registry = self.registry();
+        let mut args = vec!["--registry", registry.as_str()];
         args.extend(extra);
-        let out = self.packager(&args);
-        assert_ok(&out);
-        serde_json::from_slice(&out.stdout).unwrap()
+        on_chain(self.dir(), &["withdraw"], &self.url, key, &args)
     }
 
+    /// `packager publish FILE --rpc URL --key KEY --json [extra]`, which must succeed.
+    fn publish_json(&self, file: &Path, key: &str, extra: &[&str]) -> Value {
+        let mut args = vec!["--json"];
+        args.extend(extra);
+        ok_json(&self.publish(path_str(file), key, &args))
+    }
+
+    /// The chain's RPC provider.
+    fn provider(&self) -> &DynProvider {
+        self.platform.provider()
+    }
+
+    /// The latest block number.
     async fn block(&self) -> u64 {
-        self.platform.provider().get_block_number().await.unwrap()
+        self.provider().get_block_number().await.unwrap()
     }
 
+    /// How many transactions `who` has sent.
     async fn nonce(&self, who: Address) -> u64 {
+        self.provider().get_transaction_count(who).await.unwrap()
+    }
+
+    /// `who`'s ETH balance in wei.
+    async fn eth(&self, who: Address) -> U256 {
+        self.provider().get_balance(who).await.unwrap()
+    }
+
+    /// The registered product `id`, which must exist.
+    async fn product(&self, id: B256) -> Product {
+        self.platform.product(id).await.unwrap().unwrap()
+    }
+
+    /// The published release `code_hash`, which must exist.
+    async fn release(&self, code_hash: B256) -> Release {
+        self.platform.release(code_hash).await.unwrap().unwrap()
+    }
+
+    /// Why `customer`'s license for `product_id` running `code_hash` is (in)active.
+    async fn license_reason(&self, product_id: B256, customer: Address, code_hash: B256) -> Reason {
         self.platform
-            .provider()
-            .get_transaction_count(who)
+            .license_status(product_id, customer, Some(code_hash))
             .await
             .unwrap()
+            .reason
     }
 
-    async fn eth(&self, who: Address) -> U256 {
-        self.platform.provider().get_balance(who).await.unwrap()
+    /// The receipt of the mined transaction `hash`.
+    async fn receipt(&self, hash: B256) -> TransactionReceipt {
+        let receipt = self.provider().get_transaction_receipt(hash).await.unwrap();
+        receipt.unwrap_or_else(|| panic!("no receipt for {hash}"))
     }
 
     /// Checks every transaction a JSON report lists against its on-chain receipt; returns the
@@ -144,19 +191,14 @@ impl Chain {
         let mut gas_total = 0;
         let mut cost = U256::ZERO;
         for tx in txs {
-            let hash: B256 = tx["hash"].as_str().unwrap().parse().unwrap();
             let receipt = self
-                .platform
-                .provider()
-                .get_transaction_receipt(hash)
-                .await
-                .unwrap()
-                .unwrap();
+                .receipt(tx["hash"].as_str().unwrap().parse().unwrap())
+                .await;
             assert!(receipt.status(), "{tx}");
             assert_eq!(tx["gas_used"], receipt.gas_used, "{tx}");
             assert_eq!(tx["block"], receipt.block_number.unwrap(), "{tx}");
             gas_total += receipt.gas_used;
-            cost += U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
+            cost += paid_for_gas(&receipt);
             println!(
                 "gas {:<17} {}",
                 tx["action"].as_str().unwrap(),
@@ -168,12 +210,27 @@ impl Chain {
     }
 }
 
+/// Anvil dev account `i` as a signer.
 fn dev_key(anvil: &AnvilInstance, i: usize) -> PrivateKeySigner {
     anvil.keys()[i].clone().into()
 }
 
+/// A path as a command-line argument.
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// Wei the sender of a mined transaction paid for its gas.
+fn paid_for_gas(receipt: &TransactionReceipt) -> U256 {
+    U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price)
+}
+
+/// `packager VERB... --rpc URL --key KEY [extra]` run in `dir`: the shape of every chain command.
+fn on_chain(dir: &Path, verb: &[&str], url: &str, key: &str, extra: &[&str]) -> Output {
+    let mut args = verb.to_vec();
+    args.extend(["--rpc", url, "--key", key]);
+    args.extend(extra);
+    packager(dir, &args)
 }
 
 /// Writes an ABI v1 module whose data segment carries `tag` (so each tag has its own code hash)
@@ -229,50 +286,10 @@ fn ids(file: &Path) -> (B256, B256) {
     (opened.manifest.product_id, opened.manifest.code_hash)
 }
 
-fn packager(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_packager"))
-        .current_dir(dir)
-        .env_remove("SEALBOX_PASSWORD")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "failed: {}\n{}",
-        stderr(out),
-        stdout(out)
-    );
-}
-
 /// Exit code 1 and every needle in stderr.
 #[track_caller]
 fn assert_refused(out: &Output, needles: &[&str]) {
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "stderr: {}\nstdout: {}",
-        stderr(out),
-        stdout(out)
-    );
-    for needle in needles {
-        assert!(
-            stderr(out).contains(needle),
-            "{needle:?} not in: {}",
-            stderr(out)
-        );
-    }
+    assert_exit(out, 1, needles);
 }
 
 #[tokio::test]
@@ -298,12 +315,12 @@ async fn publish_registers_then_is_idempotent_and_reprices() {
     chain
         .check_txs(&report, &["register-product", "publish-release"])
         .await;
-    let product = chain.platform.product(product_id).await.unwrap().unwrap();
+    let product = chain.product(product_id).await;
     assert_eq!(
         (product.vendor, product.price, product.active),
         (chain.vendor(), U256::from(1000), true)
     );
-    let release = chain.platform.release(code_hash).await.unwrap().unwrap();
+    let release = chain.release(code_hash).await;
     assert_eq!((release.product_id, release.revoked), (product_id, false));
 
     // Again: reported, nothing sent.
@@ -318,44 +335,19 @@ async fn publish_registers_then_is_idempotent_and_reprices() {
     );
 
     // A different price updates it (text output), in exactly one transaction.
-    let out = chain.packager(&[
-        "publish",
-        path_str(&v1),
-        "--rpc",
-        &chain.url,
-        "--key",
-        "vendor.key",
-        "--price",
-        "2500",
-    ]);
-    assert_ok(&out);
-    assert!(
-        stdout(&out).contains("price updated from 1000 to 2500 wei per unit"),
-        "{}",
-        stdout(&out)
-    );
-    assert!(
-        stdout(&out).contains("already published"),
-        "{}",
-        stdout(&out)
+    let out = chain.publish(path_str(&v1), "vendor.key", &["--price", "2500"]);
+    assert_ok_says(
+        &out,
+        &[
+            "price updated from 1000 to 2500 wei per unit",
+            "already published",
+        ],
     );
     assert_eq!(chain.nonce(chain.vendor()).await, nonce + 1);
-    assert_eq!(
-        chain
-            .platform
-            .product(product_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .price,
-        U256::from(2500)
-    );
+    assert_eq!(chain.product(product_id).await.price, U256::from(2500));
 
     // A second release, encrypted for the customer, without --price: the price stays.
-    let pubkey = stdout(&chain.packager(&["pubkey", "--key", "customer.key"]))
-        .lines()
-        .find_map(|l| l.strip_prefix("pubkey").map(|v| v.trim().to_string()))
-        .unwrap();
+    let (_, pubkey) = key_info(&chain.packager(&["pubkey", "--key", "customer.key"]));
     let v2 = chain.seal("echo-v2", "echo", "2.0.0", &["--recipient", &pubkey]);
     let (v2_product, v2_hash) = ids(&v2);
     assert_eq!(v2_product, product_id);
@@ -365,26 +357,8 @@ async fn publish_registers_then_is_idempotent_and_reprices() {
     assert_eq!(report["product"]["price"], "2500");
     assert_eq!(report["release"]["status"], "published");
     chain.check_txs(&report, &["publish-release"]).await;
-    assert_eq!(
-        chain
-            .platform
-            .release(v2_hash)
-            .await
-            .unwrap()
-            .unwrap()
-            .product_id,
-        product_id
-    );
-    assert_eq!(
-        chain
-            .platform
-            .product(product_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .price,
-        U256::from(2500)
-    );
+    assert_eq!(chain.release(v2_hash).await.product_id, product_id);
+    assert_eq!(chain.product(product_id).await.price, U256::from(2500));
 }
 
 #[tokio::test]
@@ -397,18 +371,8 @@ async fn refusals_change_nothing_on_chain() {
     let customer = chain.address(2);
 
     // Not the vendor's key: refused before any network access.
-    let out = chain.packager(&[
-        "publish",
-        file,
-        "--rpc",
-        &chain.url,
-        "--key",
-        "customer.key",
-        "--price",
-        "1",
-    ]);
     assert_refused(
-        &out,
+        &chain.publish(file, "customer.key", &["--price", "1"]),
         &[
             &format!("is for {customer}"),
             &format!("belongs to vendor {}", chain.vendor()),
@@ -416,9 +380,8 @@ async fn refusals_change_nothing_on_chain() {
     );
 
     // A new product needs a price.
-    let out = chain.packager(&["publish", file, "--rpc", &chain.url, "--key", "vendor.key"]);
     assert_refused(
-        &out,
+        &chain.publish(file, "vendor.key", &[]),
         &[
             "is not registered yet: pass --price WEI",
             &product_id.to_string(),
@@ -426,37 +389,21 @@ async fn refusals_change_nothing_on_chain() {
     );
 
     // Prices beyond the contract's uint88 are usage errors.
-    let out = chain.packager(&[
-        "publish",
-        file,
-        "--rpc",
-        &chain.url,
-        "--key",
-        "vendor.key",
-        "--price",
-        "1e9",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("not an amount of wei"),
-        "{}",
-        stderr(&out)
+    assert_exit(
+        &chain.publish(file, "vendor.key", &["--price", "1e9"]),
+        2,
+        &["not an amount of wei"],
     );
 
     // --registry must repeat the manifest's.
-    let out = chain.packager(&[
-        "publish",
-        file,
-        "--rpc",
-        &chain.url,
-        "--key",
-        "vendor.key",
-        "--price",
-        "1",
-        "--registry",
-        NOT_A_REGISTRY,
-    ]);
-    assert_refused(&out, &["does not match the registry", &chain.registry()]);
+    assert_refused(
+        &chain.publish(
+            file,
+            "vendor.key",
+            &["--price", "1", "--registry", NOT_A_REGISTRY],
+        ),
+        &["does not match the registry", &chain.registry()],
+    );
 
     // Sealed for another chain.
     let other_chain = seal_for(
@@ -468,17 +415,10 @@ async fn refusals_change_nothing_on_chain() {
         &chain.registry(),
         &[],
     );
-    let out = chain.packager(&[
-        "publish",
-        path_str(&other_chain),
-        "--rpc",
-        &chain.url,
-        "--key",
-        "vendor.key",
-        "--price",
-        "1",
-    ]);
-    assert_refused(&out, &["sealed for chain id 1", "serves chain id 31337"]);
+    assert_refused(
+        &chain.publish(path_str(&other_chain), "vendor.key", &["--price", "1"]),
+        &["sealed for chain id 1", "serves chain id 31337"],
+    );
 
     // Sealed for an address that holds no registry.
     let nowhere = seal_for(
@@ -490,40 +430,31 @@ async fn refusals_change_nothing_on_chain() {
         NOT_A_REGISTRY,
         &[],
     );
-    let out = chain.packager(&[
-        "publish",
-        path_str(&nowhere),
-        "--rpc",
-        &chain.url,
-        "--key",
-        "vendor.key",
-        "--price",
-        "1",
-    ]);
-    assert_refused(&out, &["no contract at", "named in the module's manifest"]);
+    assert_refused(
+        &chain.publish(path_str(&nowhere), "vendor.key", &["--price", "1"]),
+        &["no contract at", "named in the module's manifest"],
+    );
 
     // Revoking what is not published, and revoking with a stranger's key.
-    let out = chain.packager(&["revoke", file, "--rpc", &chain.url, "--key", "vendor.key"]);
-    assert_refused(&out, &["is not published", &code_hash.to_string()]);
-    let out = chain.packager(&["revoke", file, "--rpc", &chain.url, "--key", "customer.key"]);
-    assert_refused(&out, &["belongs to vendor"]);
+    assert_refused(
+        &chain.revoke(file, "vendor.key", &[]),
+        &["is not published", &code_hash.to_string()],
+    );
+    assert_refused(
+        &chain.revoke(file, "customer.key", &[]),
+        &["belongs to vendor"],
+    );
 
     // A tampered module is refused with its check's exit code.
     let mut bytes = std::fs::read(&module).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(chain.dir().join("tampered.wasm"), &bytes).unwrap();
-    let out = chain.packager(&[
-        "publish",
-        "tampered.wasm",
-        "--rpc",
-        &chain.url,
-        "--key",
-        "vendor.key",
-        "--price",
-        "1",
-    ]);
-    assert_eq!(out.status.code(), Some(13), "{}", stderr(&out));
+    assert_exit(
+        &chain.publish("tampered.wasm", "vendor.key", &["--price", "1"]),
+        13,
+        &[],
+    );
 
     assert_eq!(chain.block().await, block, "a refusal mined a block");
     assert_eq!(chain.nonce(chain.vendor()).await, 0);
@@ -554,47 +485,25 @@ fn unreachable_or_invalid_rpc_is_a_clear_error() {
         .port();
     let url = format!("http://127.0.0.1:{port}");
     let file = path_str(&module);
-    let out = packager(
-        d,
-        &[
-            "publish",
-            file,
-            "--rpc",
+    for out in [
+        on_chain(d, &["publish", file], &url, "vendor.key", &["--price", "1"]),
+        on_chain(d, &["revoke", file], &url, "vendor.key", &[]),
+        on_chain(
+            d,
+            &["withdraw"],
             &url,
-            "--key",
             "vendor.key",
-            "--price",
-            "1",
-        ],
-    );
-    assert_refused(&out, &["cannot reach the Ethereum RPC endpoint", &url]);
-    let out = packager(d, &["revoke", file, "--rpc", &url, "--key", "vendor.key"]);
-    assert_refused(&out, &["cannot reach the Ethereum RPC endpoint", &url]);
-    let out = packager(
+            &["--registry", NOT_A_REGISTRY],
+        ),
+    ] {
+        assert_refused(&out, &["cannot reach the Ethereum RPC endpoint", &url]);
+    }
+    let out = on_chain(
         d,
-        &[
-            "withdraw",
-            "--rpc",
-            &url,
-            "--registry",
-            NOT_A_REGISTRY,
-            "--key",
-            "vendor.key",
-        ],
-    );
-    assert_refused(&out, &["cannot reach the Ethereum RPC endpoint", &url]);
-    let out = packager(
-        d,
-        &[
-            "publish",
-            file,
-            "--rpc",
-            "ws://127.0.0.1:8545",
-            "--key",
-            "vendor.key",
-            "--price",
-            "1",
-        ],
+        &["publish", file],
+        "ws://127.0.0.1:8545",
+        "vendor.key",
+        &["--price", "1"],
     );
     assert_refused(&out, &["invalid RPC URL", "not http or https"]);
 }
@@ -607,63 +516,28 @@ async fn revoke_pulls_a_release_once_and_for_good() {
     let file = path_str(&module);
     chain.publish_json(&module, "vendor.key", &["--price", "5"]);
     let customer = chain.address(2);
-    let before = chain
-        .platform
-        .license_status(product_id, customer, Some(code_hash))
-        .await
-        .unwrap();
-    assert_ne!(before.reason, license_contract::Reason::ReleaseRevoked);
+    assert_ne!(
+        chain.license_reason(product_id, customer, code_hash).await,
+        Reason::ReleaseRevoked
+    );
 
-    let out = chain.packager(&[
-        "revoke",
-        file,
-        "--rpc",
-        &chain.url,
-        "--key",
-        "vendor.key",
-        "--json",
-    ]);
-    assert_ok(&out);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = ok_json(&chain.revoke(file, "vendor.key", &["--json"]));
     assert_eq!(report["release"]["status"], "revoked");
     chain.check_txs(&report, &["revoke-release"]).await;
-    assert!(
-        chain
-            .platform
-            .release(code_hash)
-            .await
-            .unwrap()
-            .unwrap()
-            .revoked
+    assert!(chain.release(code_hash).await.revoked);
+    assert_eq!(
+        chain.license_reason(product_id, customer, code_hash).await,
+        Reason::ReleaseRevoked
     );
-    let after = chain
-        .platform
-        .license_status(product_id, customer, Some(code_hash))
-        .await
-        .unwrap();
-    assert_eq!(after.reason, license_contract::Reason::ReleaseRevoked);
 
     // Again: reported, nothing sent; publishing it again is refused.
     let nonce = chain.nonce(chain.vendor()).await;
-    let out = chain.packager(&["revoke", file, "--rpc", &chain.url, "--key", "vendor.key"]);
-    assert_ok(&out);
-    assert!(
-        stdout(&out).contains("already revoked, nothing to do"),
-        "{}",
-        stdout(&out)
+    assert_ok_says(
+        &chain.revoke(file, "vendor.key", &[]),
+        &["already revoked, nothing to do"],
     );
-    let out = chain.packager(&[
-        "publish",
-        file,
-        "--rpc",
-        &chain.url,
-        "--key",
-        "vendor.key",
-        "--price",
-        "5",
-    ]);
     assert_refused(
-        &out,
+        &chain.publish(file, "vendor.key", &["--price", "5"]),
         &["was published and then revoked", "seal a new build"],
     );
     assert_eq!(chain.nonce(chain.vendor()).await, nonce);
@@ -677,26 +551,11 @@ async fn withdraw_pays_the_vendor_share_and_the_fee_exactly() {
     let module = chain.seal("meter", "meter", "1.0.0", &[]);
     let (product_id, _) = ids(&module);
     chain.publish_json(&module, "vendor.key", &["--price", &price.to_string()]);
-    let withdraw = |key: &str| {
-        let registry = chain.registry();
-        chain.packager(&[
-            "withdraw",
-            "--rpc",
-            &chain.url,
-            "--registry",
-            &registry,
-            "--key",
-            key,
-            "--chain-id",
-            "31337",
-            "--json",
-        ])
-    };
+    let withdraw_json =
+        |key: &str| ok_json(&chain.withdraw(key, &["--chain-id", "31337", "--json"]));
 
     // Nothing settled yet: a message, exit 0, no transaction.
-    let out = withdraw("vendor.key");
-    assert_ok(&out);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = withdraw_json("vendor.key");
     assert_eq!(
         (report["withdrawn"].clone(), report["amount_wei"].clone()),
         (Value::Bool(false), "0".into())
@@ -737,9 +596,7 @@ async fn withdraw_pays_the_vendor_share_and_the_fee_exactly() {
     );
 
     let before = chain.eth(chain.vendor()).await;
-    let out = withdraw("vendor.key");
-    assert_ok(&out);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = withdraw_json("vendor.key");
     assert_eq!(report["withdrawn"], true);
     assert_eq!(report["account"], chain.vendor().to_string());
     assert_eq!(report["amount_wei"], vendor_share.to_string());
@@ -759,53 +616,23 @@ async fn withdraw_pays_the_vendor_share_and_the_fee_exactly() {
 
     // Withdrawn already: a clear message, exit 0, balance untouched.
     let after = chain.eth(chain.vendor()).await;
-    let registry = chain.registry();
-    let out = chain.packager(&[
-        "withdraw",
-        "--rpc",
-        &chain.url,
-        "--registry",
-        &registry,
-        "--key",
-        "vendor.key",
-    ]);
-    assert_ok(&out);
-    assert!(
-        stdout(&out).contains("nothing to withdraw"),
-        "{}",
-        stdout(&out)
-    );
+    assert_ok_says(&chain.withdraw("vendor.key", &[]), &["nothing to withdraw"]);
     assert_eq!(chain.eth(chain.vendor()).await, after);
 
     // The treasury (the deployer) takes the fee; text output.
     let treasury = chain.address(0);
     let before = chain.eth(treasury).await;
-    let out = chain.packager(&[
-        "withdraw",
-        "--rpc",
-        &chain.url,
-        "--registry",
-        &registry,
-        "--key",
-        "platform.key",
-    ]);
-    assert_ok(&out);
-    let text = stdout(&out);
-    assert!(text.contains(&format!("withdrew   {fee} wei")), "{text}");
+    let text = assert_ok_says(
+        &chain.withdraw("platform.key", &[]),
+        &[&format!("withdrew   {fee} wei")],
+    );
     let hash: B256 = text
         .lines()
         .find_map(|l| l.strip_prefix("tx")?.split_whitespace().nth(1))
         .unwrap()
         .parse()
         .unwrap();
-    let tx = chain
-        .platform
-        .provider()
-        .get_transaction_receipt(hash)
-        .await
-        .unwrap()
-        .unwrap();
-    let gas_cost = U256::from(tx.gas_used) * U256::from(tx.effective_gas_price);
+    let gas_cost = paid_for_gas(&chain.receipt(hash).await);
     assert_eq!(chain.eth(treasury).await, before + fee - gas_cost);
     assert_eq!(
         chain.platform.pending_revenue(treasury).await.unwrap(),
@@ -813,16 +640,8 @@ async fn withdraw_pays_the_vendor_share_and_the_fee_exactly() {
     );
 
     // A wrong chain id is refused before anything is sent.
-    let out = chain.packager(&[
-        "withdraw",
-        "--rpc",
-        &chain.url,
-        "--registry",
-        &registry,
-        "--key",
-        "vendor.key",
-        "--chain-id",
-        "1",
-    ]);
-    assert_refused(&out, &["wrong chain", "chain id 1 was expected"]);
+    assert_refused(
+        &chain.withdraw("vendor.key", &["--chain-id", "1"]),
+        &["wrong chain", "chain id 1 was expected"],
+    );
 }

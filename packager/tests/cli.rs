@@ -1,9 +1,13 @@
 //! The real `packager` binary end to end: keys, seal, inspect, verify, and every refusal
 //! with its exit code.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
+
+use common::{assert_exit, assert_ok, assert_ok_says, command, key_info, ok_json, packager};
 
 const ECHO_WAT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -11,61 +15,12 @@ const ECHO_WAT: &str = concat!(
 );
 const REGISTRY: &str = "0x4242424242424242424242424242424242424242";
 
-fn packager(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_packager"))
-        .current_dir(dir)
-        .env_remove("SEALBOX_PASSWORD")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "failed: {}\n{}",
-        stderr(out),
-        stdout(out)
-    );
-}
-
-#[track_caller]
-fn assert_exit(out: &Output, code: i32, needle: &str) {
-    assert_eq!(out.status.code(), Some(code), "stderr: {}", stderr(out));
-    assert!(
-        stderr(out).contains(needle),
-        "{needle:?} not in: {}",
-        stderr(out)
-    );
-}
-
-/// `(address, pubkey)` printed by keygen/pubkey.
-fn key_info(out: &Output) -> (String, String) {
-    let text = stdout(out);
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim().to_string())
-            .unwrap()
-    };
-    (field("address"), field("pubkey"))
-}
-
+/// `keygen --out NAME --raw` in `dir`, which must succeed; returns `(address, pubkey)`.
 fn raw_key(dir: &Path, name: &str) -> (String, String) {
-    let out = packager(dir, &["keygen", "--out", name, "--raw"]);
-    assert_ok(&out);
-    key_info(&out)
+    key_info(&packager(dir, &["keygen", "--out", name, "--raw"]))
 }
 
+/// `seal ECHO_WAT` with `key` into `out`, for the fixed name, version, chain and registry.
 fn seal_args<'a>(out: &'a str, key: &'a str) -> Vec<&'a str> {
     vec![
         "seal",
@@ -85,10 +40,30 @@ fn seal_args<'a>(out: &'a str, key: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// `seal_args` for another input file, sealed with `vendor.key`.
+fn seal_args_for<'a>(input: &'a str, out: &'a str) -> Vec<&'a str> {
+    let mut args = seal_args(out, "vendor.key");
+    args[1] = input;
+    args
+}
+
+/// Seals the echo fixture with `key` and `extra` options into `out`, which must succeed and be
+/// valid Wasm; returns the sealed bytes.
+#[track_caller]
+fn seal_valid(dir: &Path, out: &str, key: &str, extra: &[&str]) -> Vec<u8> {
+    let mut args = seal_args(out, key);
+    args.extend(extra);
+    assert_ok(&packager(dir, &args));
+    let sealed = std::fs::read(dir.join(out)).unwrap();
+    wasmparser::Validator::new()
+        .validate_all(&sealed)
+        .expect("sealed file is valid Wasm");
+    sealed
+}
+
+/// `inspect FILE --json`, which must succeed.
 fn inspect_json(dir: &Path, file: &str) -> serde_json::Value {
-    let out = packager(dir, &["inspect", file, "--json"]);
-    assert_ok(&out);
-    serde_json::from_slice(&out.stdout).unwrap()
+    ok_json(&packager(dir, &["inspect", file, "--json"]))
 }
 
 #[test]
@@ -105,23 +80,21 @@ fn keygen_pubkey_seal_inspect_verify() {
         0o600
     );
     let out = packager(d, &["pubkey", "--key", "vendor.key"]);
-    assert_ok(&out);
     assert_eq!(key_info(&out), (vendor.clone(), vendor_pub.clone()));
 
-    let mut args = seal_args("echo.sealed.wasm", "vendor.key");
-    args.extend([
-        "--unit",
-        "tls_handshake",
-        "--metering",
-        "kernel-preferred",
-        "--fuel",
-        "5000",
-    ]);
-    assert_ok(&packager(d, &args));
-    let sealed = std::fs::read(d.join("echo.sealed.wasm")).unwrap();
-    wasmparser::Validator::new()
-        .validate_all(&sealed)
-        .expect("sealed file is valid Wasm");
+    let sealed = seal_valid(
+        d,
+        "echo.sealed.wasm",
+        "vendor.key",
+        &[
+            "--unit",
+            "tls_handshake",
+            "--metering",
+            "kernel-preferred",
+            "--fuel",
+            "5000",
+        ],
+    );
 
     let json = inspect_json(d, "echo.sealed.wasm");
     assert_eq!(json["encrypted"], false);
@@ -136,19 +109,20 @@ fn keygen_pubkey_seal_inspect_verify() {
     assert_eq!(m["entry"], serde_json::json!(["echo"]));
     assert_eq!(json["sizes"]["sealed"], sealed.len());
 
-    let text = packager(d, &["inspect", "echo.sealed.wasm"]);
-    assert_ok(&text);
-    assert!(stdout(&text).contains("tls_handshake"));
-
-    let out = packager(d, &["verify", "echo.sealed.wasm"]);
-    assert_ok(&out);
-    assert!(stdout(&out).contains("code_hash"));
+    assert_ok_says(
+        &packager(d, &["inspect", "echo.sealed.wasm"]),
+        &["tls_handshake"],
+    );
+    assert_ok_says(
+        &packager(d, &["verify", "echo.sealed.wasm"]),
+        &["code_hash"],
+    );
     assert_ok(&packager(
         d,
         &["verify", "echo.sealed.wasm", "--vendor", &vendor],
     ));
     let out = packager(d, &["verify", "echo.sealed.wasm", "--vendor", REGISTRY]);
-    assert_exit(&out, 30, "vendor-pin");
+    assert_exit(&out, 30, &["vendor-pin"]);
 }
 
 #[test]
@@ -161,20 +135,19 @@ fn encrypted_for_two_customers_and_cosigned() {
     let (_, bob_pub) = raw_key(d, "bob.key");
     raw_key(d, "mallory.key");
 
-    let mut args = seal_args("enc.wasm", "vendor.key");
-    args.extend([
-        "--recipient",
-        &alice_pub,
-        "--recipient",
-        &bob_pub,
-        "--cosign",
-        "platform.key",
-    ]);
-    assert_ok(&packager(d, &args));
-    let sealed = std::fs::read(d.join("enc.wasm")).unwrap();
-    wasmparser::Validator::new()
-        .validate_all(&sealed)
-        .expect("sealed file is valid Wasm");
+    let sealed = seal_valid(
+        d,
+        "enc.wasm",
+        "vendor.key",
+        &[
+            "--recipient",
+            &alice_pub,
+            "--recipient",
+            &bob_pub,
+            "--cosign",
+            "platform.key",
+        ],
+    );
     assert!(!sealed.windows(22).any(|w| w == b"SEALBOX-FIXTURE-MARKER"));
 
     let json = inspect_json(d, "enc.wasm");
@@ -196,38 +169,27 @@ fn encrypted_for_two_customers_and_cosigned() {
     assert_eq!(recipients.len(), 2);
     assert_eq!(recipients[0]["pubkey"], alice_pub);
 
-    let out = packager(d, &["verify", "enc.wasm"]);
-    assert_ok(&out);
-    assert!(stdout(&out).contains("not checked"), "{}", stdout(&out));
+    assert_ok_says(&packager(d, &["verify", "enc.wasm"]), &["not checked"]);
+    let verify_as = |key: &str| packager(d, &["verify", "enc.wasm", "--key", key]);
     for key in ["alice.key", "bob.key"] {
-        let out = packager(d, &["verify", "enc.wasm", "--key", key]);
-        assert_ok(&out);
-        assert!(stdout(&out).contains("decrypted"), "{}", stdout(&out));
+        assert_ok_says(&verify_as(key), &["decrypted"]);
     }
-    let out = packager(d, &["verify", "enc.wasm", "--key", "mallory.key"]);
-    assert_exit(&out, 18, "not-recipient");
+    assert_exit(&verify_as("mallory.key"), 18, &["not-recipient"]);
 }
 
 #[test]
 fn keystore_keys_and_wrong_password() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = Command::new(env!("CARGO_BIN_EXE_packager"))
-        .current_dir(d)
-        .env("SEALBOX_PASSWORD", "vendor pw")
-        .args(["keygen", "--out", "vendor.json"])
-        .output()
-        .unwrap();
-    assert_ok(&out);
-    let (vendor, _) = key_info(&out);
     let with_password = |pw: &str, args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_packager"))
-            .current_dir(d)
+        command(d)
             .env("SEALBOX_PASSWORD", pw)
             .args(args)
             .output()
             .unwrap()
     };
+    let out = with_password("vendor pw", &["keygen", "--out", "vendor.json"]);
+    let (vendor, _) = key_info(&out);
     assert_ok(&with_password(
         "vendor pw",
         &seal_args("ks.wasm", "vendor.json"),
@@ -238,7 +200,7 @@ fn keystore_keys_and_wrong_password() {
     );
 
     let out = with_password("not it", &seal_args("ks2.wasm", "vendor.json"));
-    assert_exit(&out, 1, "wrong password");
+    assert_exit(&out, 1, &["wrong password"]);
     assert!(!d.join("ks2.wasm").exists(), "no output on failure");
 
     // No password and no terminal: a clear message, not a hang. `setsid` detaches the child
@@ -252,7 +214,7 @@ fn keystore_keys_and_wrong_password() {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    assert_exit(&out, 1, "SEALBOX_PASSWORD");
+    assert_exit(&out, 1, &["SEALBOX_PASSWORD"]);
 }
 
 #[test]
@@ -262,7 +224,7 @@ fn bad_key_files_are_refused_with_a_reason() {
     raw_key(d, "loose.key");
     std::fs::set_permissions(d.join("loose.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = packager(d, &seal_args("o.wasm", "loose.key"));
-    assert_exit(&out, 1, "mode 0644");
+    assert_exit(&out, 1, &["mode 0644"]);
 
     std::fs::write(d.join("garbage.key"), b"definitely not a key").unwrap();
     std::fs::set_permissions(
@@ -271,14 +233,18 @@ fn bad_key_files_are_refused_with_a_reason() {
     )
     .unwrap();
     let out = packager(d, &seal_args("o.wasm", "garbage.key"));
-    assert_exit(&out, 1, "neither a keystore v3 JSON nor a hex private key");
+    assert_exit(
+        &out,
+        1,
+        &["neither a keystore v3 JSON nor a hex private key"],
+    );
 
     let out = packager(d, &seal_args("o.wasm", "missing.key"));
-    assert_exit(&out, 1, "missing.key");
+    assert_exit(&out, 1, &["missing.key"]);
     assert!(!d.join("o.wasm").exists());
 
     let out = packager(d, &["keygen", "--out", "loose.key", "--raw"]);
-    assert_exit(&out, 1, "refusing to overwrite");
+    assert_exit(&out, 1, &["refusing to overwrite"]);
 }
 
 #[test]
@@ -301,50 +267,32 @@ fn bad_modules_fail_with_the_exit_code_of_their_check() {
     write("appended.wasm", &appended);
 
     for verb in ["verify", "inspect"] {
-        assert_exit(
-            &packager(d, &[verb, "text.wasm"]),
-            10,
-            "check `not-wasm` failed",
-        );
-        assert_exit(
-            &packager(d, &[verb, "truncated.wasm"]),
-            11,
-            "check `parse` failed",
-        );
-        assert_exit(
-            &packager(d, &[verb, "flipped.wasm"]),
-            13,
-            "check `hash` failed",
-        );
-        assert_exit(
-            &packager(d, &[verb, "appended.wasm"]),
-            13,
-            "check `hash` failed",
-        );
+        for (file, code, failed) in [
+            ("text.wasm", 10, "check `not-wasm` failed"),
+            ("truncated.wasm", 11, "check `parse` failed"),
+            ("flipped.wasm", 13, "check `hash` failed"),
+            ("appended.wasm", 13, "check `hash` failed"),
+        ] {
+            assert_exit(&packager(d, &[verb, file]), code, &[failed]);
+        }
     }
     let unsealed = packager(d, &["verify", ECHO_WAT]);
-    assert_exit(&unsealed, 10, "not-wasm");
+    assert_exit(&unsealed, 10, &["not-wasm"]);
 
     // Seal refuses non-Wasm input and already sealed modules, writing nothing.
     let out = packager(d, &seal_args_for("text.wasm", "out1.wasm"));
-    assert_exit(&out, 10, "not-wasm");
+    assert_exit(&out, 10, &["not-wasm"]);
     let out = packager(d, &seal_args_for("good.wasm", "out2.wasm"));
-    assert_exit(&out, 21, "already-sealed");
+    assert_exit(&out, 21, &["already-sealed"]);
     let out = packager(d, &{
         let mut a = seal_args_for(ECHO_WAT, "out3.wasm");
         a.extend(["--entry", "nope"]);
         a
     });
-    assert_exit(&out, 22, "options");
+    assert_exit(&out, 22, &["options"]);
     for name in ["out1.wasm", "out2.wasm", "out3.wasm"] {
         assert!(!d.join(name).exists(), "{name} written despite the failure");
     }
-}
-
-fn seal_args_for<'a>(input: &'a str, out: &'a str) -> Vec<&'a str> {
-    let mut args = seal_args(out, "vendor.key");
-    args[1] = input;
-    args
 }
 
 #[test]
@@ -354,10 +302,10 @@ fn bad_arguments_are_usage_errors() {
     raw_key(d, "vendor.key");
     let mut args = seal_args("o.wasm", "vendor.key");
     args.extend(["--recipient", "0x1234"]);
-    assert_exit(&packager(d, &args), 2, "not a secp256k1 public key");
+    assert_exit(&packager(d, &args), 2, &["not a secp256k1 public key"]);
     let mut args = seal_args("o.wasm", "vendor.key");
     let registry = args.iter().position(|a| *a == REGISTRY).unwrap();
     args[registry] = "0x42";
-    assert_exit(&packager(d, &args), 2, "not an Ethereum address");
+    assert_exit(&packager(d, &args), 2, &["not an Ethereum address"]);
     assert!(!d.join("o.wasm").exists());
 }

@@ -24,6 +24,7 @@
 //! thread and from two, and prints ns per admission.
 //! Without either (e.g. under a plain `cargo bench`) it prints this usage and exits.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,7 +39,7 @@ use sealbox_runtime::journal::{Journal, UsageKey};
 use sealbox_runtime::lease::{Lease, LeasePolicy};
 use sealbox_runtime::sandbox::{GuestLimits, Program, Sandbox, SandboxConfig};
 use sha2::{Digest, Sha256};
-use wasmtime::{Engine, InstancePre, Linker, Module, Store};
+use wasmtime::{Engine, InstancePre, Linker, Module, ModuleExport, Store};
 
 const USAGE: &str = "serve_bare --wat FILE --listen ADDR [--mode wasmtime|sandbox|journal] [--max-input-bytes N]\n\
     serve_bare --journal-admits N\n\
@@ -48,10 +49,35 @@ enum Guest {
     Bare {
         engine: Engine,
         pre: InstancePre<()>,
+        exports: Exports,
         fuel: u64,
         deadline_ticks: u64,
     },
     Sandbox(Program, Option<Box<Ledger>>),
+}
+
+/// The exports a bytes-ABI call uses, resolved once per module (as the
+/// sandbox does): looking them up by name on every call would handicap the
+/// baseline.
+struct Exports {
+    memory: ModuleExport,
+    alloc: ModuleExport,
+    entries: HashMap<String, ModuleExport>,
+}
+
+impl Exports {
+    fn of(module: &Module) -> Exports {
+        let index = |name: &str| module.get_export_index(name).expect("export");
+        Exports {
+            memory: index("memory"),
+            alloc: index("sealbox_alloc"),
+            entries: module
+                .exports()
+                .filter(|e| e.ty().func().is_some() && e.name() != "sealbox_alloc")
+                .map(|e| (e.name().to_owned(), index(e.name())))
+                .collect(),
+        }
+    }
 }
 
 /// `Journal::admit` before each call, as `runtime serve` does it.
@@ -119,6 +145,7 @@ fn main() {
                 .instantiate_pre(&module)
                 .expect("instantiate_pre");
             Guest::Bare {
+                exports: Exports::of(&module),
                 engine,
                 pre,
                 fuel: cfg.max_fuel,
@@ -183,9 +210,18 @@ async fn invoke(
             Guest::Bare {
                 engine,
                 pre,
+                exports,
                 fuel,
                 deadline_ticks,
-            } => bare_call(engine, pre, *fuel, *deadline_ticks, &export, &input),
+            } => bare_call(
+                engine,
+                pre,
+                exports,
+                *fuel,
+                *deadline_ticks,
+                &export,
+                &input,
+            ),
             Guest::Sandbox(program, ledger) => ledger
                 .as_ref()
                 .map_or(Ok(()), |l| l.admit())
@@ -208,23 +244,32 @@ async fn invoke(
 fn bare_call(
     engine: &Engine,
     pre: &InstancePre<()>,
+    exports: &Exports,
     fuel: u64,
     deadline_ticks: u64,
     export: &str,
     input: &[u8],
 ) -> Result<Vec<u8>, String> {
+    let entry = exports.entries.get(export).ok_or("no such export")?;
     let mut store = Store::new(engine, ());
     store.set_fuel(fuel).map_err(|e| e.to_string())?;
     store.set_epoch_deadline(deadline_ticks);
     let instance = pre.instantiate(&mut store).map_err(|e| e.to_string())?;
     let memory = instance
-        .get_memory(&mut store, "memory")
+        .get_module_export(&mut store, &exports.memory)
+        .and_then(|e| e.into_memory())
         .ok_or("no memory")?;
-    let alloc = instance
-        .get_typed_func::<i32, i32>(&mut store, "sealbox_alloc")
+    let func = |store: &mut Store<()>, index: &ModuleExport| {
+        instance
+            .get_module_export(&mut *store, index)
+            .and_then(|e| e.into_func())
+            .ok_or_else(|| "no function".to_string())
+    };
+    let alloc = func(&mut store, &exports.alloc)?
+        .typed::<i32, i32>(&store)
         .map_err(|e| e.to_string())?;
-    let entry = instance
-        .get_typed_func::<(i32, i32), i64>(&mut store, export)
+    let entry = func(&mut store, entry)?
+        .typed::<(i32, i32), i64>(&store)
         .map_err(|e| e.to_string())?;
     let ptr = alloc
         .call(&mut store, input.len() as i32)

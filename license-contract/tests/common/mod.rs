@@ -7,7 +7,9 @@ use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
-use license_contract::{DeployParams, RegistryClient, SignedUsage};
+use license_contract::{
+    DeployParams, LicenseStatus, RegistryClient, RegistryError, Settlement, SignedUsage, TxInfo,
+};
 
 /// Price per unit of the fixture product: 1 gwei.
 pub const PRICE: u64 = 1_000_000_000;
@@ -15,6 +17,11 @@ pub const PRICE: u64 = 1_000_000_000;
 pub const THAW: u64 = 3600;
 /// Name of the fixture product.
 pub const PRODUCT: &str = "edge-detector";
+
+/// The price of `units` units of the fixture product, in wei.
+pub fn wei(units: u64) -> U256 {
+    U256::from(units) * U256::from(PRICE)
+}
 
 /// Path of the anvil binary: $SEALBOX_ANVIL, else license-contract/node_modules/.bin/anvil.
 pub fn anvil_path() -> PathBuf {
@@ -42,6 +49,54 @@ pub fn spawn_anvil() -> AnvilInstance {
 /// Anvil dev account `i` as a signer.
 pub fn dev_key(anvil: &AnvilInstance, i: usize) -> PrivateKeySigner {
     anvil.keys()[i].clone().into()
+}
+
+/// A client of the registry at `registry` that transacts with `key`.
+pub async fn connect(
+    url: &str,
+    registry: Address,
+    chain_id: Option<u64>,
+    key: PrivateKeySigner,
+) -> RegistryClient {
+    RegistryClient::connect(url, registry, chain_id, Some(key))
+        .await
+        .unwrap()
+}
+
+/// Moves the chain's clock forward by `seconds` and mines a block (RPC calls, no transaction).
+pub async fn advance_clock(client: &RegistryClient, seconds: u64) {
+    let p = client.provider();
+    let _: serde_json::Value = p
+        .raw_request("evm_increaseTime".into(), (seconds,))
+        .await
+        .unwrap();
+    let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.unwrap();
+}
+
+/// An `http://` URL of a local port nobody listens on (bound, then released).
+pub fn dead_rpc_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Name of the contract error a call reverted with, if it did.
+pub fn revert_name(e: &RegistryError) -> Option<&'static str> {
+    e.revert().map(|r| r.name())
+}
+
+/// The call failed with the contract error `name`; returns the error for further checks.
+#[track_caller]
+pub fn expect_revert<T: std::fmt::Debug>(
+    result: Result<T, RegistryError>,
+    name: &str,
+) -> RegistryError {
+    let err = result.unwrap_err();
+    assert_eq!(revert_name(&err), Some(name), "{err}");
+    err
 }
 
 /// A registry deployed on its own anvil, with a client per role.
@@ -77,19 +132,11 @@ impl World {
             .await
             .unwrap();
         let reg = platform.address();
-        let connect = |i: usize| {
-            let key = dev_key(&anvil, i);
-            let url = url.clone();
-            async move {
-                RegistryClient::connect(&url, reg, Some(31337), Some(key))
-                    .await
-                    .unwrap()
-            }
-        };
-        let vendor = connect(1).await;
-        let customer = connect(2).await;
-        let relayer = connect(3).await;
-        let treasury = connect(4).await;
+        let role = |i: usize| connect(&url, reg, Some(31337), dev_key(&anvil, i));
+        let vendor = role(1).await;
+        let customer = role(2).await;
+        let relayer = role(3).await;
+        let treasury = role(4).await;
         let (product_id, _) = vendor
             .register_product(PRODUCT, U256::from(PRICE))
             .await
@@ -118,6 +165,7 @@ impl World {
         }
     }
 
+    /// The fixture customer's address (dev account 2).
     pub fn customer_address(&self) -> Address {
         self.customer.sender().unwrap()
     }
@@ -135,18 +183,60 @@ impl World {
             .unwrap()
     }
 
+    /// The relayer settles `receipt(cumulative)`, which must not revert.
+    pub async fn settle(&self, cumulative: u64) -> Settlement {
+        self.relayer
+            .settle(&self.receipt(cumulative))
+            .await
+            .unwrap()
+    }
+
+    /// The customer deposits `amount` wei more for the fixture product.
+    pub async fn deposit(&self, amount: U256) -> TxInfo {
+        self.customer
+            .deposit(self.product_id, None, amount)
+            .await
+            .unwrap()
+    }
+
+    /// The fixture customer's license for the fixture product (`code_hash`: `None` skips the
+    /// release checks).
+    pub async fn status(&self, code_hash: Option<B256>) -> LicenseStatus {
+        self.status_of(self.customer_address(), code_hash).await
+    }
+
+    /// `account`'s license for the fixture product.
+    pub async fn status_of(&self, account: Address, code_hash: Option<B256>) -> LicenseStatus {
+        self.customer
+            .license_status(self.product_id, account, code_hash)
+            .await
+            .unwrap()
+    }
+
+    /// The fixture customer's escrow balance for the fixture product.
+    pub async fn balance(&self) -> U256 {
+        self.status(None).await.balance
+    }
+
     /// Moves the chain's clock forward and mines a block.
     pub async fn advance(&self, seconds: u64) {
-        let p = self.platform.provider();
-        let _: serde_json::Value = p
-            .raw_request("evm_increaseTime".into(), (seconds,))
-            .await
-            .unwrap();
-        let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.unwrap();
+        advance_clock(&self.platform, seconds).await;
     }
 
     /// ETH balance of an account.
     pub async fn eth(&self, who: Address) -> U256 {
         self.platform.provider().get_balance(who).await.unwrap()
+    }
+
+    /// Wei the sender of `tx` paid for its gas.
+    pub async fn gas_cost(&self, tx: &TxInfo) -> U256 {
+        let receipt = self
+            .platform
+            .provider()
+            .get_transaction_receipt(tx.hash)
+            .await
+            .unwrap()
+            .unwrap();
+        U256::from(tx.gas_used) * U256::from(receipt.effective_gas_price)
     }
 }

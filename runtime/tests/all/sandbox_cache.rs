@@ -10,16 +10,14 @@ use std::sync::{Arc, Mutex};
 
 use sealbox_runtime::sandbox::{GuestLimits, Program, Sandbox, SandboxError};
 
-use crate::sandbox_support::{code_hash, config, fixture};
+use crate::sandbox_support::{code_hash, config, fixture, load};
 
 fn cached_sandbox(dir: &Path) -> Sandbox {
     Sandbox::new(config(Some(dir.to_path_buf()))).unwrap()
 }
 
 fn compile(sb: &Sandbox, name: &str) -> Program {
-    let wasm = fixture(name);
-    sb.compile(code_hash(&wasm), &wasm, &GuestLimits::default())
-        .unwrap()
+    load(sb, name, GuestLimits::default())
 }
 
 fn mode(path: &Path) -> u32 {
@@ -54,8 +52,7 @@ fn capture_logs<R>(f: impl FnOnce() -> R) -> (R, String) {
 fn cold_compile_then_warm_hit() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("var/cache/sealbox/modules");
-    let wasm = fixture("bytes_abi");
-    let hash = code_hash(&wasm);
+    let hash = code_hash(&fixture("bytes_abi"));
 
     let cold = cached_sandbox(&dir);
     let p = compile(&cold, "bytes_abi");
@@ -83,8 +80,7 @@ fn cold_compile_then_warm_hit() {
 fn tampered_or_truncated_entries_are_recompiled_and_overwritten() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("modules");
-    let wasm = fixture("bytes_abi");
-    let hash = code_hash(&wasm);
+    let hash = code_hash(&fixture("bytes_abi"));
     let first = cached_sandbox(&dir);
     compile(&first, "bytes_abi");
     let entry = first.cache_entry_path(&hash).unwrap();

@@ -3,20 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use sealbox_runtime::sandbox::{CallError, GuestLimits, NumValue, Program, Sandbox, SandboxConfig};
+use sealbox_runtime::sandbox::{CallError, GuestLimits, NumValue};
 
-use crate::sandbox_support::{load, sandbox};
-
-/// The runtime is still fine: a good call right after a bad one succeeds.
-fn assert_still_serves(program: &Program) {
-    let out = program.call_bytes("echo", b"still here").unwrap();
-    assert_eq!(out, b"still here");
-}
+use crate::sandbox_support::*;
 
 #[test]
 fn bytes_abi_echo_and_transform() {
-    let sb = sandbox();
-    let p = load(&sb, "bytes_abi", GuestLimits::default());
+    let p = program("bytes_abi", GuestLimits::default());
     assert_eq!(p.entries(), vec!["echo".to_string(), "upper".to_string()]);
     assert_eq!(p.call_bytes("echo", b"{\"x\":1}").unwrap(), b"{\"x\":1}");
     assert_eq!(
@@ -35,8 +28,7 @@ fn every_call_gets_a_fresh_instance() {
     // The bump allocator's heap pointer is guest state; if it leaked between
     // calls the second call's input would land at a different address.
     // Observable through `double` (numeric) too: globals start fresh.
-    let sb = sandbox();
-    let p = load(&sb, "bytes_abi", GuestLimits::default());
+    let p = program("bytes_abi", GuestLimits::default());
     for _ in 0..3 {
         assert_eq!(p.call_bytes("echo", b"abc").unwrap(), b"abc");
     }
@@ -48,8 +40,7 @@ fn every_call_gets_a_fresh_instance() {
 
 #[test]
 fn numeric_exports_take_typed_string_arguments() {
-    let sb = sandbox();
-    let p = load(&sb, "numeric", GuestLimits::default());
+    let p = program("numeric", GuestLimits::default());
     assert!(p.entries().is_empty(), "no sealbox_alloc: no bytes entries");
     assert_eq!(
         p.call_numeric("add", &["1", "2"]).unwrap(),
@@ -80,8 +71,7 @@ fn numeric_exports_take_typed_string_arguments() {
 
 #[test]
 fn numeric_argument_errors_name_the_problem() {
-    let sb = sandbox();
-    let p = load(&sb, "numeric", GuestLimits::default());
+    let p = program("numeric", GuestLimits::default());
     let err = p.call_numeric("add", &["1"]).unwrap_err();
     assert!(matches!(err, CallError::BadArgument { .. }), "{err}");
     assert!(
@@ -132,8 +122,7 @@ fn numeric_argument_errors_name_the_problem() {
 
 #[test]
 fn trap_is_reported_and_the_program_keeps_serving() {
-    let sb = sandbox();
-    let p = load(&sb, "faults", GuestLimits::default());
+    let p = program("faults", GuestLimits::default());
     let err = p.call_bytes("trap", b"x").unwrap_err();
     match &err {
         CallError::Trap { export, trap } => {
@@ -148,16 +137,8 @@ fn trap_is_reported_and_the_program_keeps_serving() {
 
 #[test]
 fn runaway_loop_runs_out_of_fuel() {
-    let sb = sandbox();
-    let p = load(
-        &sb,
-        "faults",
-        GuestLimits {
-            fuel: Some(1_000_000),
-            ..GuestLimits::default()
-        },
-    );
-    let err = p.call_bytes("spin", b"").unwrap_err();
+    let p = program("faults", limit_fuel(1_000_000));
+    let err = call_fails(&p, "spin");
     assert!(
         matches!(err, CallError::OutOfFuel { ref export, fuel: 1_000_000 } if export == "spin"),
         "{err}"
@@ -168,28 +149,12 @@ fn runaway_loop_runs_out_of_fuel() {
 
 #[test]
 fn runaway_loop_hits_the_wall_clock_deadline() {
-    let sb = sandbox(); // fuel stays at the config cap (10^10): the deadline fires first
-    let p = load(
-        &sb,
-        "faults",
-        GuestLimits {
-            deadline_ms: Some(100),
-            ..GuestLimits::default()
-        },
-    );
+    // Fuel stays at the config cap (10^10): the deadline fires first.
+    let p = program("faults", limit_deadline_ms(100));
     let started = Instant::now();
-    let err = p.call_bytes("spin", b"").unwrap_err();
+    let err = call_fails(&p, "spin");
     let took = started.elapsed();
-    assert!(
-        matches!(
-            err,
-            CallError::DeadlineExceeded {
-                deadline_ms: 100,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_eq!(exceeded_deadline_ms(&err), 100);
     assert!(
         took >= Duration::from_millis(100),
         "stopped early: {took:?}"
@@ -203,14 +168,11 @@ fn runaway_loop_hits_the_wall_clock_deadline() {
 
 #[test]
 fn manifest_limits_are_capped_by_the_config() {
-    let sb = Sandbox::new(SandboxConfig {
-        cache_dir: None,
-        max_deadline_ms: 50,
-        max_fuel: 1_000_000_000_000,
-        max_memory_pages: 8,
-        ..SandboxConfig::default()
-    })
-    .unwrap();
+    let sb = sandbox_with(|c| {
+        c.max_deadline_ms = 50;
+        c.max_fuel = 1_000_000_000_000;
+        c.max_memory_pages = 8;
+    });
     // The vendor asks for more than the customer allows.
     let p = load(
         &sb,
@@ -224,18 +186,8 @@ fn manifest_limits_are_capped_by_the_config() {
     assert_eq!(p.limits().deadline_ms, 50);
     assert_eq!(p.limits().memory_pages, 8);
     assert_eq!(p.limits().fuel, Some(1_000_000_000_000));
-    let err = p.call_bytes("spin", b"").unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CallError::DeadlineExceeded {
-                deadline_ms: 50,
-                ..
-            }
-        ),
-        "{err}"
-    );
-    let err = p.call_bytes("bomb", b"").unwrap_err();
+    assert_eq!(exceeded_deadline_ms(&call_fails(&p, "spin")), 50);
+    let err = call_fails(&p, "bomb");
     assert!(
         matches!(
             err,
@@ -251,48 +203,21 @@ fn manifest_limits_are_capped_by_the_config() {
 
 #[test]
 fn without_fuel_metering_the_deadline_still_bounds_a_loop() {
-    let sb = Sandbox::new(SandboxConfig {
-        cache_dir: None,
-        consume_fuel: false,
-        ..SandboxConfig::default()
-    })
-    .unwrap();
-    let p = load(
-        &sb,
-        "faults",
-        GuestLimits {
-            fuel: Some(1_000),
-            deadline_ms: Some(80),
-            ..GuestLimits::default()
-        },
-    );
+    let sb = sandbox_with(|c| c.consume_fuel = false);
+    let limits = GuestLimits {
+        fuel: Some(1_000),
+        ..limit_deadline_ms(80)
+    };
+    let p = load(&sb, "faults", limits);
     assert_eq!(p.limits().fuel, None, "fuel is not metered");
-    let err = p.call_bytes("spin", b"").unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CallError::DeadlineExceeded {
-                deadline_ms: 80,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_eq!(exceeded_deadline_ms(&call_fails(&p, "spin")), 80);
     assert_still_serves(&p);
 }
 
 #[test]
 fn memory_bomb_stops_at_the_limit() {
-    let sb = sandbox();
-    let p = load(
-        &sb,
-        "faults",
-        GuestLimits {
-            max_memory_pages: Some(16),
-            ..GuestLimits::default()
-        },
-    );
-    let err = p.call_bytes("bomb", b"").unwrap_err();
+    let p = program("faults", limit_memory_pages(16));
+    let err = call_fails(&p, "bomb");
     match &err {
         CallError::MemoryLimit {
             export,
@@ -313,14 +238,9 @@ fn memory_bomb_stops_at_the_limit() {
 
 #[test]
 fn output_out_of_bounds_or_too_large_is_refused() {
-    let sb = Sandbox::new(SandboxConfig {
-        cache_dir: None,
-        max_output_bytes: 1 << 20,
-        ..SandboxConfig::default()
-    })
-    .unwrap();
+    let sb = sandbox_with(|c| c.max_output_bytes = 1 << 20);
     let p = load(&sb, "faults", GuestLimits::default());
-    let err = p.call_bytes("bad_out", b"").unwrap_err();
+    let err = call_fails(&p, "bad_out");
     assert!(
         matches!(
             err,
@@ -334,7 +254,7 @@ fn output_out_of_bounds_or_too_large_is_refused() {
         "{err}"
     );
     assert_still_serves(&p);
-    let err = p.call_bytes("huge_out", b"").unwrap_err();
+    let err = call_fails(&p, "huge_out");
     assert!(
         matches!(
             err,
@@ -351,12 +271,7 @@ fn output_out_of_bounds_or_too_large_is_refused() {
 
 #[test]
 fn input_too_large_is_refused_before_running() {
-    let sb = Sandbox::new(SandboxConfig {
-        cache_dir: None,
-        max_input_bytes: 1024,
-        ..SandboxConfig::default()
-    })
-    .unwrap();
+    let sb = sandbox_with(|c| c.max_input_bytes = 1024);
     let p = load(&sb, "faults", GuestLimits::default());
     let err = p.call_bytes("echo", &[0u8; 1025]).unwrap_err();
     assert!(
@@ -376,8 +291,7 @@ fn input_too_large_is_refused_before_running() {
 fn input_outside_guest_memory_is_refused() {
     // faults.wat's allocator never grows memory: a 70000-byte input starting
     // at 1024 does not fit its single 64 KiB page.
-    let sb = sandbox();
-    let p = load(&sb, "faults", GuestLimits::default());
+    let p = program("faults", GuestLimits::default());
     let err = p.call_bytes("echo", &vec![1u8; 70_000]).unwrap_err();
     assert!(
         matches!(
@@ -397,7 +311,7 @@ fn input_outside_guest_memory_is_refused() {
 fn missing_export_and_bad_signature_name_what_exists() {
     let sb = sandbox();
     let p = load(&sb, "faults", GuestLimits::default());
-    let err = p.call_bytes("transform", b"").unwrap_err();
+    let err = call_fails(&p, "transform");
     match &err {
         CallError::MissingExport { name, available } => {
             assert_eq!(name, "transform");
@@ -409,7 +323,7 @@ fn missing_export_and_bad_signature_name_what_exists() {
         other => panic!("expected MissingExport, got {other}"),
     }
     assert!(err.to_string().contains("`echo`"), "{err}");
-    let err = p.call_bytes("wrong_sig", b"").unwrap_err();
+    let err = call_fails(&p, "wrong_sig");
     assert!(
         matches!(err, CallError::BadSignature { ref found, .. } if found == "(i32) -> (i32)"),
         "{err}"
@@ -417,21 +331,13 @@ fn missing_export_and_bad_signature_name_what_exists() {
     assert_still_serves(&p);
 
     let numeric = load(&sb, "numeric", GuestLimits::default());
-    let err = numeric.call_bytes("add", b"").unwrap_err();
+    let err = call_fails(&numeric, "add");
     assert!(matches!(err, CallError::NotBytesAbi { .. }), "{err}");
 }
 
 #[test]
 fn runaway_start_function_is_bounded_too() {
-    let sb = sandbox();
-    let p = load(
-        &sb,
-        "start_loop",
-        GuestLimits {
-            fuel: Some(100_000),
-            ..GuestLimits::default()
-        },
-    );
+    let p = program("start_loop", limit_fuel(100_000));
     let err = p.call_numeric("add", &["1", "2"]).unwrap_err();
     assert!(
         matches!(err, CallError::OutOfFuel { ref export, .. } if export == "start"),
@@ -441,20 +347,8 @@ fn runaway_start_function_is_bounded_too() {
 
 #[test]
 fn pool_exhaustion_is_an_error_not_a_hang() {
-    let sb = Sandbox::new(SandboxConfig {
-        cache_dir: None,
-        pool_instances: 1,
-        ..SandboxConfig::default()
-    })
-    .unwrap();
-    let p = load(
-        &sb,
-        "faults",
-        GuestLimits {
-            deadline_ms: Some(600),
-            ..GuestLimits::default()
-        },
-    );
+    let sb = sandbox_with(|c| c.pool_instances = 1);
+    let p = load(&sb, "faults", limit_deadline_ms(600));
     std::thread::scope(|s| {
         let spinner = s.spawn(|| p.call_bytes("spin", b""));
         std::thread::sleep(Duration::from_millis(200));

@@ -3,7 +3,7 @@
 
 use sealbox_runtime::sandbox::{CallError, GuestLimits};
 
-use crate::sandbox_support::{load, sandbox};
+use crate::sandbox_support::{assert_still_serves, call_fails, limit_fuel, load, sandbox};
 
 #[test]
 fn many_threads_share_one_program() {
@@ -11,15 +11,11 @@ fn many_threads_share_one_program() {
     const CALLS: usize = 200;
     let sb = sandbox();
     let upper = load(&sb, "bytes_abi", GuestLimits::default());
-    let faults = load(
-        &sb,
-        "faults",
-        GuestLimits {
-            fuel: Some(100_000),
-            max_memory_pages: Some(4),
-            ..GuestLimits::default()
-        },
-    );
+    let limits = GuestLimits {
+        max_memory_pages: Some(4),
+        ..limit_fuel(100_000)
+    };
+    let faults = load(&sb, "faults", limits);
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..THREADS)
             .map(|t| {
@@ -32,7 +28,7 @@ fn many_threads_share_one_program() {
                         // Every third call, a fault on another program.
                         if i % 3 == 0 {
                             let export = ["trap", "spin", "bomb"][(t + i) % 3];
-                            let err = faults.call_bytes(export, b"").unwrap_err();
+                            let err = call_fails(faults, export);
                             assert!(
                                 matches!(
                                     err,
@@ -51,6 +47,6 @@ fn many_threads_share_one_program() {
         let done: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
         assert_eq!(done, THREADS * CALLS);
     });
-    assert_eq!(faults.call_bytes("echo", b"after").unwrap(), b"after");
+    assert_still_serves(&faults);
     assert_eq!(sb.compilations(), 2);
 }

@@ -3,17 +3,12 @@
 
 use sealbox_runtime::sandbox::{GuestLimits, Program, Sandbox, SandboxConfig, SandboxError};
 
-use crate::sandbox_support::{code_hash, fixture, load, sandbox};
-
-fn compile(sb: &Sandbox, name: &str, limits: GuestLimits) -> Result<Program, SandboxError> {
-    let wasm = fixture(name);
-    sb.compile(code_hash(&wasm), &wasm, &limits)
-}
+use crate::sandbox_support::*;
 
 #[test]
 fn any_import_is_refused_with_its_name_and_nothing_is_compiled() {
     let sb = sandbox();
-    let err = compile(&sb, "wasi_import", GuestLimits::default()).unwrap_err();
+    let err = try_load(&sb, "wasi_import", GuestLimits::default()).unwrap_err();
     match &err {
         SandboxError::ImportsNotAllowed { imports } => assert_eq!(
             imports,
@@ -30,7 +25,7 @@ fn any_import_is_refused_with_its_name_and_nothing_is_compiled() {
             .contains("`wasi_snapshot_preview1::fd_write`"),
         "{err}"
     );
-    let err = compile(&sb, "memory_import", GuestLimits::default()).unwrap_err();
+    let err = try_load(&sb, "memory_import", GuestLimits::default()).unwrap_err();
     assert!(err.to_string().contains("`env::memory`"), "{err}");
     assert_eq!(sb.compilations(), 0);
 }
@@ -68,14 +63,14 @@ fn invalid_bytes_are_refused() {
 #[test]
 fn broken_bytes_abi_is_refused_at_load() {
     let sb = sandbox();
-    let err = compile(&sb, "bad_alloc", GuestLimits::default()).unwrap_err();
+    let err = try_load(&sb, "bad_alloc", GuestLimits::default()).unwrap_err();
     assert!(matches!(err, SandboxError::BadAbi(_)), "{err}");
     assert!(
         err.to_string()
             .contains("`sealbox_alloc` has type (i64) -> (i64)"),
         "{err}"
     );
-    let err = compile(&sb, "no_memory", GuestLimits::default()).unwrap_err();
+    let err = try_load(&sb, "no_memory", GuestLimits::default()).unwrap_err();
     assert!(
         err.to_string().contains("no memory named `memory`"),
         "{err}"
@@ -86,29 +81,11 @@ fn broken_bytes_abi_is_refused_at_load() {
 fn zero_limits_are_refused() {
     let sb = sandbox();
     for (field, limits) in [
-        (
-            "fuel",
-            GuestLimits {
-                fuel: Some(0),
-                ..GuestLimits::default()
-            },
-        ),
-        (
-            "deadline_ms",
-            GuestLimits {
-                deadline_ms: Some(0),
-                ..GuestLimits::default()
-            },
-        ),
-        (
-            "max_memory_pages",
-            GuestLimits {
-                max_memory_pages: Some(0),
-                ..GuestLimits::default()
-            },
-        ),
+        ("fuel", limit_fuel(0)),
+        ("deadline_ms", limit_deadline_ms(0)),
+        ("max_memory_pages", limit_memory_pages(0)),
     ] {
-        let err = compile(&sb, "numeric", limits).unwrap_err();
+        let err = try_load(&sb, "numeric", limits).unwrap_err();
         assert!(
             matches!(err, SandboxError::InvalidLimit { field: f, .. } if f == field),
             "{err}"
@@ -120,15 +97,7 @@ fn zero_limits_are_refused() {
 #[test]
 fn initial_memory_above_the_limit_is_refused() {
     let sb = sandbox();
-    let err = compile(
-        &sb,
-        "big_memory",
-        GuestLimits {
-            max_memory_pages: Some(10),
-            ..GuestLimits::default()
-        },
-    )
-    .unwrap_err();
+    let err = try_load(&sb, "big_memory", limit_memory_pages(10)).unwrap_err();
     assert!(
         matches!(
             err,
@@ -140,14 +109,7 @@ fn initial_memory_above_the_limit_is_refused() {
         "{err}"
     );
     // Within the limit it loads and runs.
-    let p = load(
-        &sb,
-        "big_memory",
-        GuestLimits {
-            max_memory_pages: Some(100),
-            ..GuestLimits::default()
-        },
-    );
+    let p = load(&sb, "big_memory", limit_memory_pages(100));
     assert_eq!(
         p.call_numeric("add", &["2", "2"]).unwrap()[0].to_string(),
         "4"

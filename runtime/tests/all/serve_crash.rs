@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use alloy::primitives::U256;
 use sealbox_runtime::journal::{Journal, UsageKey};
 
 use crate::serve_support::*;
@@ -25,26 +24,13 @@ const WORKERS: u64 = 8;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_and_doubles_nothing() {
     let chain = Chain::new().await;
-    let redact = chain
-        .publish(
-            "text_redact.wat",
-            "text-redact",
-            PRICE,
-            U256::from(100_000 * PRICE),
-        )
-        .await;
+    let redact = chain.publish_text_redact(100_000).await;
     let client = http();
-    let serve = chain.serve(
-        &[&redact],
-        &[
-            "--settle-every-units",
-            "20",
-            "--settle-every-secs",
-            "3600",
-            "--refresh-secs",
-            "3600",
-        ],
-    );
+    let cadence = Cadence {
+        settle_units: 20,
+        ..Cadence::QUIET
+    };
+    let serve = chain.serve_with(&[&redact], cadence);
     let url = serve.invoke_url(&redact, "redact");
 
     let ok = Arc::new(AtomicU64::new(0));
@@ -95,33 +81,17 @@ async fn sigkill_under_load_loses_and_doubles_nothing() {
     assert!(settled_before > 0, "no settlement happened under load");
 
     // Restart on the same journal: the backlog is settled at start.
-    let serve = chain.serve(
-        &[&redact],
-        &[
-            "--settle-every-units",
-            "20",
-            "--settle-every-secs",
-            "3600",
-            "--refresh-secs",
-            "3600",
-        ],
-    );
+    let serve = chain.serve_with(&[&redact], cadence);
     let text = metrics(&client, &serve, None).await;
-    let admitted = sample(
-        &text,
-        "sealbox_calls_total",
-        &[("name", "text-redact"), ("counter", "runtime")],
-    )
-    .unwrap() as u64;
-    let settled = eventually(
-        Duration::from_secs(30),
-        "the backlog settlement after restart",
-        || async {
-            let s = chain.settled(&redact).await;
-            (s >= admitted).then_some(s)
-        },
-    )
-    .await;
+    let admitted = runtime_calls(&text, "text-redact").unwrap() as u64;
+    let settled = chain
+        .wait_settled(
+            &redact,
+            Duration::from_secs(30),
+            "the backlog settlement after restart",
+            |s| s >= admitted,
+        )
+        .await;
     assert_eq!(
         settled, admitted,
         "settled on chain must equal the units the journal admitted"
@@ -132,8 +102,7 @@ async fn sigkill_under_load_loses_and_doubles_nothing() {
     );
 
     // Shutting down again charges nothing more.
-    let (status, _) = serve.terminate();
-    assert!(status.success());
+    serve.shutdown();
     assert_eq!(chain.settled(&redact).await, admitted);
     let journal = Journal::open(
         &chain

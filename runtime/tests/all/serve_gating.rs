@@ -1,7 +1,7 @@
 //! Per-product license gating in `runtime serve`: one product whose escrow
 //! runs out or whose license lapses answers 402 while the other goes on.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alloy::primitives::U256;
 
@@ -15,73 +15,39 @@ const SCORE: &str = r#"{"score":592,"band":"D","reasons":["short_credit_history"
 async fn exhausted_escrow_refuses_that_product_while_another_serves() {
     let chain = Chain::new().await;
     // The escrow of credit-score pays for exactly 5 units.
-    let score = chain
-        .publish(
-            "credit_score.wat",
-            "credit-score",
-            PRICE,
-            U256::from(5 * PRICE),
-        )
-        .await;
-    let redact = chain
-        .publish(
-            "text_redact.wat",
-            "text-redact",
-            PRICE,
-            U256::from(1000 * PRICE),
-        )
-        .await;
-    let client = http();
-    let serve = chain.serve(
-        &[&score, &redact],
-        &[
-            "--settle-every-units",
-            "1000",
-            "--settle-every-secs",
-            "3600",
-            "--refresh-secs",
-            "3600",
-        ],
-    );
-    let applicant = example("inputs/applicant.json");
+    let score = chain.publish_credit_score(5).await;
+    let redact = chain.publish_text_redact(1000).await;
+    let serve = chain.serve_with(&[&score, &redact], Cadence::QUIET);
+    let (client, applicant) = (http(), example("inputs/applicant.json"));
     let score_url = serve.invoke_url(&score, "score");
     let redact_url = serve.invoke_url(&redact, "redact");
 
-    for i in 0..5 {
-        let (status, out) = post(&client, &score_url, applicant.clone()).await;
-        assert_eq!(status, 200, "call {i}: {}", String::from_utf8_lossy(&out));
-        assert_eq!(String::from_utf8(out).unwrap(), SCORE);
-        let (status, out) = post(&client, &redact_url, "mail me at a.b@example.org").await;
-        assert_eq!(status, 200);
-        assert_eq!(String::from_utf8(out).unwrap(), "mail me at [EMAIL]");
+    for _ in 0..5 {
+        let out = post_ok(&client, &score_url, applicant.clone()).await;
+        assert_eq!(out, SCORE);
+        let out = post_ok(&client, &redact_url, "mail me at a.b@example.org").await;
+        assert_eq!(out, "mail me at [EMAIL]");
     }
     // The sixth unit is not covered by the escrow: refused before the guest runs.
-    let (status, body) = post(&client, &score_url, applicant.clone()).await;
-    assert_eq!(status, 402, "{}", String::from_utf8_lossy(&body));
-    assert_eq!(error_kind(&body), "escrow-exhausted");
+    assert_refused(
+        &client,
+        &score_url,
+        applicant.clone(),
+        402,
+        "escrow-exhausted",
+    )
+    .await;
     // The other product is not affected.
     for _ in 0..3 {
-        let (status, out) = post(&client, &redact_url, "call 555 123 4567").await;
-        assert_eq!(status, 200);
-        assert_eq!(String::from_utf8(out).unwrap(), "call [PHONE]");
+        let out = post_ok(&client, &redact_url, "call 555 123 4567").await;
+        assert_eq!(out, "call [PHONE]");
     }
 
     let text = metrics(&client, &serve, None).await;
     let s = [("name", "credit-score")];
+    assert_eq!(runtime_calls(&text, "credit-score"), Some(5.0));
     assert_eq!(
-        sample(
-            &text,
-            "sealbox_calls_total",
-            &[("name", "credit-score"), ("counter", "runtime")]
-        ),
-        Some(5.0)
-    );
-    assert_eq!(
-        sample(
-            &text,
-            "sealbox_call_errors_total",
-            &[("name", "credit-score"), ("kind", "escrow-exhausted")]
-        ),
+        call_errors(&text, "credit-score", "escrow-exhausted"),
         Some(1.0)
     );
     assert_eq!(
@@ -89,17 +55,9 @@ async fn exhausted_escrow_refuses_that_product_while_another_serves() {
         Some((5 * PRICE) as f64)
     );
     assert_eq!(sample(&text, "sealbox_unsettled_units", &s), Some(5.0));
-    assert_eq!(
-        sample(
-            &text,
-            "sealbox_calls_total",
-            &[("name", "text-redact"), ("counter", "runtime")]
-        ),
-        Some(8.0)
-    );
+    assert_eq!(runtime_calls(&text, "text-redact"), Some(8.0));
 
-    let (status, _) = serve.terminate();
-    assert!(status.success());
+    serve.shutdown();
     assert_eq!(chain.settled(&score).await, 5);
     assert_eq!(chain.settled(&redact).await, 8);
     let license = chain
@@ -117,65 +75,34 @@ async fn exhausted_escrow_refuses_that_product_while_another_serves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lapsed_license_is_refused_after_refresh_and_restored_with_it() {
     let chain = Chain::new().await;
-    let score = chain
-        .publish(
-            "credit_score.wat",
-            "credit-score",
-            PRICE,
-            U256::from(1000 * PRICE),
-        )
-        .await;
-    let redact = chain
-        .publish(
-            "text_redact.wat",
-            "text-redact",
-            PRICE,
-            U256::from(1000 * PRICE),
-        )
-        .await;
-    let client = http();
-    let serve = chain.serve(
-        &[&score, &redact],
-        &[
-            "--settle-every-units",
-            "1000",
-            "--settle-every-secs",
-            "3600",
-            "--refresh-secs",
-            "1",
-        ],
-    );
-    let applicant = example("inputs/applicant.json");
+    let score = chain.publish_credit_score(1000).await;
+    let redact = chain.publish_text_redact(1000).await;
+    let cadence = Cadence {
+        refresh_secs: 1,
+        ..Cadence::QUIET
+    };
+    let serve = chain.serve_with(&[&score, &redact], cadence);
+    let (client, applicant) = (http(), example("inputs/applicant.json"));
     let score_url = serve.invoke_url(&score, "score");
-    let redact_url = serve.invoke_url(&redact, "redact");
-    assert_eq!(post(&client, &score_url, applicant.clone()).await.0, 200);
+    assert_eq!(post_ok(&client, &score_url, applicant.clone()).await, SCORE);
+    // Calls credit-score while it answers `from`, until it answers `to`.
+    let score_until = |from_to, what| {
+        let limit = Duration::from_secs(20);
+        post_until(&client, &score_url, applicant.clone(), from_to, limit, what)
+    };
+    let (vendor, customer, id) = (&chain.vendor, chain.customer_address(), score.product_id);
 
     // The vendor revokes the customer: the next refresh stops credit-score only.
-    chain
-        .vendor
-        .revoke_customer(score.product_id, chain.customer_address())
-        .await
-        .unwrap();
+    vendor.revoke_customer(id, customer).await.unwrap();
     // Calls before the refresh notices still run (and are billed): count them.
-    let mut score_ok = 1;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let body = loop {
-        let (status, body) = post(&client, &score_url, applicant.clone()).await;
-        match status {
-            200 => score_ok += 1,
-            402 => break body,
-            other => panic!("unexpected {other}: {}", String::from_utf8_lossy(&body)),
-        }
-        assert!(
-            Instant::now() < deadline,
-            "credit-score still answers 200 after the revocation"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(error_kind(&body), "unlicensed");
-    let (status, out) = post(&client, &redact_url, "x@y.example.com").await;
-    assert_eq!(status, 200);
-    assert_eq!(String::from_utf8(out).unwrap(), "[EMAIL]");
+    let revoked = score_until((200, 402), "credit-score to refuse after the revocation").await;
+    let mut score_ok = 1 + revoked.before.len() as u64;
+    assert_eq!(error_kind(&revoked.after), "unlicensed");
+    let redact_url = serve.invoke_url(&redact, "redact");
+    assert_eq!(
+        post_ok(&client, &redact_url, "x@y.example.com").await,
+        "[EMAIL]"
+    );
     let text = metrics(&client, &serve, None).await;
     assert_eq!(
         sample(&text, "sealbox_license_active", &[("name", "credit-score")]),
@@ -187,30 +114,15 @@ async fn lapsed_license_is_refused_after_refresh_and_restored_with_it() {
     );
 
     // Reinstated: the next refresh lets it run again, without a restart.
-    chain
-        .vendor
-        .reinstate_customer(score.product_id, chain.customer_address())
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let out = loop {
-        let (status, body) = post(&client, &score_url, applicant.clone()).await;
-        match status {
-            200 => break body,
-            402 => assert_eq!(error_kind(&body), "unlicensed"),
-            other => panic!("unexpected {other}: {}", String::from_utf8_lossy(&body)),
-        }
-        assert!(
-            Instant::now() < deadline,
-            "credit-score still refused after the reinstatement"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    vendor.reinstate_customer(id, customer).await.unwrap();
+    let reinstated = score_until((402, 200), "credit-score to run after the reinstatement").await;
+    for refusal in &reinstated.before {
+        assert_eq!(error_kind(refusal), "unlicensed");
+    }
     score_ok += 1;
-    assert_eq!(String::from_utf8(out).unwrap(), SCORE);
+    assert_eq!(String::from_utf8(reinstated.after).unwrap(), SCORE);
 
-    let (status, _) = serve.terminate();
-    assert!(status.success());
+    serve.shutdown();
     // Exactly the calls answered 200 were billed; the refused ones were never admitted.
     assert_eq!(chain.settled(&score).await, score_ok);
     assert_eq!(chain.settled(&redact).await, 1);

@@ -5,61 +5,40 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use alloy::primitives::U256;
-
 use crate::serve_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_before_admission() {
     let chain = Chain::new().await;
-    let score = chain
-        .publish(
-            "credit_score.wat",
-            "credit-score",
-            PRICE,
-            U256::from(1000 * PRICE),
-        )
-        .await;
-    let redact = chain
-        .publish(
-            "text_redact.wat",
-            "text-redact",
-            PRICE,
-            U256::from(1000 * PRICE),
-        )
-        .await;
+    let score = chain.publish_credit_score(1000).await;
+    let redact = chain.publish_text_redact(1000).await;
     let client = http();
     let serve = chain.serve(&[&score, &redact], &["--max-input-bytes", "1024"]);
     let redact_url = serve.invoke_url(&redact, "redact");
 
     // Over the limit by one byte: 413, refused before the guest.
-    let (status, body) = post(&client, &redact_url, vec![b'a'; 1025]).await;
-    assert_eq!(status, 413);
-    assert_eq!(error_kind(&body), "input-too-large");
-    // Exactly at the limit: served (text without PII comes back unchanged).
-    let (status, body) = post(&client, &redact_url, vec![b'a'; 1024]).await;
-    assert_eq!(status, 200);
-    assert_eq!(body, vec![b'a'; 1024]);
-
-    // Not a product id, an unknown product, an unknown export.
-    let (status, body) = post(
+    assert_refused(
         &client,
-        &serve.url("/v1/products/credit-score/invoke/score"),
-        "{}",
+        &redact_url,
+        vec![b'a'; 1025],
+        413,
+        "input-too-large",
     )
     .await;
-    assert_eq!(status, 400);
-    assert_eq!(error_kind(&body), "bad-product-id");
+    // Exactly at the limit: served (text without PII comes back unchanged).
+    let out = post_ok(&client, &redact_url, vec![b'a'; 1024]).await;
+    assert_eq!(out, "a".repeat(1024));
+
+    // Not a product id, an unknown product, an unknown export.
+    let not_an_id = serve.url("/v1/products/credit-score/invoke/score");
+    assert_refused(&client, &not_an_id, "{}", 400, "bad-product-id").await;
     let unknown = format!("/v1/products/0x{}/invoke/score", "ab".repeat(32));
-    let (status, body) = post(&client, &serve.url(&unknown), "{}").await;
-    assert_eq!(status, 404);
-    assert_eq!(error_kind(&body), "unknown-product");
-    let (status, body) = post(&client, &serve.invoke_url(&score, "sealbox_alloc"), "{}").await;
-    assert_eq!(status, 400);
-    assert_eq!(error_kind(&body), "unknown-export");
-    let (status, body) = post(&client, &serve.invoke_url(&redact, "version"), "").await;
-    assert_eq!(status, 400, "a numeric export is not a bytes entry");
-    assert_eq!(error_kind(&body), "unknown-export");
+    assert_refused(&client, &serve.url(&unknown), "{}", 404, "unknown-product").await;
+    let alloc = serve.invoke_url(&score, "sealbox_alloc");
+    assert_refused(&client, &alloc, "{}", 400, "unknown-export").await;
+    // A numeric export is not a bytes entry.
+    let version = serve.invoke_url(&redact, "version");
+    assert_refused(&client, &version, "", 400, "unknown-export").await;
 
     // A body cut short: the connection ends before Content-Length bytes arrive.
     let truncated = raw_request(
@@ -74,41 +53,26 @@ async fn bad_requests_are_refused_before_admission() {
 
     // Malformed JSON reaches the guest, which answers with its own error
     // document: the guest ran, so the call is billed like any other.
-    let (status, body) = post(
+    let out = post_ok(
         &client,
         &serve.invoke_url(&score, "score"),
         "{\"income\": 4",
     )
     .await;
-    assert_eq!(status, 200);
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["error"], "malformed_json");
 
     // Only the two calls that reached a guest were admitted.
     let text = metrics(&client, &serve, None).await;
-    let runtime = |name| {
-        sample(
-            &text,
-            "sealbox_calls_total",
-            &[("name", name), ("counter", "runtime")],
-        )
-    };
-    assert_eq!(runtime("text-redact"), Some(1.0));
-    assert_eq!(runtime("credit-score"), Some(1.0));
-    let errors = |name, kind| {
-        sample(
-            &text,
-            "sealbox_call_errors_total",
-            &[("name", name), ("kind", kind)],
-        )
-    };
+    assert_eq!(runtime_calls(&text, "text-redact"), Some(1.0));
+    assert_eq!(runtime_calls(&text, "credit-score"), Some(1.0));
+    let errors = |name, kind| call_errors(&text, name, kind);
     assert_eq!(errors("text-redact", "input-too-large"), Some(1.0));
     assert_eq!(errors("text-redact", "unknown-export"), Some(1.0));
     assert_eq!(errors("credit-score", "unknown-export"), Some(1.0));
     assert_eq!(errors("credit-score", "bad-body"), Some(1.0));
 
-    let (status, _) = serve.terminate();
-    assert!(status.success());
+    serve.shutdown();
     assert_eq!(chain.settled(&redact).await, 1);
     assert_eq!(chain.settled(&score).await, 1);
 }
@@ -132,9 +96,8 @@ fn refuses_a_public_address_without_a_token() {
     ]
     .map(String::from)
     .to_vec();
-    let err = match Serve::start(&args, &dir.path().join("log")) {
-        Ok(_) => panic!("runtime serve started on 0.0.0.0 without a token"),
-        Err(e) => e,
+    let Err(err) = Serve::start(&args, &dir.path().join("log")) else {
+        panic!("runtime serve started on 0.0.0.0 without a token");
     };
     assert!(
         err.contains("refusing to listen on 0.0.0.0:0 without a bearer token"),
@@ -149,9 +112,8 @@ fn refuses_a_public_address_without_a_token() {
     // A token too short to be one is refused too, by name.
     let mut short = args.clone();
     short.extend(["--token".to_string(), "secret".to_string()]);
-    let err = match Serve::start(&short, &dir.path().join("log2")) {
-        Ok(_) => panic!("runtime serve accepted a 6-character token"),
-        Err(e) => e,
+    let Err(err) = Serve::start(&short, &dir.path().join("log2")) else {
+        panic!("runtime serve accepted a 6-character token");
     };
     assert!(err.contains("at least 16"), "{err}");
 }
@@ -159,22 +121,13 @@ fn refuses_a_public_address_without_a_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_token_guards_every_route_but_healthz() {
     let chain = Chain::new().await;
-    let redact = chain
-        .publish(
-            "text_redact.wat",
-            "text-redact",
-            PRICE,
-            U256::from(1000 * PRICE),
-        )
-        .await;
+    let redact = chain.publish_text_redact(1000).await;
     let client = http();
     // Off loopback with a token: starts (and is reached through loopback).
     let mut args = chain.serve_args(&[&redact]);
-    let listen = args.iter().position(|a| a == "127.0.0.1:0").unwrap();
-    args[listen] = "0.0.0.0:0".into();
+    set_flag(&mut args, "--listen", "0.0.0.0:0");
     args.extend(["--token".to_string(), TOKEN.to_string()]);
-    let log = chain.dir.path().join("token.log");
-    let serve = Serve::start(&args, &log).unwrap_or_else(|e| panic!("{e}"));
+    let serve = chain.spawn_serve(&args);
     let base = serve.base.replace("0.0.0.0", "127.0.0.1");
     let url = format!("{base}/v1/products/{}/invoke/redact", redact.product_id);
 
@@ -231,14 +184,7 @@ async fn bearer_token_guards_every_route_but_healthz() {
         Some(3.0)
     );
     // The refused calls were not admitted.
-    assert_eq!(
-        sample(
-            &text,
-            "sealbox_calls_total",
-            &[("name", "text-redact"), ("counter", "runtime")]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(runtime_calls(&text, "text-redact"), Some(1.0));
     assert!(
         !serve.stderr().contains(TOKEN),
         "the token must not be logged"

@@ -6,9 +6,8 @@
 //! test that, when switched off, cuts open connections and drops new ones.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use alloy::primitives::U256;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -63,73 +62,56 @@ impl Drop for Relay {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpc_outage_runs_on_the_lease_and_settles_after_it() {
     let chain = Chain::new().await;
-    let redact = chain
-        .publish(
-            "text_redact.wat",
-            "text-redact",
-            PRICE,
-            U256::from(1000 * PRICE),
-        )
-        .await;
+    let redact = chain.publish_text_redact(1000).await;
     let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], chain.anvil.port()))).await;
     let mut args = chain.serve_args(&[&redact]);
-    let rpc = args.iter().position(|a| a == "--rpc").unwrap() + 1;
-    args[rpc] = format!("http://{}", relay.addr);
-    args.extend(
-        [
-            "--settle-every-units",
-            "1000",
-            "--settle-every-secs",
-            "1",
-            "--refresh-secs",
-            "1",
-            "--lease-max-age",
-            "4",
-        ]
-        .map(String::from),
-    );
-    let serve =
-        Serve::start(&args, &chain.dir.path().join("outage.log")).unwrap_or_else(|e| panic!("{e}"));
+    set_flag(&mut args, "--rpc", format!("http://{}", relay.addr));
+    let cadence = Cadence {
+        settle_secs: 1,
+        refresh_secs: 1,
+        ..Cadence::QUIET
+    };
+    args.extend(cadence.args());
+    args.extend(["--lease-max-age".to_string(), "4".to_string()]);
+    let serve = chain.spawn_serve(&args);
     let client = http();
     let url = serve.invoke_url(&redact, "redact");
     let mut answered = 0u64;
+    // Calls while the answer is `from`, until it is `to`, for at most `secs`.
+    let until = |(from, to), secs, what| {
+        let limit = Duration::from_secs(secs);
+        post_until(&client, &url, "a@b.example.com", (from, to), limit, what)
+    };
 
     for _ in 0..5 {
-        assert_eq!(post(&client, &url, "a@b.example.com").await.0, 200);
+        assert_eq!(post_ok(&client, &url, "a@b.example.com").await, "[EMAIL]");
         answered += 1;
     }
-    eventually(
-        Duration::from_secs(30),
-        "the time-triggered settlement",
-        || async { (chain.settled(&redact).await == 5).then_some(()) },
-    )
+    let limit = Duration::from_secs(30);
+    let what = "the time-triggered settlement";
+    chain.wait_settled(&redact, limit, what, |s| s == 5).await;
+    // The settlement is mined before the runtime has its receipt: cut the RPC
+    // only once the runtime has recorded it.
+    let labels = [("name", "text-redact")];
+    let what = "the runtime to record the settlement";
+    eventually(limit, what, || async {
+        let text = metrics(&client, &serve, None).await;
+        let recorded = sample(&text, "sealbox_settled_units_total", &labels);
+        (recorded == Some(5.0)).then_some(())
+    })
     .await;
 
     // Outage: the lease keeps the product running for a while…
     relay.set_down(true);
     for _ in 0..2 {
-        let (status, body) = post(&client, &url, "a@b.example.com").await;
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(post_ok(&client, &url, "a@b.example.com").await, "[EMAIL]");
         answered += 1;
     }
     // …until it is older than --lease-max-age; then calls are refused, not run.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let refusal = loop {
-        let (status, body) = post(&client, &url, "a@b.example.com").await;
-        match status {
-            200 => answered += 1,
-            402 => break body,
-            other => panic!("unexpected {other}: {}", String::from_utf8_lossy(&body)),
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the lease never expired during the outage"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    assert_eq!(error_kind(&refusal), "lease-expired");
+    let expired = until((200, 402), 20, "the lease to expire in the outage").await;
+    answered += expired.before.len() as u64;
+    assert_eq!(error_kind(&expired.after), "lease-expired");
     let text = metrics(&client, &serve, None).await;
-    let labels = [("name", "text-redact")];
     assert!(
         sample(
             &text,
@@ -151,35 +133,18 @@ async fn rpc_outage_runs_on_the_lease_and_settles_after_it() {
 
     // The RPC is back: the refresh renews the lease, the retrying settlement goes through.
     relay.set_down(false);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, body) = post(&client, &url, "a@b.example.com").await;
-        match status {
-            200 => {
-                answered += 1;
-                break;
-            }
-            402 => assert_eq!(error_kind(&body), "lease-expired"),
-            other => panic!("unexpected {other}: {}", String::from_utf8_lossy(&body)),
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the lease was not renewed after the outage"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    let renewed = until((402, 200), 30, "the lease to be renewed after it").await;
+    for refusal in &renewed.before {
+        assert_eq!(error_kind(refusal), "lease-expired");
     }
-    let settled = eventually(
-        Duration::from_secs(40),
-        "the settlement after the outage",
-        || async {
-            let s = chain.settled(&redact).await;
-            (s == answered).then_some(s)
-        },
-    )
-    .await;
+    answered += 1;
+    let what = "the settlement after the outage";
+    let limit = Duration::from_secs(40);
+    let settled = chain
+        .wait_settled(&redact, limit, what, |s| s == answered)
+        .await;
     assert_eq!(settled, answered);
-    let (status, _) = serve.terminate();
-    assert!(status.success());
+    serve.shutdown();
     assert_eq!(
         chain.settled(&redact).await,
         answered,

@@ -5,8 +5,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use alloy::primitives::U256;
-
 use crate::serve_support::*;
 
 /// Path of the Prometheus server: $SEALBOX_PROMETHEUS, else the Debian package's.
@@ -64,14 +62,7 @@ async fn query(client: &reqwest::Client, prom: &Prometheus, q: &str) -> Option<f
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_the_calls_that_were_made() {
     let chain = Chain::new().await;
-    let redact = chain
-        .publish(
-            "text_redact.wat",
-            "text-redact",
-            PRICE,
-            U256::from(1000 * PRICE),
-        )
-        .await;
+    let redact = chain.publish_text_redact(1000).await;
     let client = http();
     let serve = chain.serve(&[&redact], &["--token", TOKEN]);
     let url = serve.invoke_url(&redact, "redact");

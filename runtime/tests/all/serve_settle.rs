@@ -10,46 +10,25 @@ use crate::serve_support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_admitted_call_is_settled_on_chain_exactly_once() {
     let chain = Chain::new().await;
-    let redact = chain
-        .publish(
-            "text_redact.wat",
-            "text-redact",
-            PRICE,
-            U256::from(PRICE) * U256::from(1000),
-        )
-        .await;
+    let redact = chain.publish_text_redact(1000).await;
     let letter = example("inputs/letter.txt");
-    let expected = example("inputs/letter.expected.txt");
+    let expected = String::from_utf8(example("inputs/letter.expected.txt")).unwrap();
     let client = http();
+    let limit = Duration::from_secs(30);
 
-    let serve = chain.serve(
-        &[&redact],
-        &[
-            "--settle-every-units",
-            "10",
-            "--settle-every-secs",
-            "3600",
-            "--refresh-secs",
-            "3600",
-        ],
-    );
+    let cadence = Cadence {
+        settle_units: 10,
+        ..Cadence::QUIET
+    };
+    let serve = chain.serve_with(&[&redact], cadence);
     let url = serve.invoke_url(&redact, "redact");
 
     // 10 calls: the unit trigger settles exactly these 10.
     for _ in 0..10 {
-        let (status, out) = post(&client, &url, letter.clone()).await;
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&out));
-        assert_eq!(out, expected);
+        assert_eq!(post_ok(&client, &url, letter.clone()).await, expected);
     }
-    let settled = eventually(
-        Duration::from_secs(30),
-        "the first unit-triggered settlement",
-        || async {
-            let s = chain.settled(&redact).await;
-            (s > 0).then_some(s)
-        },
-    )
-    .await;
+    let what = "the first unit-triggered settlement";
+    let settled = chain.wait_settled(&redact, limit, what, |s| s > 0).await;
     assert_eq!(settled, 10);
 
     // 15 more from 5 concurrent clients: the trigger fires again at the 20th unit.
@@ -59,26 +38,18 @@ async fn every_admitted_call_is_settled_on_chain_exactly_once() {
         tasks.push(tokio::spawn(async move {
             let mut outs = Vec::new();
             for _ in 0..3 {
-                outs.push(post(&client, &url, letter.clone()).await);
+                outs.push(post_ok(&client, &url, letter.clone()).await);
             }
             outs
         }));
     }
     for task in tasks {
-        for (status, out) in task.await.unwrap() {
-            assert_eq!(status, 200);
+        for out in task.await.unwrap() {
             assert_eq!(out, expected);
         }
     }
-    let settled = eventually(
-        Duration::from_secs(30),
-        "the second unit-triggered settlement",
-        || async {
-            let s = chain.settled(&redact).await;
-            (s >= 20).then_some(s)
-        },
-    )
-    .await;
+    let what = "the second unit-triggered settlement";
+    let settled = chain.wait_settled(&redact, limit, what, |s| s >= 20).await;
     assert!(
         settled <= 25,
         "settled {settled} units but only 25 calls were made"
@@ -86,14 +57,7 @@ async fn every_admitted_call_is_settled_on_chain_exactly_once() {
 
     let text = metrics(&client, &serve, None).await;
     let labels = [("name", "text-redact")];
-    assert_eq!(
-        sample(
-            &text,
-            "sealbox_calls_total",
-            &[("name", "text-redact"), ("counter", "runtime")]
-        ),
-        Some(25.0)
-    );
+    assert_eq!(runtime_calls(&text, "text-redact"), Some(25.0));
     assert_eq!(
         sample(&text, "sealbox_call_duration_seconds_count", &labels),
         Some(25.0)
@@ -106,65 +70,39 @@ async fn every_admitted_call_is_settled_on_chain_exactly_once() {
     );
 
     // SIGTERM: the last round settles the remaining units.
-    let (status, lines) = serve.terminate();
-    assert!(status.success(), "exit {status}; stdout {lines:?}");
+    serve.shutdown();
     assert_eq!(chain.settled(&redact).await, 25);
-    let vendor_revenue = chain
-        .vendor
-        .pending_revenue(chain.vendor.sender().unwrap())
-        .await
-        .unwrap();
     // Default fee 3000 bps: the vendor gets 70 %.
-    assert_eq!(vendor_revenue, U256::from(25 * PRICE * 7 / 10));
+    assert_eq!(
+        chain.vendor_revenue().await,
+        U256::from(25 * PRICE * 7 / 10)
+    );
 
     // Restart on the same journal: the journal and the chain agree, so nothing
     // is charged twice; two new calls are settled by the time trigger alone.
-    let serve = chain.serve(
-        &[&redact],
-        &[
-            "--settle-every-units",
-            "1000",
-            "--settle-every-secs",
-            "1",
-            "--refresh-secs",
-            "3600",
-        ],
-    );
+    let cadence = Cadence {
+        settle_secs: 1,
+        ..Cadence::QUIET
+    };
+    let serve = chain.serve_with(&[&redact], cadence);
     let text = metrics(&client, &serve, None).await;
     assert_eq!(
         sample(&text, "sealbox_settled_units_total", &labels),
         Some(25.0)
     );
     assert_eq!(sample(&text, "sealbox_unsettled_units", &labels), Some(0.0));
+    let url = serve.invoke_url(&redact, "redact");
     for _ in 0..2 {
-        assert_eq!(
-            post(
-                &client,
-                &serve.invoke_url(&redact, "redact"),
-                "call +44 20 7946 0958"
-            )
-            .await
-            .0,
-            200
-        );
+        let out = post_ok(&client, &url, "call +44 20 7946 0958").await;
+        assert_eq!(out, "call [PHONE]");
     }
-    let settled = eventually(
-        Duration::from_secs(30),
-        "the time-triggered settlement",
-        || async {
-            let s = chain.settled(&redact).await;
-            (s > 25).then_some(s)
-        },
-    )
-    .await;
+    let what = "the time-triggered settlement";
+    let settled = chain.wait_settled(&redact, limit, what, |s| s > 25).await;
     assert_eq!(settled, 27);
-    let (status, _) = serve.terminate();
-    assert!(status.success());
+    serve.shutdown();
     assert_eq!(chain.settled(&redact).await, 27);
-    let vendor_revenue = chain
-        .vendor
-        .pending_revenue(chain.vendor.sender().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(vendor_revenue, U256::from(27 * PRICE * 7 / 10));
+    assert_eq!(
+        chain.vendor_revenue().await,
+        U256::from(27 * PRICE * 7 / 10)
+    );
 }

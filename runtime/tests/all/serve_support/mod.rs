@@ -48,24 +48,68 @@ pub fn anvil_path() -> PathBuf {
 /// A sealed, published product.
 #[derive(Debug, Clone)]
 pub struct Sealed {
+    /// The sealed module file, for `--module`.
     pub path: PathBuf,
+    /// Its product id on chain.
     pub product_id: B256,
+}
+
+/// When `runtime serve` settles and refreshes its licenses: its
+/// `--settle-every-units`, `--settle-every-secs` and `--refresh-secs`.
+#[derive(Debug, Clone, Copy)]
+pub struct Cadence {
+    /// Settle once this many units are unsettled.
+    pub settle_units: u64,
+    /// Settle at least this often, in seconds.
+    pub settle_secs: u64,
+    /// Re-read the licenses this often, in seconds.
+    pub refresh_secs: u64,
+}
+
+impl Cadence {
+    /// Nothing fires by itself within a test: settle every 1000 units or
+    /// every hour, refresh every hour (so only shutdown settles).
+    pub const QUIET: Cadence = Cadence {
+        settle_units: 1000,
+        settle_secs: 3600,
+        refresh_secs: 3600,
+    };
+
+    /// The command-line arguments.
+    pub fn args(self) -> Vec<String> {
+        vec![
+            "--settle-every-units".into(),
+            self.settle_units.to_string(),
+            "--settle-every-secs".into(),
+            self.settle_secs.to_string(),
+            "--refresh-secs".into(),
+            self.refresh_secs.to_string(),
+        ]
+    }
 }
 
 /// A registry on its own anvil: dev account 0 deploys, 1 is the vendor, 2 the
 /// customer, 3 the runtime's receipt signer (funded, so it pays settlement gas).
 pub struct Chain {
+    /// The anvil node (killed on drop).
     pub anvil: AnvilInstance,
+    /// Its RPC endpoint.
     pub url: String,
+    /// The deployed registry.
     pub registry: Address,
+    /// A client signing as the vendor.
     pub vendor: RegistryClient,
+    /// A client signing as the customer.
     pub customer: RegistryClient,
+    /// The runtime's receipt signer.
     pub runtime_key: PrivateKeySigner,
     vendor_key: PrivateKeySigner,
+    /// Key file, sealed modules, state and cache directories, logs.
     pub dir: TempDir,
 }
 
 impl Chain {
+    /// Starts anvil and deploys the registry (thaw 1 h).
     pub async fn new() -> Chain {
         let path = anvil_path();
         let anvil = Anvil::at(&path)
@@ -101,6 +145,7 @@ impl Chain {
         }
     }
 
+    /// The customer's address.
     pub fn customer_address(&self) -> Address {
         self.customer.sender().unwrap()
     }
@@ -144,6 +189,23 @@ impl Chain {
         Sealed { path, product_id }
     }
 
+    /// Publishes `text-redact` (`redact`: e-mail addresses and phone numbers
+    /// become `[EMAIL]` and `[PHONE]`) at [`PRICE`], with an escrow that pays
+    /// for `units` calls.
+    pub async fn publish_text_redact(&self, units: u64) -> Sealed {
+        let escrow = U256::from(units * PRICE);
+        self.publish("text_redact.wat", "text-redact", PRICE, escrow)
+            .await
+    }
+
+    /// Publishes `credit-score` (`score`: an applicant's JSON to a score
+    /// document) at [`PRICE`], with an escrow that pays for `units` calls.
+    pub async fn publish_credit_score(&self, units: u64) -> Sealed {
+        let escrow = U256::from(units * PRICE);
+        self.publish("credit_score.wat", "credit-score", PRICE, escrow)
+            .await
+    }
+
     /// Units of the runtime key settled on chain for `product`.
     pub async fn settled(&self, product: &Sealed) -> u64 {
         self.customer
@@ -152,6 +214,31 @@ impl Chain {
                 self.customer_address(),
                 self.runtime_key.address(),
             )
+            .await
+            .unwrap()
+    }
+
+    /// Waits (polling, at most `limit`) until the units settled for `product`
+    /// satisfy `done`, and returns them.
+    pub async fn wait_settled(
+        &self,
+        product: &Sealed,
+        limit: Duration,
+        what: &str,
+        done: impl Fn(u64) -> bool,
+    ) -> u64 {
+        let done = &done;
+        eventually(limit, what, move || async move {
+            let settled = self.settled(product).await;
+            done(settled).then_some(settled)
+        })
+        .await
+    }
+
+    /// The vendor's revenue waiting to be withdrawn, in wei.
+    pub async fn vendor_revenue(&self) -> U256 {
+        self.vendor
+            .pending_revenue(self.vendor.sender().unwrap())
             .await
             .unwrap()
     }
@@ -194,12 +281,33 @@ impl Chain {
     pub fn serve(&self, modules: &[&Sealed], extra: &[&str]) -> Serve {
         let mut args = self.serve_args(modules);
         args.extend(extra.iter().map(|s| s.to_string()));
-        Serve::start(
-            &args,
-            &self.dir.path().join(format!("serve-{}.log", unique())),
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
+        self.spawn_serve(&args)
     }
+
+    /// Starts `runtime serve` for `modules`, settling and refreshing at `cadence`.
+    pub fn serve_with(&self, modules: &[&Sealed], cadence: Cadence) -> Serve {
+        let mut args = self.serve_args(modules);
+        args.extend(cadence.args());
+        self.spawn_serve(&args)
+    }
+
+    /// Starts `runtime` with exactly `args` (from [`Chain::serve_args`]),
+    /// logging to a fresh file of this chain's directory; panics if it does
+    /// not come up.
+    pub fn spawn_serve(&self, args: &[String]) -> Serve {
+        let log = self.dir.path().join(format!("serve-{}.log", unique()));
+        Serve::start(args, &log).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// Sets the value that follows `flag` in `args` (as made by [`Chain::serve_args`]).
+#[track_caller]
+pub fn set_flag(args: &mut [String], flag: &str, value: impl Into<String>) {
+    let at = args
+        .iter()
+        .position(|a| a == flag)
+        .unwrap_or_else(|| panic!("no {flag} in {args:?}"));
+    args[at + 1] = value.into();
 }
 
 fn unique() -> u128 {
@@ -212,7 +320,9 @@ fn unique() -> u128 {
 /// A running `runtime serve` process (killed on drop).
 pub struct Serve {
     child: Child,
+    /// `http://ADDR` it listens on.
     pub base: String,
+    /// Its stderr file.
     pub log: PathBuf,
     lines: mpsc::Receiver<String>,
 }
@@ -277,14 +387,17 @@ impl Serve {
         }
     }
 
+    /// Its process id.
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
 
+    /// The URL of `path` on it.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
+    /// The URL that invokes `export` of `product`.
     pub fn invoke_url(&self, product: &Sealed, export: &str) -> String {
         self.url(&format!(
             "/v1/products/{}/invoke/{export}",
@@ -305,6 +418,19 @@ impl Serve {
         let status = self.wait(Duration::from_secs(60));
         let lines = self.lines.try_iter().collect();
         (status, lines)
+    }
+
+    /// Sends SIGTERM and asserts a clean exit (the settlement at shutdown
+    /// went through).
+    #[track_caller]
+    pub fn shutdown(self) {
+        let log = self.log.clone();
+        let (status, lines) = self.terminate();
+        assert!(
+            status.success(),
+            "runtime serve exited with {status}; stdout {lines:?}; stderr:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
     }
 
     /// Kills it with SIGKILL and reaps it.
@@ -358,6 +484,71 @@ pub async fn post(
     (status, resp.bytes().await.unwrap().to_vec())
 }
 
+/// POSTs `body`, asserts the answer is 200 and returns its body as text.
+pub async fn post_ok(
+    client: &reqwest::Client,
+    url: &str,
+    body: impl Into<reqwest::Body>,
+) -> String {
+    let (status, out) = post(client, url, body).await;
+    assert_eq!(status, 200, "POST {url}: {}", String::from_utf8_lossy(&out));
+    String::from_utf8(out).unwrap()
+}
+
+/// POSTs `body` and asserts the answer is a JSON error with `status` and
+/// error kind `kind`: refused, not run.
+pub async fn assert_refused(
+    client: &reqwest::Client,
+    url: &str,
+    body: impl Into<reqwest::Body>,
+    status: u16,
+    kind: &str,
+) {
+    let (got, out) = post(client, url, body).await;
+    assert_eq!(got, status, "POST {url}: {}", String::from_utf8_lossy(&out));
+    assert_eq!(error_kind(&out), kind, "POST {url}");
+}
+
+/// The answers to [`post_until`]: the ones before the status changed, and the first after.
+pub struct Switch {
+    /// The bodies of the answers that still had the old status, in order.
+    pub before: Vec<Vec<u8>>,
+    /// The body of the first answer with the new status.
+    pub after: Vec<u8>,
+}
+
+/// POSTs `body` every 200 ms while the answer has status `from`, until it has
+/// status `to` (any other status fails), for at most `limit`.
+pub async fn post_until<B: Into<reqwest::Body> + Clone>(
+    client: &reqwest::Client,
+    url: &str,
+    body: B,
+    (from, to): (u16, u16),
+    limit: Duration,
+    what: &str,
+) -> Switch {
+    let deadline = Instant::now() + limit;
+    let mut before = Vec::new();
+    loop {
+        let (status, out) = post(client, url, body.clone()).await;
+        if status == to {
+            return Switch { before, after: out };
+        }
+        assert_eq!(
+            status,
+            from,
+            "unexpected answer while waiting for {what}: {}",
+            String::from_utf8_lossy(&out)
+        );
+        before.push(out);
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The `error` kind of a JSON error body.
 pub fn error_kind(body: &[u8]) -> String {
     let v: serde_json::Value = serde_json::from_slice(body)
@@ -394,6 +585,24 @@ pub fn sample(text: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
                 .all(|(k, v)| labels.split(',').any(|kv| kv == format!("{k}=\"{v}\"")));
             all.then(|| value.parse().unwrap())
         })
+}
+
+/// `sealbox_calls_total` of product `name` as counted by the runtime (units admitted).
+pub fn runtime_calls(text: &str, name: &str) -> Option<f64> {
+    sample(
+        text,
+        "sealbox_calls_total",
+        &[("name", name), ("counter", "runtime")],
+    )
+}
+
+/// `sealbox_call_errors_total` of product `name` for error `kind`.
+pub fn call_errors(text: &str, name: &str, kind: &str) -> Option<f64> {
+    sample(
+        text,
+        "sealbox_call_errors_total",
+        &[("name", name), ("kind", kind)],
+    )
 }
 
 /// Polls `f` every 200 ms until it returns `Some`, for at most `limit`.
