@@ -65,9 +65,26 @@ pub async fn settle_counter(
             settlement: None,
         });
     }
-    journal.sync()?;
     let product_id = B256::from(key.product);
     let customer = Address::from(key.customer);
+    // The chain may be ahead of the journal: a transaction mined after its
+    // receipt was lost (an RPC outage between send and receipt), or a journal
+    // restored from a backup. A stale receipt would charge nothing but still
+    // cost gas, so ask first (one eth_call).
+    let on_chain = client
+        .signer_settled(product_id, customer, signer.address())
+        .await?;
+    if on_chain > usage.settled_units {
+        journal.record_settled(key, on_chain)?;
+    }
+    if cumulative <= on_chain {
+        return Ok(SettleOutcome {
+            key: *key,
+            cumulative_units: cumulative,
+            settlement: None,
+        });
+    }
+    journal.sync()?;
     let signed = client.sign_usage(signer, product_id, customer, cumulative, unix_now())?;
     let settlement = client.settle(&signed).await?;
     journal.record_settled(key, settlement.signer_settled)?;

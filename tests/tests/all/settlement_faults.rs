@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Barrier;
 
 use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
 use license_contract::{LicenseStatus, Reason, RegistryClient};
 
 use crate::common::{
@@ -278,4 +279,71 @@ async fn exhausted_escrow_refuses_the_call_it_cannot_pay() {
         .run(&sealed, &["--input", &input()])
         .refused(33, &["not licensed"]);
     assert_eq!(machine.usage(product).runtime_units, Q);
+}
+
+/// Copies a directory tree (a machine's state: the SQLite journal and the
+/// counter files).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A settlement the journal never heard of (mined after its receipt was lost,
+/// or a journal restored from an older backup) is read back from the chain:
+/// the runtime records it and sends no stale receipt that would only burn gas.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_settlement_the_journal_missed_is_not_sent_again() {
+    let chain = Chain::shared().await;
+    let actors = Actors::new(&chain).await;
+    chain.fund(actors.runtime.address()).await;
+    let module = variant(&example("wat/credit_score.wat"), "missed", actors.path());
+    let (sealed, release) = licensed(&chain, &actors, &module, "cs-missed", 1_000_000, &[]).await;
+    let product = release.product_id;
+    const N: u64 = 3;
+    let machine = Machine::new(&chain, &actors);
+    run_calls(&machine, &sealed, N);
+    // A backup of the journal taken before the settlement.
+    let restored = Machine::new(&chain, &actors);
+    copy_tree(&machine.state_dir(), &restored.state_dir());
+    assert_eq!(restored.usage(product).runtime_units, N);
+    assert_eq!(restored.usage(product).settled_units, 0);
+
+    assert_settled(&machine.settle(&[]), N, N);
+    let runtime = actors.runtime.address();
+    let reader = reader(&chain).await;
+    let nonce = || async {
+        reader
+            .provider()
+            .get_transaction_count(runtime)
+            .await
+            .unwrap()
+    };
+    let sent_before = nonce().await;
+
+    let out = restored.settle(&[]);
+    out.ok();
+    assert!(
+        out.stdout
+            .contains(&format!("nothing new to settle ({N} unit(s) settled)")),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(nonce().await, sent_before, "a stale receipt was sent");
+    assert_eq!(
+        restored.usage(product).settled_units,
+        N,
+        "recorded from the chain"
+    );
+    assert_eq!(
+        signer_settled(&chain, product, actors.customer.address(), runtime).await,
+        N
+    );
 }
