@@ -43,6 +43,13 @@ pub struct SandboxConfig {
     /// Period of the epoch ticker that enforces deadlines; a deadline is
     /// enforced within one tick.
     pub epoch_tick: Duration,
+    /// Bytes of each pooled linear memory kept resident between calls and
+    /// reset with `memset` instead of being returned to the kernel with
+    /// `madvise`. With a fresh instance per call, `madvise` means a TLB
+    /// shootdown on every call and page faults on the next one; keeping the
+    /// first MiB resident took a small guest from ~22k to ~38k calls/s on
+    /// this 2-core machine (at most `pool_instances` × this in RSS).
+    pub keep_resident_bytes: usize,
 }
 
 impl Default for SandboxConfig {
@@ -58,6 +65,7 @@ impl Default for SandboxConfig {
             max_table_elements: 20_000,
             pool_instances: 64,
             epoch_tick: Duration::from_millis(5),
+            keep_resident_bytes: 1 << 20,
         }
     }
 }

@@ -31,7 +31,8 @@ pub(crate) fn build_engine(cfg: &SandboxConfig) -> Result<Engine, SandboxError> 
         .max_memories_per_module(1)
         .max_tables_per_module(1)
         .max_memory_size(max_memory_bytes)
-        .table_elements(cfg.max_table_elements);
+        .table_elements(cfg.max_table_elements)
+        .linear_memory_keep_resident(cfg.keep_resident_bytes);
 
     let mut config = Config::new();
     config

@@ -39,6 +39,20 @@ fn every_call_gets_a_fresh_instance() {
 }
 
 #[test]
+fn a_call_never_sees_memory_an_earlier_call_wrote() {
+    // Pooled memory slots are reused (and kept resident) between calls: each
+    // call must still start from the module's initial image, both in the
+    // first page and in pages an earlier call grew.
+    let p = program("memory_reset", GuestLimits::default());
+    let secret = b"card 4111111111111111, cvv 123";
+    for _ in 0..3 {
+        assert_eq!(p.call_bytes("stash", secret).unwrap(), b"");
+        assert_eq!(p.call_bytes("peek_low", b"").unwrap(), [0; 16]);
+        assert_eq!(p.call_bytes("peek_high", b"").unwrap(), [0; 16]);
+    }
+}
+
+#[test]
 fn numeric_exports_take_typed_string_arguments() {
     let p = program("numeric", GuestLimits::default());
     assert!(p.entries().is_empty(), "no sealbox_alloc: no bytes entries");
