@@ -39,7 +39,8 @@ pub struct UsageKey {
 pub struct Usage {
     /// Units admitted by this runtime (its own count).
     pub runtime_units: u64,
-    /// Last count read from the kernel meter (0 when never attached).
+    /// Calls the kernel meter counted, summed over its map sets (one per
+    /// epoch, see [`Journal::record_kernel_units`]); 0 when never attached.
     pub kernel_units: u64,
     /// Units known to be settled on chain.
     pub settled_units: u64,
