@@ -81,6 +81,7 @@ impl CounterFile {
             // zero units with no magic, and gets its magic below.
             file.set_len(LEN as u64).map_err(io_err)?;
         }
+        allocate(&file).map_err(io_err)?;
         Self::map(path, &file, true)
     }
 
@@ -187,6 +188,19 @@ impl CounterFile {
     }
 }
 
+/// Gives the file real blocks now. A write through the mapping into a hole
+/// needs the file system to allocate a block at fault time, and when the disk
+/// is full that is a `SIGBUS` that kills the runtime instead of an error.
+/// File systems that cannot preallocate are left as they are.
+fn allocate(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a descriptor we own; no memory is passed.
+    match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, LEN as libc::off_t) } {
+        0 | libc::EOPNOTSUPP => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +269,59 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// A tiny tmpfs, mounted for the test and unmounted on drop (needs root,
+    /// as the rest of the test suite does for BPF).
+    struct TinyFs {
+        mnt: std::path::PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    impl TinyFs {
+        fn full() -> TinyFs {
+            let dir = tempfile::tempdir().unwrap();
+            let mnt = dir.path().join("mnt");
+            std::fs::create_dir(&mnt).unwrap();
+            let mounted = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "size=4k,mode=0700", "tmpfs"])
+                .arg(&mnt)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                mounted,
+                "mounting a 4 KiB tmpfs failed: this test needs root"
+            );
+            let fs = TinyFs { mnt, _dir: dir };
+            // One page fills it.
+            std::fs::write(fs.mnt.join("filler"), [0u8; 4096]).unwrap();
+            assert!(
+                std::fs::write(fs.mnt.join("more"), [0u8; 1]).is_err(),
+                "not full"
+            );
+            fs
+        }
+    }
+
+    impl Drop for TinyFs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.mnt).status();
+        }
+    }
+
+    #[test]
+    fn a_full_disk_is_an_error_not_a_crash() {
+        let fs = TinyFs::full();
+        let path = fs.mnt.join("counter");
+        // Without preallocation the first write through the mapping would
+        // fault on a hole with no space left: SIGBUS, this process dead.
+        match CounterFile::create(&path) {
+            Err(CounterError::Io { source, path: p }) => {
+                assert_eq!(source.raw_os_error(), Some(libc::ENOSPC), "{source}");
+                assert_eq!(p, path);
+            }
+            other => panic!("expected ENOSPC, got {other:?}"),
+        }
     }
 
     #[test]
