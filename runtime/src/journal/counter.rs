@@ -86,7 +86,8 @@ impl CounterFile {
     }
 
     /// Opens the counter at `path` if it exists (for reading a counter this
-    /// process does not admit into).
+    /// process does not admit into). A file a crash left half-created (all
+    /// zeros) reads as no units, as [`CounterFile::create`] treats it.
     pub fn open_existing(path: &Path) -> Result<Option<Self>, CounterError> {
         match OpenOptions::new().read(true).write(true).open(path) {
             Ok(file) => {
@@ -98,11 +99,19 @@ impl CounterFile {
                     })?
                     .len();
                 if len < LEN as u64 {
+                    // All zeros: a creation cut short by a crash, nothing counted yet.
+                    let bytes = std::fs::read(path).map_err(|source| CounterError::Io {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                    if bytes.iter().all(|&b| b == 0) {
+                        return Ok(None);
+                    }
                     return Err(CounterError::Corrupt {
                         path: path.to_owned(),
                     });
                 }
-                Self::map(path, &file, false).map(Some)
+                Self::map(path, &file, true).map(Some)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(CounterError::Io {
@@ -269,6 +278,26 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_half_created_counter_reads_as_zero_and_is_completed() {
+        // A crash between creating the file and writing its header leaves
+        // zeros (0 to 16 bytes): nothing was counted yet, nothing is corrupt.
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0, 5, LEN] {
+            let path = dir.path().join(format!("c{len}"));
+            std::fs::write(&path, vec![0u8; len]).unwrap();
+            let value = CounterFile::open_existing(&path)
+                .unwrap()
+                .map_or(0, |c| c.value());
+            assert_eq!(value, 0, "{len} zero bytes");
+            let counter = CounterFile::create(&path).unwrap();
+            assert_eq!(counter.try_add(2, |_| Ok::<_, ()>(())), Ok(2));
+            drop(counter);
+            let reread = CounterFile::open_existing(&path).unwrap().unwrap();
+            assert_eq!(reread.value(), 2);
+        }
     }
 
     /// A tiny tmpfs, mounted for the test and unmounted on drop. Needs root,
