@@ -99,6 +99,20 @@ pub struct Chain {
     pub registry: Address,
 }
 
+/// Deploys a registry (30 % fee, 1 h thaw, bound to [`CHAIN_ID`]) and returns its address.
+async fn deploy_registry(url: &str, deployer: PrivateKeySigner) -> Address {
+    let params = DeployParams {
+        fee_bps: 3000,
+        treasury: None,
+        thaw_seconds: 3600,
+        expected_chain_id: Some(CHAIN_ID),
+    };
+    let (client, _) = RegistryClient::deploy(url, deployer, params)
+        .await
+        .expect("deploy the registry");
+    client.address()
+}
+
 impl Chain {
     /// Spawns anvil and deploys a registry on it.
     pub async fn start() -> Chain {
@@ -108,17 +122,8 @@ impl Chain {
             .unwrap_or_else(|e| panic!("cannot start anvil at {}: {e}", path.display()));
         let url = anvil.endpoint();
         let deployer: PrivateKeySigner = anvil.keys()[0].clone().into();
-        let params = DeployParams {
-            fee_bps: 3000,
-            treasury: None,
-            thaw_seconds: 3600,
-            expected_chain_id: Some(CHAIN_ID),
-        };
-        let (client, _) = RegistryClient::deploy(&url, deployer, params)
-            .await
-            .expect("deploy the registry");
         Chain {
-            registry: client.address(),
+            registry: deploy_registry(&url, deployer).await,
             url,
             node: Node::Alloy { _instance: anvil },
         }
@@ -132,17 +137,8 @@ impl Chain {
         let node = OwnAnvil::start();
         let url = node.url();
         let deployer: PrivateKeySigner = ANVIL_DEV_KEY_0.parse().expect("anvil's dev key 0");
-        let params = DeployParams {
-            fee_bps: 3000,
-            treasury: None,
-            thaw_seconds: 3600,
-            expected_chain_id: Some(CHAIN_ID),
-        };
-        let (client, _) = RegistryClient::deploy(&url, deployer, params)
-            .await
-            .expect("deploy the registry");
         Chain {
-            registry: client.address(),
+            registry: deploy_registry(&url, deployer).await,
             url,
             node: Node::Own(std::sync::Mutex::new(node)),
         }
