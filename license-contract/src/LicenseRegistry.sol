@@ -1,36 +1,41 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.37;
 
-/// @title LicenseRegistry — on-chain licenses, escrow and usage settlement for sealed Wasm algorithms.
-/// @notice Vendors register products and publish releases (identified by the SHA-256 of the plaintext
-/// Wasm). Customers fund an escrow per product and authorize runtime signer keys. Runtimes sign
-/// cumulative EIP-712 `Usage` receipts; anyone may submit them to `settle`, which charges the escrow
-/// for the units not yet settled and credits vendor and treasury (pull payments).
+/// @title LicenseRegistry — on-chain licenses, escrow and prepaid usage for sealed Wasm algorithms.
+/// @notice Vendors register products and publish releases (identified per product by the SHA-256 of
+/// the plaintext Wasm). Customers fund an escrow per product and authorize runtime signer keys. A
+/// runtime BUYS units before it runs them: it signs a cumulative EIP-712 `Usage` receipt (units
+/// bought so far by one of its state directories, the "buyer", with a price cap and an expiry), and
+/// `settle` charges the escrow for the units not yet bought, all or nothing, crediting vendor and
+/// treasury (pull payments).
 /// @dev No external libraries: EIP-712 hashing and signature recovery are implemented here.
 /// The model is documented in docs/CONTRACT.md.
 contract LicenseRegistry {
     // ------------------------------------------------------------------ types
 
-    /// Why a license is (in)active. The first failing check wins, in this order.
+    /// Why a license is (in)active. The first failing check wins, in this order. The last two
+    /// (`WithdrawalPending`, `NoBalance`) mean "licensed, but the escrow cannot buy one more unit".
     enum Reason {
         Ok,
         UnknownProduct,
         ProductInactive,
         UnknownRelease,
-        ReleaseOfOtherProduct,
         ReleaseRevoked,
         CustomerRevoked,
-        Exhausted,
         WithdrawalPending,
         NoBalance
     }
 
-    /// A cumulative usage receipt signed (EIP-712) by a runtime signer the customer authorized.
+    /// A cumulative purchase receipt signed (EIP-712) by a runtime signer the customer authorized:
+    /// `buyer` (one runtime state directory) has bought `cumulativeUnits` units in total, at no more
+    /// than `maxPrice` wei per unit, and the receipt is valid until `expiresAt` (unix seconds).
     struct Usage {
         bytes32 productId;
         address customer;
+        bytes32 buyer;
         uint64 cumulativeUnits;
-        uint64 timestamp;
+        uint128 maxPrice;
+        uint64 expiresAt;
     }
 
     /// Everything a runtime needs to decide whether it may run a module, in one call.
@@ -43,18 +48,15 @@ contract LicenseRegistry {
         uint256 available;
         uint256 thawing;
         uint64 thawEnd;
-        uint64 settledUnits;
-        uint64 unpaidUnits;
+        uint64 boughtUnits;
         uint64 blockNumber;
         uint64 blockTimestamp;
     }
 
-    /// One settlement counter per (product, customer, signer).
+    /// A signer's authorization for (product, customer) and the units one of its buyers bought.
     struct SignerStatus {
         bool authorized;
-        uint64 validUntil;
-        uint64 settledUnits;
-        uint64 seenUnits;
+        uint64 boughtUnits;
     }
 
     /// One storage slot: vendor (160) + price (88) + active (8).
@@ -64,58 +66,60 @@ contract LicenseRegistry {
         bool active;
     }
 
+    /// A release of one product (keyed by product id and code hash).
     struct Release {
-        bytes32 productId;
+        bool published;
         bool revoked;
     }
 
-    /// Slot 0 (touched by settle): balance (96) + settledUnits (64) + unpaidUnits (64) + revoked (8).
+    /// Slot 0 (touched by settle): balance (96) + boughtUnits (64) + revoked (8).
     /// Slot 1 (withdrawals only): thawing (96) + thawEnd (64).
     struct Account {
         uint96 balance;
-        uint64 settledUnits;
-        uint64 unpaidUnits;
+        uint64 boughtUnits;
         bool revoked;
         uint96 thawing;
         uint64 thawEnd;
     }
 
-    /// One slot: validUntil (0 = never authorized, max = authorized, else end of deauthorization thaw),
-    /// settled cumulative units, highest cumulative units seen in a receipt.
-    struct Signer {
-        uint64 validUntil;
-        uint64 settled;
-        uint64 seen;
+    /// One slot per payee: revenue it may withdraw (128) + platform fee it accrued for the treasury
+    /// but has not handed over yet (128). Settling writes only the vendor's slot; `collectFees`
+    /// moves the fee to the treasury's `earned`.
+    struct Revenue {
+        uint128 earned;
+        uint128 feeOwed;
     }
 
     // ------------------------------------------------------------------ constants
 
-    /// EIP-712 type string of a usage receipt.
-    bytes32 public constant USAGE_TYPEHASH =
-        keccak256("Usage(bytes32 productId,address customer,uint64 cumulativeUnits,uint64 timestamp)");
+    /// EIP-712 type string of a purchase receipt.
+    bytes32 public constant USAGE_TYPEHASH = keccak256(
+        "Usage(bytes32 productId,address customer,bytes32 buyer,uint64 cumulativeUnits,uint128 maxPrice,uint64 expiresAt)"
+    );
     bytes32 private constant DOMAIN_TYPEHASH =
-        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract,bytes32 salt)");
     /// EIP-712 domain name.
     string public constant NAME = "Sealbox LicenseRegistry";
     /// EIP-712 domain version.
-    string public constant VERSION = "1";
+    string public constant VERSION = "2";
     bytes32 private constant NAME_HASH = keccak256(bytes(NAME));
     bytes32 private constant VERSION_HASH = keccak256(bytes(VERSION));
     /// secp256k1 group order / 2: signatures with a larger `s` are malleable copies and refused.
     uint256 private constant HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
     uint256 private constant BPS = 10_000;
-    uint64 private constant FOREVER = type(uint64).max;
     /// Longest thaw accepted at deployment (ten years).
     uint64 public constant MAX_THAW_SECONDS = 3650 days;
 
     // ------------------------------------------------------------------ immutables
 
-    /// Platform fee in basis points of every settled amount (3000 = 30 % treasury, 70 % vendor).
+    /// Platform fee in basis points of every purchase (3000 = 30 % treasury, 70 % vendor).
     uint256 public immutable feeBps;
     /// Receives the platform fee.
     address public immutable treasury;
-    /// Seconds a customer withdrawal or signer deauthorization waits before it takes effect.
+    /// Seconds a customer withdrawal waits before it can complete.
     uint64 public immutable thawSeconds;
+    /// EIP-712 domain salt, unique to this deployment (a fresh chain reusing the address gets another).
+    bytes32 private immutable _salt;
     uint256 private immutable _cachedChainId;
     address private immutable _cachedThis;
     bytes32 private immutable _cachedDomainSeparator;
@@ -124,12 +128,13 @@ contract LicenseRegistry {
 
     /// productId => product.
     mapping(bytes32 => Product) public products;
-    /// codeHash => release.
-    mapping(bytes32 => Release) public releases;
+    mapping(bytes32 => mapping(bytes32 => Release)) private _releases;
     mapping(bytes32 => mapping(address => Account)) private _accounts;
-    mapping(bytes32 => mapping(address => mapping(address => Signer))) private _signers;
-    /// account => wei it may `withdraw()` (vendor and treasury revenue).
-    mapping(address => uint256) public revenueOf;
+    /// productId => customer => signer => authorized.
+    mapping(bytes32 => mapping(address => mapping(address => bool))) private _authorized;
+    /// productId => customer => signer => buyer => cumulative units bought.
+    mapping(bytes32 => mapping(address => mapping(address => mapping(bytes32 => uint64)))) private _bought;
+    mapping(address => Revenue) private _revenue;
     bool private transient _entered;
 
     // ------------------------------------------------------------------ events
@@ -148,28 +153,29 @@ contract LicenseRegistry {
     event WithdrawalCancelled(bytes32 indexed productId, address indexed customer);
     event WithdrawalCompleted(bytes32 indexed productId, address indexed customer, uint256 amount);
     event SignerAuthorized(bytes32 indexed productId, address indexed customer, address indexed signer);
-    event SignerDeauthorized(
-        bytes32 indexed productId, address indexed customer, address indexed signer, uint64 validUntil
-    );
-    /// A receipt was settled: `units` charged for `amount` wei; `signerSettled` is the signer's new
-    /// settled cumulative; `unpaidUnits` is the account's unpaid usage after this settlement (> 0 = shortfall).
+    event SignerDeauthorized(bytes32 indexed productId, address indexed customer, address indexed signer);
+    /// A purchase: `units` bought for `amount` wei at `price` per unit; `buyerCumulative` is the
+    /// buyer's new cumulative units bought.
     event Settled(
         bytes32 indexed productId,
         address indexed customer,
         address indexed signer,
+        bytes32 buyer,
         uint64 units,
         uint256 amount,
-        uint64 signerSettled,
-        uint64 unpaidUnits
+        uint64 buyerCumulative,
+        uint256 price
     );
-    /// A receipt at or below the signer's settled cumulative was submitted; nothing changed.
+    /// A receipt at or below the buyer's cumulative units bought was submitted; nothing changed.
     event ReceiptIgnored(
         bytes32 indexed productId,
         address indexed customer,
         address indexed signer,
+        bytes32 buyer,
         uint64 cumulativeUnits,
-        uint64 signerSettled
+        uint64 bought
     );
+    event FeesCollected(address indexed vendor, uint256 amount);
     event RevenueWithdrawn(address indexed account, uint256 amount);
 
     // ------------------------------------------------------------------ errors
@@ -183,9 +189,9 @@ contract LicenseRegistry {
     error NotVendor(bytes32 productId, address caller, address vendor);
     error PriceTooHigh(uint256 price, uint256 max);
     error ZeroCodeHash();
-    error ReleaseExists(bytes32 codeHash, bytes32 productId);
-    error UnknownRelease(bytes32 codeHash);
-    error ReleaseAlreadyRevoked(bytes32 codeHash);
+    error ReleaseExists(bytes32 productId, bytes32 codeHash);
+    error UnknownRelease(bytes32 productId, bytes32 codeHash);
+    error ReleaseAlreadyRevoked(bytes32 productId, bytes32 codeHash);
     error ZeroAddress();
     error CustomerAlreadyRevoked(bytes32 productId, address customer);
     error CustomerNotRevoked(bytes32 productId, address customer);
@@ -197,6 +203,9 @@ contract LicenseRegistry {
     error ThawNotOver(uint64 thawEnd, uint64 nowTs);
     error SignerAlreadyAuthorized(bytes32 productId, address customer, address signer);
     error SignerNotAuthorized(bytes32 productId, address customer, address signer);
+    error ReceiptExpired(uint64 expiresAt, uint64 now);
+    error PriceAboveCap(uint256 price, uint256 maxPrice);
+    error InsufficientEscrow(uint256 amount, uint256 balance);
     error InvalidSignatureLength(uint256 length);
     error InvalidSignatureV(uint8 v);
     error SignatureSMalleable();
@@ -209,7 +218,7 @@ contract LicenseRegistry {
 
     /// @param feeBps_ platform fee in basis points (≤ 10000).
     /// @param treasury_ receives the platform fee.
-    /// @param thawSeconds_ delay of customer withdrawals and signer deauthorizations.
+    /// @param thawSeconds_ delay of customer withdrawals.
     constructor(uint256 feeBps_, address treasury_, uint64 thawSeconds_) {
         if (feeBps_ > BPS) revert FeeTooHigh(feeBps_);
         if (treasury_ == address(0)) revert ZeroTreasury();
@@ -217,9 +226,12 @@ contract LicenseRegistry {
         feeBps = feeBps_;
         treasury = treasury_;
         thawSeconds = thawSeconds_;
+        bytes32 parent = block.number == 0 ? bytes32(0) : blockhash(block.number - 1);
+        bytes32 salt = keccak256(abi.encode(parent, block.prevrandao, block.chainid, address(this), block.timestamp));
+        _salt = salt;
         _cachedChainId = block.chainid;
         _cachedThis = address(this);
-        _cachedDomainSeparator = _buildDomainSeparator();
+        _cachedDomainSeparator = _buildDomainSeparator(salt);
     }
 
     modifier onlyVendor(bytes32 productId) {
@@ -253,7 +265,8 @@ contract LicenseRegistry {
         emit ProductRegistered(productId, msg.sender, name, price);
     }
 
-    /// Sets the price per unit; applies to every unit settled from now on.
+    /// Sets the price per unit; applies to every unit bought from now on (a pending purchase
+    /// signed with a lower `maxPrice` then reverts `PriceAboveCap` instead of paying more).
     function setPrice(bytes32 productId, uint256 price) external onlyVendor(productId) {
         _checkPrice(price);
         Product storage p = products[productId];
@@ -262,33 +275,33 @@ contract LicenseRegistry {
         emit PriceChanged(productId, old, price);
     }
 
-    /// Activates or deactivates a product (inactive products license nobody; settlement still works).
+    /// Activates or deactivates a product (inactive products license nobody).
     function setActive(bytes32 productId, bool active) external onlyVendor(productId) {
         products[productId].active = active;
         emit ProductActiveChanged(productId, active);
     }
 
-    /// Binds a release (SHA-256 of the plaintext Wasm) to a product. A code hash is bound at most once.
+    /// Publishes a release (SHA-256 of the plaintext Wasm) of a product. Releases are keyed by
+    /// (product, code hash): another product publishing the same hash does not block this one.
+    /// A release is published once per product (a revoked one stays revoked).
     function publishRelease(bytes32 productId, bytes32 codeHash) external onlyVendor(productId) {
         if (codeHash == bytes32(0)) revert ZeroCodeHash();
-        bytes32 existing = releases[codeHash].productId;
-        if (existing != bytes32(0)) revert ReleaseExists(codeHash, existing);
-        releases[codeHash] = Release({productId: productId, revoked: false});
+        Release storage r = _releases[productId][codeHash];
+        if (r.published) revert ReleaseExists(productId, codeHash);
+        r.published = true;
         emit ReleasePublished(productId, codeHash);
     }
 
-    /// Revokes a release for good (a vendor pulls a broken build). Only the product's vendor.
-    function revokeRelease(bytes32 codeHash) external {
-        Release storage r = releases[codeHash];
-        bytes32 productId = r.productId;
-        if (productId == bytes32(0)) revert UnknownRelease(codeHash);
-        _onlyVendor(productId);
-        if (r.revoked) revert ReleaseAlreadyRevoked(codeHash);
+    /// Revokes a release of a product for good (a vendor pulls a broken build).
+    function revokeRelease(bytes32 productId, bytes32 codeHash) external onlyVendor(productId) {
+        Release storage r = _releases[productId][codeHash];
+        if (!r.published) revert UnknownRelease(productId, codeHash);
+        if (r.revoked) revert ReleaseAlreadyRevoked(productId, codeHash);
         r.revoked = true;
         emit ReleaseRevoked(productId, codeHash);
     }
 
-    /// Revokes a customer's license for this product (its escrow stays withdrawable, usage still settles).
+    /// Revokes a customer's license for this product (its escrow stays withdrawable).
     function revokeCustomer(bytes32 productId, address customer) external onlyVendor(productId) {
         if (customer == address(0)) revert ZeroAddress();
         Account storage a = _accounts[productId][customer];
@@ -320,7 +333,7 @@ contract LicenseRegistry {
     }
 
     /// Starts (or restarts, replacing any pending request) a withdrawal of `amount` from the caller's
-    /// escrow. It can be completed `thawSeconds` later; until then settlement may still charge the escrow.
+    /// escrow. It can be completed `thawSeconds` later; until then purchases may still draw on it.
     function requestWithdrawal(bytes32 productId, uint256 amount) external {
         if (amount == 0) revert ZeroWithdrawal();
         Account storage a = _accounts[productId][msg.sender];
@@ -359,58 +372,90 @@ contract LicenseRegistry {
 
     // ------------------------------------------------------------------ signers (customer)
 
-    /// Authorizes `signer` to sign usage receipts for the caller's license of `productId`.
+    /// Authorizes `signer` to buy units for the caller's license of `productId`. A re-authorized
+    /// signer keeps its buyers' counters, so its old receipts never charge twice.
     function authorizeSigner(bytes32 productId, address signer) external {
         if (products[productId].vendor == address(0)) revert UnknownProduct(productId);
         if (signer == address(0)) revert ZeroAddress();
-        Signer storage s = _signers[productId][msg.sender][signer];
-        if (s.validUntil == FOREVER) revert SignerAlreadyAuthorized(productId, msg.sender, signer);
-        s.validUntil = FOREVER;
+        mapping(address => bool) storage auth = _authorized[productId][msg.sender];
+        if (auth[signer]) revert SignerAlreadyAuthorized(productId, msg.sender, signer);
+        auth[signer] = true;
         emit SignerAuthorized(productId, msg.sender, signer);
     }
 
-    /// Deauthorizes `signer`. Its receipts still settle for `thawSeconds`, so usage already run is paid.
-    /// Its counter is kept: re-authorizing it never lets an old receipt charge twice.
+    /// Deauthorizes `signer` at once: its receipts stop settling in the next block. (Units are
+    /// bought before they run, so there is no unpaid usage to wait for.)
     function deauthorizeSigner(bytes32 productId, address signer) external {
-        Signer storage s = _signers[productId][msg.sender][signer];
-        if (s.validUntil != FOREVER) revert SignerNotAuthorized(productId, msg.sender, signer);
-        uint64 validUntil = uint64(block.timestamp) + thawSeconds;
-        s.validUntil = validUntil;
-        emit SignerDeauthorized(productId, msg.sender, signer, validUntil);
+        mapping(address => bool) storage auth = _authorized[productId][msg.sender];
+        if (!auth[signer]) revert SignerNotAuthorized(productId, msg.sender, signer);
+        auth[signer] = false;
+        emit SignerDeauthorized(productId, msg.sender, signer);
     }
 
-    // ------------------------------------------------------------------ settlement
+    // ------------------------------------------------------------------ purchases
 
-    /// Settles a cumulative usage receipt; anyone may submit. Charges
-    /// min(cumulative − signer's settled, balance / price) units at the current price.
-    /// Receipts at or below the signer's settled cumulative change nothing (event `ReceiptIgnored`).
-    function settle(Usage calldata receipt, bytes calldata signature)
-        external
-        returns (uint64 units, uint256 amount)
-    {
+    /// Settles a cumulative purchase receipt; anyone may submit. All or nothing: buys
+    /// `cumulativeUnits − bought(buyer)` units at the product's current price (≤ the receipt's
+    /// `maxPrice`), or reverts. Receipts at or below the buyer's counter change nothing
+    /// (event `ReceiptIgnored`, returns (0, 0)).
+    function settle(Usage calldata receipt, bytes calldata signature) external returns (uint64 units, uint256 amount) {
         address signer = _recover(hashUsage(receipt), signature);
         bytes32 productId = receipt.productId;
         address customer = receipt.customer;
-        Signer storage s = _signers[productId][customer][signer];
-        if (block.timestamp >= s.validUntil) revert SignerNotAuthorized(productId, customer, signer);
+        if (!_authorized[productId][customer][signer]) revert SignerNotAuthorized(productId, customer, signer);
+        uint64 expiresAt = receipt.expiresAt;
+        if (block.timestamp > expiresAt) revert ReceiptExpired(expiresAt, uint64(block.timestamp));
+        bytes32 buyer = receipt.buyer;
         uint64 cumulative = receipt.cumulativeUnits;
-        uint64 settled = s.settled;
-        if (cumulative <= settled) {
-            emit ReceiptIgnored(productId, customer, signer, cumulative, settled);
+        mapping(bytes32 => uint64) storage counters = _bought[productId][customer][signer];
+        uint64 bought = counters[buyer];
+        if (cumulative <= bought) {
+            emit ReceiptIgnored(productId, customer, signer, buyer, cumulative, bought);
             return (0, 0);
         }
         Product storage p = products[productId];
-        uint64 unpaid;
-        (units, amount, unpaid) = _charge(s, _accounts[productId][customer], cumulative, settled, p.price);
+        uint256 price = p.price;
+        if (price > receipt.maxPrice) revert PriceAboveCap(price, receipt.maxPrice);
+        unchecked {
+            units = cumulative - bought; // cumulative > bought
+            amount = uint256(units) * price; // < 2^64 · 2^88
+        }
+        Account storage a = _accounts[productId][customer];
+        uint256 balance = a.balance;
+        if (amount > balance) revert InsufficientEscrow(amount, balance);
+        counters[buyer] = cumulative;
+        uint64 total = a.boughtUnits;
+        unchecked {
+            uint64 sum = total + units;
+            a.boughtUnits = sum < total ? type(uint64).max : sum; // saturates (informational)
+            a.balance = uint96(balance - amount); // amount ≤ balance
+        }
         if (amount != 0) _credit(p.vendor, amount);
-        emit Settled(productId, customer, signer, units, amount, settled + units, unpaid);
+        emit Settled(productId, customer, signer, buyer, units, amount, cumulative, price);
     }
 
-    /// Pays the caller's accrued revenue (vendor share or treasury fee).
+    /// Moves the platform fee the given vendors accrued to the treasury's withdrawable revenue;
+    /// anyone may call. Returns the amount moved.
+    function collectFees(address[] calldata vendors) external returns (uint256 amount) {
+        uint128 total;
+        for (uint256 i = 0; i < vendors.length; i++) {
+            Revenue storage r = _revenue[vendors[i]];
+            uint128 owed = r.feeOwed;
+            if (owed == 0) continue;
+            r.feeOwed = 0;
+            total += owed; // checked: the sum is bounded by the ETH the registry holds
+            emit FeesCollected(vendors[i], owed);
+        }
+        if (total != 0) _revenue[treasury].earned += total;
+        return total;
+    }
+
+    /// Pays the caller's withdrawable revenue (vendor share, or collected fees for the treasury).
     function withdraw() external nonReentrant returns (uint256 amount) {
-        amount = revenueOf[msg.sender];
+        Revenue storage r = _revenue[msg.sender];
+        amount = r.earned;
         if (amount == 0) revert NothingToWithdraw(msg.sender);
-        revenueOf[msg.sender] = 0;
+        r.earned = 0;
         emit RevenueWithdrawn(msg.sender, amount);
         _send(msg.sender, amount);
     }
@@ -432,37 +477,62 @@ contract LicenseRegistry {
         st.thawing = a.thawing;
         st.thawEnd = a.thawEnd;
         st.available = a.balance > a.thawing ? a.balance - a.thawing : 0;
-        st.settledUnits = a.settledUnits;
-        st.unpaidUnits = a.unpaidUnits;
+        st.boughtUnits = a.boughtUnits;
         st.blockNumber = uint64(block.number);
         st.blockTimestamp = uint64(block.timestamp);
         st.reason = _reason(p, a, productId, codeHash, st.available);
         st.active = st.reason == Reason.Ok;
     }
 
-    /// A signer's state for (productId, customer): effective authorization and its counters.
-    function signerStatus(bytes32 productId, address customer, address signer)
+    /// A signer's authorization for (productId, customer) and the cumulative units `buyer` bought.
+    function signerStatus(bytes32 productId, address customer, address signer, bytes32 buyer)
         external
         view
         returns (SignerStatus memory st)
     {
-        Signer memory s = _signers[productId][customer][signer];
-        st.authorized = block.timestamp < s.validUntil;
-        st.validUntil = s.validUntil;
-        st.settledUnits = s.settled;
-        st.seenUnits = s.seen;
+        st.authorized = _authorized[productId][customer][signer];
+        st.boughtUnits = _bought[productId][customer][signer][buyer];
+    }
+
+    /// Whether `codeHash` is a published release of `productId`, and whether it was revoked.
+    function releaseOf(bytes32 productId, bytes32 codeHash) external view returns (bool published, bool revoked) {
+        Release memory r = _releases[productId][codeHash];
+        return (r.published, r.revoked);
+    }
+
+    /// Revenue `account` may `withdraw()` now.
+    function revenueOf(address account) external view returns (uint256) {
+        return _revenue[account].earned;
+    }
+
+    /// Platform fee `vendor` accrued that `collectFees` has not moved to the treasury yet.
+    function feeOwedBy(address vendor) external view returns (uint256) {
+        return _revenue[vendor].feeOwed;
+    }
+
+    /// The EIP-712 domain salt of this deployment.
+    function deploymentSalt() external view returns (bytes32) {
+        return _salt;
     }
 
     /// The EIP-712 domain separator of this deployment.
     function domainSeparator() public view returns (bytes32) {
         if (block.chainid == _cachedChainId && address(this) == _cachedThis) return _cachedDomainSeparator;
-        return _buildDomainSeparator();
+        return _buildDomainSeparator(_salt);
     }
 
     /// The EIP-712 digest a signer signs for `receipt`.
     function hashUsage(Usage calldata receipt) public view returns (bytes32 digest) {
         bytes32 structHash = keccak256(
-            abi.encode(USAGE_TYPEHASH, receipt.productId, receipt.customer, receipt.cumulativeUnits, receipt.timestamp)
+            abi.encode(
+                USAGE_TYPEHASH,
+                receipt.productId,
+                receipt.customer,
+                receipt.buyer,
+                receipt.cumulativeUnits,
+                receipt.maxPrice,
+                receipt.expiresAt
+            )
         );
         bytes32 ds = domainSeparator();
         assembly ("memory-safe") {
@@ -490,48 +560,24 @@ contract LicenseRegistry {
         if (p.vendor == address(0)) return Reason.UnknownProduct;
         if (!p.active) return Reason.ProductInactive;
         if (codeHash != bytes32(0)) {
-            Release memory r = releases[codeHash];
-            if (r.productId == bytes32(0)) return Reason.UnknownRelease;
-            if (r.productId != productId) return Reason.ReleaseOfOtherProduct;
+            Release memory r = _releases[productId][codeHash];
+            if (!r.published) return Reason.UnknownRelease;
             if (r.revoked) return Reason.ReleaseRevoked;
         }
         if (a.revoked) return Reason.CustomerRevoked;
-        if (a.unpaidUnits != 0) return Reason.Exhausted;
         if (available < p.price) {
             return a.thawing != 0 && a.balance >= p.price ? Reason.WithdrawalPending : Reason.NoBalance;
         }
         return Reason.Ok;
     }
 
-    /// Moves a signer's counter to `cumulative` (or as far as the balance pays for) and debits the account.
-    function _charge(Signer storage s, Account storage a, uint64 cumulative, uint64 settled, uint256 price)
-        private
-        returns (uint64 units, uint256 amount, uint64 unpaid)
-    {
-        uint256 balance = a.balance;
-        units = cumulative - settled;
-        if (price != 0) {
-            uint256 affordable = balance / price;
-            if (affordable < units) units = uint64(affordable);
-            amount = uint256(units) * price;
-        }
-        uint64 seen = s.seen;
-        uint64 newSeen = cumulative > seen ? cumulative : seen;
-        uint64 newSettled = settled + units;
-        // account unpaid = sum over its signers of (seen - settled); replace this signer's share.
-        unpaid = a.unpaidUnits - (seen - settled) + (newSeen - newSettled);
-        s.settled = newSettled;
-        s.seen = newSeen;
-        a.balance = uint96(balance - amount);
-        a.settledUnits += units;
-        a.unpaidUnits = unpaid;
-    }
-
-    /// Splits `amount` between treasury (fee) and vendor.
+    /// Credits the vendor's share and accrues the treasury's fee in the vendor's own revenue slot
+    /// (one storage write per purchase; `collectFees` hands the fee over).
     function _credit(address vendor, uint256 amount) private {
         uint256 fee = amount * feeBps / BPS;
-        if (fee != 0) revenueOf[treasury] += fee;
-        revenueOf[vendor] += amount - fee;
+        Revenue storage r = _revenue[vendor];
+        r.earned += uint128(amount - fee);
+        r.feeOwed += uint128(fee);
     }
 
     function _recover(bytes32 digest, bytes calldata signature) private pure returns (address signer) {
@@ -551,13 +597,8 @@ contract LicenseRegistry {
         if (signer == address(0)) revert InvalidSignature();
     }
 
-    function _buildDomainSeparator() private view returns (bytes32) {
-        return keccak256(abi.encode(DOMAIN_TYPEHASH, NAME_HASH, VERSION_HASH, block.chainid, address(this)));
-    }
-
-    function _onlyVendor(bytes32 productId) private view {
-        address vendor = products[productId].vendor;
-        if (vendor != msg.sender) revert NotVendor(productId, msg.sender, vendor);
+    function _buildDomainSeparator(bytes32 salt) private view returns (bytes32) {
+        return keccak256(abi.encode(DOMAIN_TYPEHASH, NAME_HASH, VERSION_HASH, block.chainid, address(this), salt));
     }
 
     function _checkPrice(uint256 price) private pure {

@@ -4,10 +4,11 @@
 //! [`RegistryError`]s: contract reverts are decoded into the registry's custom errors, funding
 //! problems and unreachable endpoints get their own variants.
 
+use alloy::eips::BlockNumberOrTag;
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use alloy::rpc::types::{Filter, TransactionReceipt, TransactionRequest};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{Eip712Domain, SolEvent, SolInterface, decode_revert_reason};
@@ -22,7 +23,7 @@ use crate::status::{LicenseStatus, Product, RegistryInfo, Release, SignerStatus}
 
 /// Default platform fee: 3000 basis points (30 % treasury, 70 % vendor).
 pub const DEFAULT_FEE_BPS: u16 = 3000;
-/// Default thaw period of withdrawals and signer deauthorizations: one day.
+/// Default thaw period of withdrawals: one day.
 pub const DEFAULT_THAW_SECONDS: u64 = 86_400;
 
 /// Deployment parameters of a new registry.
@@ -32,7 +33,7 @@ pub struct DeployParams {
     pub fee_bps: u16,
     /// Receives the fee; `None` = the deployer.
     pub treasury: Option<Address>,
-    /// Withdrawal / deauthorization delay in seconds.
+    /// Withdrawal delay in seconds.
     pub thaw_seconds: u64,
     /// Refuse to deploy unless the endpoint serves this chain id.
     pub expected_chain_id: Option<u64>,
@@ -70,23 +71,26 @@ impl TxInfo {
     }
 }
 
-/// What a `settle` transaction did.
+/// What a `settle` (purchase) transaction did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settlement {
     /// The transaction.
     pub tx: TxInfo,
-    /// The receipt was at or below the signer's settled counter: nothing changed.
+    /// The receipt was at or below the buyer's counter: nothing changed.
     pub ignored: bool,
     /// Signer the receipt recovered to.
     pub signer: Address,
-    /// Units charged by this transaction.
+    /// The buyer the receipt was signed for.
+    pub buyer: B256,
+    /// Units bought by this transaction (0 when ignored).
     pub units_charged: u64,
-    /// Wei charged by this transaction (vendor share + fee).
+    /// Wei charged by this transaction (vendor share + fee; 0 when ignored).
     pub wei_charged: U256,
-    /// The signer's settled cumulative after this transaction.
-    pub signer_settled: u64,
-    /// The account's unpaid units after this transaction (> 0 = shortfall, license inactive).
-    pub unpaid_units: u64,
+    /// The buyer's cumulative units bought after this transaction (for an ignored receipt: the
+    /// counter the chain already held).
+    pub buyer_cumulative: u64,
+    /// Price per unit charged (0 when ignored).
+    pub price: U256,
 }
 
 /// Client of one `LicenseRegistry` deployment, optionally with a signing wallet for transactions.
@@ -94,6 +98,7 @@ pub struct Settlement {
 pub struct RegistryClient {
     chain: Chain,
     contract: LicenseRegistryInstance<DynProvider>,
+    salt: B256,
     domain: Eip712Domain,
 }
 
@@ -111,7 +116,8 @@ impl std::fmt::Debug for RegistryClient {
 impl RegistryClient {
     /// Connects to the registry at `registry` through `rpc_url`. Verifies that the endpoint answers,
     /// serves `expected_chain_id` (when given), has code at `registry`, and that this code is a
-    /// `LicenseRegistry` with the EIP-712 domain this client signs for. `wallet` (if any) signs
+    /// `LicenseRegistry` with the EIP-712 domain this client signs for (name, version, chain id,
+    /// address and the deployment salt it reads from the contract). `wallet` (if any) signs
     /// transactions; without one the client is read-only.
     pub async fn connect(
         rpc_url: &str,
@@ -132,7 +138,15 @@ impl RegistryClient {
                 chain_id: chain.chain_id,
             });
         }
-        let client = Self::at(chain, registry);
+        let salt = LicenseRegistry::new(registry, chain.provider.clone())
+            .deploymentSalt()
+            .call()
+            .await
+            .map_err(|e| RegistryError::NotARegistry {
+                address: registry,
+                reason: format!("deploymentSalt() failed (a registry older than version 2?): {e}"),
+            })?;
+        let client = Self::at(chain, registry, salt);
         let separator = client
             .contract
             .domainSeparator()
@@ -145,7 +159,8 @@ impl RegistryClient {
         if separator != client.domain.separator() {
             return Err(RegistryError::NotARegistry {
                 address: registry,
-                reason: "its EIP-712 domain separator differs from this client's (name, version, chain id, address)"
+                reason: "its EIP-712 domain separator differs from this client's (name, version, chain id, address, \
+                         salt)"
                     .into(),
             });
         }
@@ -178,15 +193,24 @@ impl RegistryClient {
                 tx_hash: receipt.transaction_hash,
                 event: "contractAddress",
             })?;
-        Ok((Self::at(chain, address), TxInfo::from_receipt(&receipt)))
+        let salt = LicenseRegistry::new(address, chain.provider.clone())
+            .deploymentSalt()
+            .call()
+            .await
+            .map_err(|e| chain.classify("read the new registry's deployment salt", e))?;
+        Ok((
+            Self::at(chain, address, salt),
+            TxInfo::from_receipt(&receipt),
+        ))
     }
 
-    fn at(chain: Chain, registry: Address) -> Self {
-        let domain = usage_domain(chain.chain_id, registry);
+    fn at(chain: Chain, registry: Address, salt: B256) -> Self {
+        let domain = usage_domain(chain.chain_id, registry, salt);
         let contract = LicenseRegistry::new(registry, chain.provider.clone());
         RegistryClient {
             chain,
             contract,
+            salt,
             domain,
         }
     }
@@ -216,20 +240,49 @@ impl RegistryClient {
         &self.domain
     }
 
-    /// Builds and signs a usage receipt for this registry's domain.
+    /// The registry's EIP-712 deployment salt (read once, when the client connected or deployed).
+    pub fn deployment_salt(&self) -> B256 {
+        self.salt
+    }
+
+    /// Hash of the chain's genesis block (block 0), e.g. to tell a restarted dev chain from the
+    /// one a runtime's state was made on.
+    pub async fn genesis_hash(&self) -> Result<B256, RegistryError> {
+        let action = "read the genesis block";
+        let block = self
+            .chain
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(0))
+            .await
+            .map_err(|e| self.chain.classify(action, e.into()))?;
+        block
+            .map(|b| b.header.hash)
+            .ok_or_else(|| RegistryError::NoGenesisBlock {
+                url: self.chain.url.clone(),
+            })
+    }
+
+    /// Builds and signs a purchase receipt for this registry's domain: `buyer` has bought
+    /// `cumulative_units` units in total, at no more than `max_price` wei per unit, valid until
+    /// unix time `expires_at`.
+    #[allow(clippy::too_many_arguments)]
     pub fn sign_usage<S: SignerSync>(
         &self,
         signer: &S,
         product_id: B256,
         customer: Address,
+        buyer: B256,
         cumulative_units: u64,
-        timestamp: u64,
+        max_price: u128,
+        expires_at: u64,
     ) -> Result<SignedUsage, RegistryError> {
         UsageReceipt {
             product_id,
             customer,
+            buyer,
             cumulative_units,
-            timestamp,
+            max_price,
+            expires_at,
         }
         .sign(signer, &self.domain)
     }
@@ -263,6 +316,7 @@ impl RegistryClient {
             fee_bps: u16::try_from(fee).unwrap_or(u16::MAX),
             treasury,
             thaw_seconds: thaw,
+            deployment_salt: self.salt,
         })
     }
 
@@ -282,17 +336,22 @@ impl RegistryClient {
         }))
     }
 
-    /// A release, or `None` if the code hash is not published.
-    pub async fn release(&self, code_hash: B256) -> Result<Option<Release>, RegistryError> {
+    /// A release of `product_id`, or `None` if this product has not published `code_hash`
+    /// (another product may have).
+    pub async fn release(
+        &self,
+        product_id: B256,
+        code_hash: B256,
+    ) -> Result<Option<Release>, RegistryError> {
         let r = self
             .contract
-            .releases(code_hash)
+            .releaseOf(product_id, code_hash)
             .call()
             .await
             .map_err(|e| self.chain.classify("read a release", e))?;
-        Ok((!r.productId.is_zero()).then_some(Release {
+        Ok(r.published.then_some(Release {
+            product_id,
             code_hash,
-            product_id: r.productId,
             revoked: r.revoked,
         }))
     }
@@ -313,42 +372,62 @@ impl RegistryClient {
         LicenseStatus::try_from(s)
     }
 
-    /// A signer's authorization and counters for (product, customer).
+    /// A signer's authorization for (product, customer) and the cumulative units `buyer` has
+    /// bought under it.
     pub async fn signer_status(
         &self,
         product_id: B256,
         customer: Address,
         signer: Address,
+        buyer: B256,
     ) -> Result<SignerStatus, RegistryError> {
         let s = self
             .contract
-            .signerStatus(product_id, customer, signer)
+            .signerStatus(product_id, customer, signer, buyer)
             .call()
             .await
             .map_err(|e| self.chain.classify("read the signer status", e))?;
         Ok(s.into())
     }
 
-    /// The signer's settled cumulative units for (product, customer).
-    pub async fn signer_settled(
-        &self,
-        product_id: B256,
-        customer: Address,
-        signer: Address,
-    ) -> Result<u64, RegistryError> {
-        Ok(self
-            .signer_status(product_id, customer, signer)
-            .await?
-            .settled_units)
-    }
-
-    /// Wei `account` may withdraw (vendor revenue or treasury fees).
+    /// Wei `account` may withdraw now: a vendor's share, or for the treasury the fees already
+    /// collected (see [`RegistryClient::fee_owed`] for fees still held in vendors' slots).
     pub async fn pending_revenue(&self, account: Address) -> Result<U256, RegistryError> {
         self.contract
             .revenueOf(account)
             .call()
             .await
             .map_err(|e| self.chain.classify("read pending revenue", e))
+    }
+
+    /// Platform fee `vendor`'s sales accrued that has not been collected for the treasury yet.
+    pub async fn fee_owed(&self, vendor: Address) -> Result<U256, RegistryError> {
+        self.contract
+            .feeOwedBy(vendor)
+            .call()
+            .await
+            .map_err(|e| self.chain.classify("read the fee a vendor owes", e))
+    }
+
+    /// Every vendor that ever registered a product, from the registry's `ProductRegistered`
+    /// logs (one `eth_getLogs` from block 0; endpoints that limit log ranges may refuse it).
+    pub async fn vendors(&self) -> Result<Vec<Address>, RegistryError> {
+        let filter = Filter::new()
+            .address(self.address())
+            .event_signature(LicenseRegistry::ProductRegistered::SIGNATURE_HASH)
+            .from_block(0);
+        let logs = self.chain.provider.get_logs(&filter).await.map_err(|e| {
+            self.chain
+                .classify("read the registry's product logs", e.into())
+        })?;
+        let mut vendors: Vec<Address> = logs
+            .iter()
+            .filter_map(|log| log.log_decode::<LicenseRegistry::ProductRegistered>().ok())
+            .map(|log| log.inner.data.vendor)
+            .collect();
+        vendors.sort();
+        vendors.dedup();
+        Ok(vendors)
     }
 
     /// The digest the contract computes for a receipt (a cross-check of the EIP-712 encoding).
@@ -417,7 +496,8 @@ impl RegistryClient {
         .await
     }
 
-    /// Publishes a release (SHA-256 of the plaintext Wasm) of a product (vendor only).
+    /// Publishes a release (SHA-256 of the plaintext Wasm) of a product (vendor only). Reverts
+    /// `ReleaseExists` only if this product already published it.
     pub async fn publish_release(
         &self,
         product_id: B256,
@@ -432,12 +512,16 @@ impl RegistryClient {
         .await
     }
 
-    /// Revokes a release for good (its product's vendor only).
-    pub async fn revoke_release(&self, code_hash: B256) -> Result<TxInfo, RegistryError> {
+    /// Revokes a release of a product for good (vendor only).
+    pub async fn revoke_release(
+        &self,
+        product_id: B256,
+        code_hash: B256,
+    ) -> Result<TxInfo, RegistryError> {
         self.transact(
             "revoke the release",
             self.contract
-                .revokeRelease(code_hash)
+                .revokeRelease(product_id, code_hash)
                 .into_transaction_request(),
         )
         .await
@@ -471,6 +555,29 @@ impl RegistryClient {
                 .into_transaction_request(),
         )
         .await
+    }
+
+    /// Moves the platform fee `vendors` accrued to the treasury's withdrawable revenue (anyone
+    /// may send it); returns the amount moved.
+    pub async fn collect_fees(&self, vendors: &[Address]) -> Result<(U256, TxInfo), RegistryError> {
+        let action = "collect the platform fee";
+        let receipt = self
+            .chain
+            .send(
+                action,
+                self.contract
+                    .collectFees(vendors.to_vec())
+                    .into_transaction_request(),
+            )
+            .await?;
+        // one FeesCollected event per vendor that owed a fee
+        let amount = receipt
+            .inner
+            .logs()
+            .iter()
+            .filter_map(|log| log.log_decode::<LicenseRegistry::FeesCollected>().ok())
+            .fold(U256::ZERO, |sum, log| sum + log.inner.data.amount);
+        Ok((amount, TxInfo::from_receipt(&receipt)))
     }
 
     /// Withdraws the wallet's accrued revenue; returns the amount paid.
@@ -546,7 +653,7 @@ impl RegistryClient {
         Ok((ev.amount, TxInfo::from_receipt(&receipt)))
     }
 
-    /// Authorizes a runtime signer key for the wallet's license of `product_id`.
+    /// Authorizes a runtime signer key to buy units for the wallet's license of `product_id`.
     pub async fn authorize_signer(
         &self,
         product_id: B256,
@@ -561,7 +668,8 @@ impl RegistryClient {
         .await
     }
 
-    /// Deauthorizes a runtime signer (its receipts still settle during the thaw period).
+    /// Deauthorizes a runtime signer; its receipts stop settling at once (its buyers' counters
+    /// are kept for a later re-authorization).
     pub async fn deauthorize_signer(
         &self,
         product_id: B256,
@@ -578,10 +686,13 @@ impl RegistryClient {
 
     // ------------------------------------------------------------------ settlement
 
-    /// Submits a signed receipt (any wallet may). A stale or replayed receipt succeeds with
-    /// `ignored = true` and charges nothing.
+    /// Submits a signed purchase receipt (any wallet may; the runtime's signer usually submits
+    /// its own and pays the gas). All or nothing: a purchase the escrow cannot pay reverts
+    /// `InsufficientEscrow`, a price above the receipt's cap `PriceAboveCap`, an expired receipt
+    /// `ReceiptExpired`. A stale or replayed receipt succeeds with `ignored = true` and charges
+    /// nothing.
     pub async fn settle(&self, usage: &SignedUsage) -> Result<Settlement, RegistryError> {
-        let action = "settle the usage receipt";
+        let action = "settle the purchase receipt";
         let tx = self
             .contract
             .settle(
@@ -596,25 +707,23 @@ impl RegistryClient {
                 tx: info,
                 ignored: false,
                 signer: ev.signer,
+                buyer: ev.buyer,
                 units_charged: ev.units,
                 wei_charged: ev.amount,
-                signer_settled: ev.signerSettled,
-                unpaid_units: ev.unpaidUnits,
+                buyer_cumulative: ev.buyerCumulative,
+                price: ev.price,
             });
         }
         let ev = self.event::<LicenseRegistry::ReceiptIgnored>(action, &receipt)?;
-        let unpaid = self
-            .license_status(usage.receipt.product_id, usage.receipt.customer, None)
-            .await?
-            .unpaid_units;
         Ok(Settlement {
             tx: info,
             ignored: true,
             signer: ev.signer,
+            buyer: ev.buyer,
             units_charged: 0,
             wei_charged: U256::ZERO,
-            signer_settled: ev.signerSettled,
-            unpaid_units: unpaid,
+            buyer_cumulative: ev.bought,
+            price: U256::ZERO,
         })
     }
 

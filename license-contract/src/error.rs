@@ -114,6 +114,14 @@ pub enum RegistryError {
         /// The expected event.
         event: &'static str,
     },
+    /// The node does not serve the genesis block.
+    #[error(
+        "the node at {url} does not serve block 0 (the genesis block); use a full node or an archive RPC endpoint"
+    )]
+    NoGenesisBlock {
+        /// The endpoint.
+        url: String,
+    },
     /// The contract returned a reason code this client does not know.
     #[error("the registry returned unknown license reason code {0}; upgrade the client")]
     UnknownReason(u8),

@@ -40,6 +40,9 @@ impl ContractRevert {
             E::ThawNotOver(_) => "ThawNotOver",
             E::SignerAlreadyAuthorized(_) => "SignerAlreadyAuthorized",
             E::SignerNotAuthorized(_) => "SignerNotAuthorized",
+            E::ReceiptExpired(_) => "ReceiptExpired",
+            E::PriceAboveCap(_) => "PriceAboveCap",
+            E::InsufficientEscrow(_) => "InsufficientEscrow",
             E::InvalidSignatureLength(_) => "InvalidSignatureLength",
             E::InvalidSignatureV(_) => "InvalidSignatureV",
             E::SignatureSMalleable(_) => "SignatureSMalleable",
@@ -76,11 +79,17 @@ impl ContractRevert {
             ),
             E::ZeroCodeHash(_) => "the release code hash is zero".into(),
             E::ReleaseExists(e) => format!(
-                "release {} is already published (for product {})",
+                "release {} of product {} is already published",
                 e.codeHash, e.productId
             ),
-            E::UnknownRelease(e) => format!("release {} is not published", e.codeHash),
-            E::ReleaseAlreadyRevoked(e) => format!("release {} is already revoked", e.codeHash),
+            E::UnknownRelease(e) => format!(
+                "release {} is not published for product {}",
+                e.codeHash, e.productId
+            ),
+            E::ReleaseAlreadyRevoked(e) => format!(
+                "release {} of product {} is already revoked",
+                e.codeHash, e.productId
+            ),
             E::ZeroAddress(_) => "an address argument is the zero address".into(),
             E::CustomerAlreadyRevoked(e) => {
                 format!(
@@ -121,6 +130,19 @@ impl ContractRevert {
                 "signer {} is not authorized by customer {} for product {}",
                 e.signer, e.customer, e.productId
             ),
+            E::ReceiptExpired(e) => format!(
+                "the receipt expired at unix time {} (the current block is at {})",
+                e.expiresAt, e.now
+            ),
+            E::PriceAboveCap(e) => format!(
+                "the vendor raised the price above the signer's cap: the product costs {} wei per \
+                 unit, the receipt accepts at most {}",
+                e.price, e.maxPrice
+            ),
+            E::InsufficientEscrow(e) => format!(
+                "the purchase costs {} wei but the escrow holds only {} wei (nothing was bought)",
+                e.amount, e.balance
+            ),
             E::InvalidSignatureLength(e) => format!("the signature is {} bytes, not 65", e.length),
             E::InvalidSignatureV(e) => {
                 format!("the signature's v byte is {}, not 27/28 (or 0/1)", e.v)
@@ -155,10 +177,11 @@ impl ContractRevert {
             E::PriceTooHigh(_) => "use a lower price per unit",
             E::ZeroCodeHash(_) => "pass the SHA-256 of the plaintext Wasm module",
             E::ReleaseExists(_) => {
-                "a code hash is published once; nothing to do unless it belongs to another product"
+                "nothing to do: this product already published this code hash (a revoked release stays revoked: \
+                 seal a new build)"
             }
             E::UnknownRelease(_) => {
-                "check the code hash; the vendor must publish the release first"
+                "check the product id and code hash; the vendor must publish the release first"
             }
             E::ReleaseAlreadyRevoked(_) => "nothing to do: the release is already pulled",
             E::ZeroAddress(_) => "pass a non-zero address",
@@ -176,8 +199,18 @@ impl ContractRevert {
             }
             E::SignerAlreadyAuthorized(_) => "nothing to do: the signer is already authorized",
             E::SignerNotAuthorized(_) => {
-                "the customer must authorize this runtime key for this product (a receipt signed for another chain or \
-                 registry also recovers an unrelated signer: check chain id and registry address)"
+                "the customer must authorize this runtime key for this product (a receipt signed for another chain, \
+                 registry or deployment also recovers an unrelated signer: check chain id and registry address, and \
+                 connect again to read the deployment salt)"
+            }
+            E::ReceiptExpired(_) => {
+                "sign a new receipt with a later expiry (and settle it promptly)"
+            }
+            E::PriceAboveCap(_) => {
+                "nothing was charged; check the new price, and sign a new receipt with a higher cap if you accept it"
+            }
+            E::InsufficientEscrow(_) => {
+                "deposit more into the escrow for this product (or buy fewer units), then sign and settle again"
             }
             E::InvalidSignatureLength(_) | E::InvalidSignatureV(_) | E::InvalidSignature(_) => {
                 "sign the receipt again with the runtime key (65-byte r||s||v)"
@@ -199,6 +232,12 @@ impl ContractRevert {
             E::NotVendor(e) => Some(e.productId),
             E::NoWithdrawalPending(e) => Some(e.productId),
             E::SignerNotAuthorized(e) => Some(e.productId),
+            E::SignerAlreadyAuthorized(e) => Some(e.productId),
+            E::ReleaseExists(e) => Some(e.productId),
+            E::UnknownRelease(e) => Some(e.productId),
+            E::ReleaseAlreadyRevoked(e) => Some(e.productId),
+            E::CustomerAlreadyRevoked(e) => Some(e.productId),
+            E::CustomerNotRevoked(e) => Some(e.productId),
             _ => None,
         }
     }
@@ -217,6 +256,7 @@ impl ContractRevert {
         match &self.error {
             E::WithdrawalExceedsBalance(e) => Some(e.balance),
             E::BalanceOverflow(e) => Some(e.balance),
+            E::InsufficientEscrow(e) => Some(e.balance),
             _ => None,
         }
     }

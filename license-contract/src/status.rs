@@ -1,5 +1,5 @@
-//! Typed views of the registry's state: license status with its reason code, signer counters,
-//! products, releases and deployment parameters.
+//! Typed views of the registry's state: license status with its reason code, a signer's
+//! authorization and a buyer's counter, products, releases and deployment parameters.
 
 use std::fmt;
 
@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::bindings::LicenseRegistry;
 use crate::error::RegistryError;
 
-/// Why a license is (in)active: the first failing check, in the contract's order.
+/// Why a license is (in)active: the first failing check, in the contract's order. The last two
+/// ([`Reason::is_funding`]) mean "licensed, but the escrow cannot buy one more unit".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum Reason {
@@ -19,36 +20,37 @@ pub enum Reason {
     UnknownProduct = 1,
     /// The vendor deactivated the product.
     ProductInactive = 2,
-    /// The code hash is not a published release.
+    /// The code hash is not a published release of this product.
     UnknownRelease = 3,
-    /// The code hash is a release of another product.
-    ReleaseOfOtherProduct = 4,
     /// The vendor revoked this release.
-    ReleaseRevoked = 5,
+    ReleaseRevoked = 4,
     /// The vendor revoked this customer.
-    CustomerRevoked = 6,
-    /// A settlement found the escrow short: unpaid usage must be paid first.
-    Exhausted = 7,
-    /// A pending withdrawal leaves less than one unit's price available.
-    WithdrawalPending = 8,
-    /// The escrow holds less than one unit's price.
-    NoBalance = 9,
+    CustomerRevoked = 5,
+    /// Licensed, but a pending withdrawal leaves less than one unit's price available to buy with.
+    WithdrawalPending = 6,
+    /// Licensed, but the escrow holds less than one unit's price: nothing more can be bought.
+    NoBalance = 7,
 }
 
 impl Reason {
     /// Every reason, in code order.
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 8] = [
         Reason::Ok,
         Reason::UnknownProduct,
         Reason::ProductInactive,
         Reason::UnknownRelease,
-        Reason::ReleaseOfOtherProduct,
         Reason::ReleaseRevoked,
         Reason::CustomerRevoked,
-        Reason::Exhausted,
         Reason::WithdrawalPending,
         Reason::NoBalance,
     ];
+
+    /// Whether this is a funding reason (`WithdrawalPending`, `NoBalance`): the license itself
+    /// holds, but the escrow cannot buy one more unit. Units already bought may still run; every
+    /// other inactive reason means the license lapsed.
+    pub fn is_funding(self) -> bool {
+        matches!(self, Reason::WithdrawalPending | Reason::NoBalance)
+    }
 
     /// What the customer (or vendor) can do about it.
     pub fn remedy(self) -> &'static str {
@@ -57,16 +59,10 @@ impl Reason {
             Reason::UnknownProduct => "check the product id, chain and registry address",
             Reason::ProductInactive => "the vendor must reactivate the product",
             Reason::UnknownRelease => {
-                "run a release the vendor published (check the module's code hash)"
-            }
-            Reason::ReleaseOfOtherProduct => {
-                "the module belongs to another product: check the manifest"
+                "run a release the vendor published for this product (check the module's code hash and product id)"
             }
             Reason::ReleaseRevoked => "the vendor pulled this build: get a newer release",
             Reason::CustomerRevoked => "ask the vendor to reinstate the license",
-            Reason::Exhausted => {
-                "deposit enough to cover the unpaid units, then settle the latest receipt again"
-            }
             Reason::WithdrawalPending => "cancel the withdrawal or deposit more",
             Reason::NoBalance => "deposit funds into the escrow for this product",
         }
@@ -90,11 +86,9 @@ impl fmt::Display for Reason {
             Reason::Ok => "license active",
             Reason::UnknownProduct => "unknown product",
             Reason::ProductInactive => "product inactive",
-            Reason::UnknownRelease => "unknown release (code hash not published)",
-            Reason::ReleaseOfOtherProduct => "release belongs to another product",
+            Reason::UnknownRelease => "unknown release (code hash not published for this product)",
             Reason::ReleaseRevoked => "release revoked by the vendor",
             Reason::CustomerRevoked => "customer revoked by the vendor",
-            Reason::Exhausted => "escrow exhausted: unpaid usage",
             Reason::WithdrawalPending => "withdrawal pending: available balance below one unit",
             Reason::NoBalance => "escrow balance below one unit",
         })
@@ -114,16 +108,14 @@ pub struct LicenseStatus {
     pub price: U256,
     /// Escrow balance in wei (including any amount thawing).
     pub balance: U256,
-    /// Balance minus the pending withdrawal: what usage may still draw on.
+    /// Balance minus the pending withdrawal: what a runtime should buy with.
     pub available: U256,
     /// Amount of the pending withdrawal (0 if none).
     pub thawing: U256,
     /// Unix time the pending withdrawal can complete (0 if none).
     pub thaw_end: u64,
-    /// Units settled so far, over all signers.
-    pub settled_units: u64,
-    /// Units signed in receipts but not paid (a shortfall); > 0 makes the license inactive.
-    pub unpaid_units: u64,
+    /// Units bought so far for this account, over all signers and buyers (saturates at `u64::MAX`).
+    pub bought_units: u64,
     /// Block the status was read at.
     pub block_number: u64,
     /// Timestamp of that block.
@@ -131,7 +123,8 @@ pub struct LicenseStatus {
 }
 
 impl LicenseStatus {
-    /// How many more units the available balance pays for (`u64::MAX` for a free product).
+    /// How many more units the available balance buys at the current price (`u64::MAX` for a
+    /// free product).
     pub fn affordable_units(&self) -> u64 {
         if self.price.is_zero() {
             return u64::MAX;
@@ -153,34 +146,27 @@ impl TryFrom<LicenseRegistry::LicenseStatus> for LicenseStatus {
             available: s.available,
             thawing: s.thawing,
             thaw_end: s.thawEnd,
-            settled_units: s.settledUnits,
-            unpaid_units: s.unpaidUnits,
+            bought_units: s.boughtUnits,
             block_number: s.blockNumber,
             block_timestamp: s.blockTimestamp,
         })
     }
 }
 
-/// A runtime signer's standing for one (product, customer).
+/// A runtime signer's standing for one (product, customer), and one buyer's counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignerStatus {
-    /// Its receipts settle now.
+    /// The customer authorizes the signer now (its receipts settle).
     pub authorized: bool,
-    /// 0 = never authorized, `u64::MAX` = authorized, else unix time its deauthorization takes effect.
-    pub valid_until: u64,
-    /// Its settled cumulative units.
-    pub settled_units: u64,
-    /// Highest cumulative units seen in its receipts (> settled after a shortfall).
-    pub seen_units: u64,
+    /// Cumulative units the buyer has bought under this signer (kept across re-authorization).
+    pub bought_units: u64,
 }
 
 impl From<LicenseRegistry::SignerStatus> for SignerStatus {
     fn from(s: LicenseRegistry::SignerStatus) -> Self {
         SignerStatus {
             authorized: s.authorized,
-            valid_until: s.validUntil,
-            settled_units: s.settledUnits,
-            seen_units: s.seenUnits,
+            bought_units: s.boughtUnits,
         }
     }
 }
@@ -198,13 +184,13 @@ pub struct Product {
     pub active: bool,
 }
 
-/// A published release.
+/// A published release of one product (releases are keyed by product and code hash).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Release {
+    /// Product it is a release of.
+    pub product_id: B256,
     /// SHA-256 of the plaintext Wasm.
     pub code_hash: B256,
-    /// Product it belongs to.
-    pub product_id: B256,
     /// Pulled by the vendor.
     pub revoked: bool,
 }
@@ -220,6 +206,34 @@ pub struct RegistryInfo {
     pub fee_bps: u16,
     /// Receives the platform fee.
     pub treasury: Address,
-    /// Withdrawal / deauthorization delay in seconds.
+    /// Withdrawal delay in seconds.
     pub thaw_seconds: u64,
+    /// EIP-712 domain salt of this deployment.
+    pub deployment_salt: B256,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_codes_follow_the_contract_and_funding_reasons_come_last() {
+        for (code, reason) in Reason::ALL.iter().enumerate() {
+            assert_eq!(*reason as u8 as usize, code);
+            assert_eq!(Reason::try_from(code as u8).unwrap(), *reason);
+        }
+        assert!(matches!(
+            Reason::try_from(Reason::ALL.len() as u8),
+            Err(RegistryError::UnknownReason(8))
+        ));
+        let funding: Vec<_> = Reason::ALL.into_iter().filter(|r| r.is_funding()).collect();
+        assert_eq!(funding, [Reason::WithdrawalPending, Reason::NoBalance]);
+        // every lapse reason sorts before every funding reason
+        assert!(
+            Reason::ALL
+                .iter()
+                .filter(|r| !r.is_funding())
+                .all(|r| (*r as u8) < Reason::WithdrawalPending as u8)
+        );
+    }
 }

@@ -24,6 +24,8 @@ interface Vm {
     function warp(uint256 timestamp) external;
     function getBlockTimestamp() external view returns (uint256 timestamp);
     function chainId(uint256 newChainId) external;
+    function snapshotState() external returns (uint256 snapshotId);
+    function revertToState(uint256 snapshotId) external returns (bool success);
     function recordLogs() external;
     function getRecordedLogs() external returns (Log[] memory logs);
     function eip712HashTypedData(string calldata jsonData) external pure returns (bytes32 digest);
@@ -45,6 +47,13 @@ abstract contract Base {
     uint256 internal constant SIGNER_PK = 0xA11CE5;
     uint256 internal constant SIGNER2_PK = 0xB0B5;
     uint256 internal constant STRANGER_PK = 0xBAD;
+    /// The default buyer (one runtime state directory) and a second one.
+    bytes32 internal constant BUYER = keccak256("state dir A");
+    bytes32 internal constant BUYER2 = keccak256("state dir B");
+    /// Default price cap of test receipts: any price the registry can store.
+    uint128 internal constant ANY_PRICE = type(uint88).max;
+    /// Default validity of test receipts.
+    uint64 internal constant VALIDITY = 1 hours;
 
     address internal treasury = address(0x7EA5);
     address internal vendor = address(0xFEED);
@@ -71,14 +80,36 @@ abstract contract Base {
         reg.authorizeSigner(pid, signer);
     }
 
+    /// A receipt of the default buyer, accepting any price, valid for an hour from now.
     function _usage(bytes32 productId, address cust, uint64 cumulative)
         internal
         view
         returns (LicenseRegistry.Usage memory)
     {
+        return _usageFor(productId, cust, BUYER, cumulative, ANY_PRICE, _now() + VALIDITY);
+    }
+
+    function _usageFor(
+        bytes32 productId,
+        address cust,
+        bytes32 buyer,
+        uint64 cumulative,
+        uint128 maxPrice,
+        uint64 expiresAt
+    ) internal pure returns (LicenseRegistry.Usage memory) {
         return LicenseRegistry.Usage({
-            productId: productId, customer: cust, cumulativeUnits: cumulative, timestamp: uint64(block.timestamp)
+            productId: productId,
+            customer: cust,
+            buyer: buyer,
+            cumulativeUnits: cumulative,
+            maxPrice: maxPrice,
+            expiresAt: expiresAt
         });
+    }
+
+    /// The current block time (not block.timestamp: via-IR may reuse a value read before vm.warp).
+    function _now() internal view returns (uint64) {
+        return uint64(vm.getBlockTimestamp());
     }
 
     function _sign(LicenseRegistry r, uint256 pk, LicenseRegistry.Usage memory u) internal view returns (bytes memory) {
@@ -89,6 +120,15 @@ abstract contract Base {
     function _settle(uint256 pk, uint64 cumulative) internal returns (uint64 units, uint256 amount) {
         LicenseRegistry.Usage memory u = _usage(pid, customer, cumulative);
         return reg.settle(u, _sign(reg, pk, u));
+    }
+
+    function _settleFor(uint256 pk, bytes32 buyer, uint64 cumulative) internal returns (uint64 units, uint256 amount) {
+        LicenseRegistry.Usage memory u = _usageFor(pid, customer, buyer, cumulative, ANY_PRICE, _now() + VALIDITY);
+        return reg.settle(u, _sign(reg, pk, u));
+    }
+
+    function _bought(uint256 pk, bytes32 buyer) internal view returns (uint64) {
+        return reg.signerStatus(pid, customer, vm.addr(pk), buyer).boughtUnits;
     }
 
     function _status() internal view returns (LicenseRegistry.LicenseStatus memory) {

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, B256, U256};
 use common::{PRICE, dead_rpc_url, dev_key, spawn_anvil};
 use license_contract::RegistryClient;
 
@@ -131,13 +131,47 @@ async fn deploy_prints_only_the_address_and_status_reads_it() {
         text.contains("ACTIVE") && !text.contains("INACTIVE"),
         "{text}"
     );
-    assert!(text.contains("affordable 3 more"), "{text}");
+    assert!(text.contains("available balance buys 3 more"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "EIP-712 deployment salt {}",
+            client.deployment_salt()
+        )),
+        "{text}"
+    );
 
     let code_hash = format!("0x{}", "ab".repeat(32));
     let v: serde_json::Value =
         serde_json::from_str(&status(&["--code-hash", &code_hash, "--json"])).unwrap();
     assert_eq!(v["license"]["reason"], "UnknownRelease");
     assert_eq!(v["license"]["active"], false);
+    assert_eq!(v["release"], serde_json::Value::Null);
+
+    // a published release, shown with --product only (no customer)
+    let published = B256::repeat_byte(0xCD);
+    client.publish_release(pid, published).await.unwrap();
+    let hash_s = published.to_string();
+    let text = ok_stdout(&registry(&[
+        "status",
+        "--rpc",
+        &url,
+        "--registry",
+        &addr_s,
+        "--product",
+        &pid_s,
+        "--code-hash",
+        &hash_s,
+    ]));
+    assert!(
+        text.contains(&format!("release {hash_s}: published")),
+        "{text}"
+    );
+    assert!(!text.contains("license of"), "{text}");
+    client.revoke_release(pid, published).await.unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&status(&["--code-hash", &hash_s, "--json"])).unwrap();
+    assert_eq!(v["release"]["revoked"], true);
+    assert_eq!(v["license"]["reason"], "ReleaseRevoked");
     assert_eq!(
         v["product"]["vendor"].as_str().unwrap().to_lowercase(),
         dev_key(&anvil, 1).address().to_string().to_lowercase()
@@ -192,5 +226,11 @@ fn errors_are_messages_not_blobs() {
     assert!(
         !out.status.success(),
         "--customer without --product must be refused"
+    );
+    let hash = format!("0x{}", "ab".repeat(32));
+    let out = status(&["--registry", &nobody, "--code-hash", &hash]);
+    assert!(
+        !out.status.success(),
+        "--code-hash without --product must be refused"
     );
 }

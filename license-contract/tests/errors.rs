@@ -8,23 +8,26 @@ use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use common::{
-    PRICE, PRODUCT, World, dead_rpc_url, dev_key, expect_revert, revert_name, spawn_anvil, wei,
+    BUYER, EXPIRES, PRICE, PRODUCT, World, dead_rpc_url, dev_key, expect_revert, revert_name,
+    spawn_anvil, spawn_anvil_with, wei,
 };
 use license_contract::{
     DeployParams, RegistryClient, RegistryError, SignedUsage, UsageReceipt, usage_domain,
 };
 
 /// A 500-unit receipt for the fixture customer, signed by the authorized runtime key but under
-/// the EIP-712 domain of `registry` on `chain_id`.
-fn receipt_signed_for(w: &World, chain_id: u64, registry: Address) -> SignedUsage {
+/// the EIP-712 domain of `registry` on `chain_id` with deployment salt `salt`.
+fn receipt_signed_for(w: &World, chain_id: u64, registry: Address, salt: B256) -> SignedUsage {
     let receipt = UsageReceipt {
         product_id: w.product_id,
         customer: w.customer_address(),
+        buyer: BUYER,
         cumulative_units: 500,
-        timestamp: 1,
+        max_price: PRICE.into(),
+        expires_at: EXPIRES,
     };
     receipt
-        .sign(&w.runtime_key, &usage_domain(chain_id, registry))
+        .sign(&w.runtime_key, &usage_domain(chain_id, registry, salt))
         .unwrap()
 }
 
@@ -198,7 +201,7 @@ async fn only_the_vendor_changes_a_product() {
         w.customer
             .publish_release(w.product_id, B256::repeat_byte(3))
             .await,
-        w.customer.revoke_release(w.code_hash).await,
+        w.customer.revoke_release(w.product_id, w.code_hash).await,
         w.customer.revoke_customer(w.product_id, customer).await,
     ] {
         expect_revert(res, "NotVendor");
@@ -207,7 +210,7 @@ async fn only_the_vendor_changes_a_product() {
     assert_eq!((p.price, p.active), (U256::from(PRICE), true), "unchanged");
     assert!(
         w.customer
-            .release(B256::repeat_byte(3))
+            .release(w.product_id, B256::repeat_byte(3))
             .await
             .unwrap()
             .is_none()
@@ -225,9 +228,19 @@ async fn duplicates_and_unknown_ids_are_refused() {
         w.vendor.register_product("", U256::from(1)).await,
         "EmptyName",
     );
-    expect_revert(
+    let err = expect_revert(
         w.vendor.publish_release(w.product_id, w.code_hash).await,
         "ReleaseExists",
+    );
+    assert_eq!(
+        err.revert().and_then(|r| r.product_id()),
+        Some(w.product_id)
+    );
+    expect_revert(
+        w.vendor
+            .revoke_release(w.product_id, B256::repeat_byte(0x5E))
+            .await,
+        "UnknownRelease",
     );
     expect_revert(
         w.vendor.publish_release(w.product_id, B256::ZERO).await,
@@ -328,7 +341,15 @@ async fn receipt_from_an_unauthorized_signer_does_not_charge() {
     let stranger = PrivateKeySigner::random();
     let forged = w
         .customer
-        .sign_usage(&stranger, w.product_id, w.customer_address(), 500, 1)
+        .sign_usage(
+            &stranger,
+            w.product_id,
+            w.customer_address(),
+            BUYER,
+            500,
+            PRICE.into(),
+            EXPIRES,
+        )
         .unwrap();
     let err = expect_revert(w.relayer.settle(&forged).await, "SignerNotAuthorized");
     assert_eq!(
@@ -342,7 +363,7 @@ async fn receipt_from_an_unauthorized_signer_does_not_charge() {
 #[tokio::test]
 async fn receipt_signed_for_another_chain_does_not_charge() {
     let w = World::new(wei(1000)).await;
-    let signed = receipt_signed_for(&w, 1, w.platform.address());
+    let signed = receipt_signed_for(&w, 1, w.platform.address(), w.customer.deployment_salt());
     let err = expect_revert(w.relayer.settle(&signed).await, "SignerNotAuthorized");
     assert_ne!(
         err.revert().and_then(|r| r.signer()),
@@ -354,9 +375,131 @@ async fn receipt_signed_for_another_chain_does_not_charge() {
 #[tokio::test]
 async fn receipt_signed_for_another_registry_does_not_charge() {
     let w = World::new(wei(1000)).await;
-    let signed = receipt_signed_for(&w, 31337, Address::repeat_byte(0x99));
+    let signed = receipt_signed_for(
+        &w,
+        31337,
+        Address::repeat_byte(0x99),
+        w.customer.deployment_salt(),
+    );
+    expect_revert(w.relayer.settle(&signed).await, "SignerNotAuthorized");
+    let signed = receipt_signed_for(&w, 31337, w.platform.address(), B256::repeat_byte(0x5A));
     expect_revert(w.relayer.settle(&signed).await, "SignerNotAuthorized");
     assert_eq!(w.balance().await, wei(1000));
+}
+
+/// Attack (d): the same registry redeployed at the same address on a fresh dev chain (later
+/// genesis) with the same product, customer, escrow and authorized key: a receipt signed for the
+/// first deployment does not settle on the second.
+#[tokio::test]
+async fn receipt_signed_for_another_deployment_at_the_same_address_does_not_charge() {
+    let first = World::new(wei(1000)).await;
+    let later = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600)
+        .to_string();
+    let fresh = spawn_anvil_with(&["--timestamp", &later]);
+    let second = World::build(fresh, wei(1000), first.runtime_key.clone()).await;
+    assert_eq!(second.platform.address(), first.platform.address());
+    assert_eq!(second.product_id, first.product_id);
+    assert_ne!(
+        second.customer.deployment_salt(),
+        first.customer.deployment_salt()
+    );
+    assert_ne!(
+        first.customer.genesis_hash().await.unwrap(),
+        second.customer.genesis_hash().await.unwrap()
+    );
+
+    let signed_for_first = first.receipt(500);
+    let err = expect_revert(
+        second.relayer.settle(&signed_for_first).await,
+        "SignerNotAuthorized",
+    );
+    assert_ne!(
+        err.revert().and_then(|r| r.signer()),
+        Some(first.runtime_key.address())
+    );
+    assert_eq!(second.balance().await, wei(1000));
+    assert_eq!(second.signer_status(BUYER).await.bought_units, 0);
+    // each deployment settles its own receipts
+    assert_eq!(second.settle(500).await.units_charged, 500);
+    assert_eq!(first.settle(500).await.units_charged, 500);
+}
+
+/// Attack (a): the vendor front-runs a pending purchase with a price rise: the purchase reverts,
+/// nothing is charged; after a price cut the same receipt buys at the lower price.
+#[tokio::test]
+async fn vendor_front_running_a_purchase_with_a_price_rise_gets_nothing() {
+    let w = World::new(wei(1000)).await;
+    let pending = w.receipt(100); // cap = PRICE
+    w.vendor
+        .set_price(w.product_id, U256::from(PRICE * 3))
+        .await
+        .unwrap();
+    let err = expect_revert(w.relayer.settle(&pending).await, "PriceAboveCap");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("the vendor raised the price above the signer's cap")
+            && msg.contains(&(PRICE * 3).to_string()),
+        "{msg}"
+    );
+    assert_eq!(w.balance().await, wei(1000), "nothing charged");
+    assert_eq!(w.signer_status(BUYER).await.bought_units, 0);
+    assert_eq!(
+        w.vendor
+            .pending_revenue(w.vendor.sender().unwrap())
+            .await
+            .unwrap(),
+        U256::ZERO
+    );
+
+    w.vendor
+        .set_price(w.product_id, U256::from(PRICE / 2))
+        .await
+        .unwrap();
+    let st = w.relayer.settle(&pending).await.unwrap();
+    assert_eq!(
+        (st.units_charged, st.wei_charged, st.price),
+        (100, wei(50), U256::from(PRICE / 2))
+    );
+    assert_eq!(w.balance().await, wei(950));
+}
+
+/// Attack (c): a purchase the escrow cannot pay reverts whole and changes nothing.
+#[tokio::test]
+async fn purchase_the_escrow_cannot_pay_is_refused_whole() {
+    let w = World::new(wei(10)).await;
+    let err = expect_revert(w.relayer.settle(&w.receipt(11)).await, "InsufficientEscrow");
+    assert_eq!(err.revert().and_then(|r| r.balance()), Some(wei(10)));
+    assert!(err.to_string().contains("deposit more"), "{err}");
+    let s = w.status(None).await;
+    assert_eq!((s.balance, s.bought_units), (wei(10), 0));
+    assert_eq!(w.signer_status(BUYER).await.bought_units, 0);
+    // exactly what the escrow pays goes through
+    assert_eq!(w.settle(10).await.wei_charged, wei(10));
+    assert_eq!(
+        w.status(None).await.reason,
+        license_contract::Reason::NoBalance
+    );
+}
+
+/// Attack (e): an expired receipt does not settle, e.g. an old one replayed after a top-up.
+#[tokio::test]
+async fn expired_receipt_is_refused() {
+    let w = World::new(U256::ZERO).await;
+    let now = w.now().await;
+    let old = w.receipt_with(BUYER, 5, PRICE.into(), now + 30);
+    // too poor at first
+    expect_revert(w.relayer.settle(&old).await, "InsufficientEscrow");
+    w.advance(60).await;
+    w.deposit(wei(100)).await;
+    let err = expect_revert(w.relayer.settle(&old).await, "ReceiptExpired");
+    assert!(err.to_string().contains("sign a new receipt"), "{err}");
+    assert_eq!(w.balance().await, wei(100));
+    let fresh = w.receipt_with(BUYER, 5, PRICE.into(), w.now().await + 30);
+    assert_eq!(w.relayer.settle(&fresh).await.unwrap().units_charged, 5);
 }
 
 #[tokio::test]
@@ -367,7 +510,7 @@ async fn stale_receipt_is_ignored_without_charging() {
     let st = w.settle(60).await;
     assert!(st.ignored);
     assert_eq!(
-        (st.units_charged, st.wei_charged, st.signer_settled),
+        (st.units_charged, st.wei_charged, st.buyer_cumulative),
         (0, U256::ZERO, 100)
     );
     assert_eq!(w.balance().await, before);
@@ -397,12 +540,21 @@ async fn tampered_signatures_are_refused_with_their_reason() {
 
     let mut inflated = good;
     inflated.receipt.cumulative_units = 1_000_000;
+    let mut other_buyer = good;
+    other_buyer.receipt.buyer = B256::repeat_byte(0xEE);
+    let mut raised_cap = good;
+    raised_cap.receipt.max_price = u128::MAX;
+    let mut extended = good;
+    extended.receipt.expires_at = u64::MAX;
 
     for (tampered, refusal) in [
         (high_s, "SignatureSMalleable"),
         (bad_v, "InvalidSignatureV"),
         (zero_r, "InvalidSignature"),
         (inflated, "SignerNotAuthorized"),
+        (other_buyer, "SignerNotAuthorized"),
+        (raised_cap, "SignerNotAuthorized"),
+        (extended, "SignerNotAuthorized"),
     ] {
         expect_revert(w.relayer.settle(&tampered).await, refusal);
     }

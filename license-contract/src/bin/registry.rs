@@ -12,7 +12,7 @@ use license_contract::{
 };
 use serde_json::json;
 
-/// Deploy and inspect the Sealbox LicenseRegistry (on-chain licenses, escrow and usage settlement).
+/// Deploy and inspect the Sealbox LicenseRegistry (on-chain licenses, escrow and prepaid units).
 #[derive(Parser)]
 #[command(name = "registry", version)]
 struct Cli {
@@ -26,9 +26,9 @@ enum Command {
     ///
     /// Example: `REG=$(registry deploy --rpc http://127.0.0.1:8545 --key platform.key)`
     Deploy(DeployArgs),
-    /// Show the registry's parameters, a product, and a customer's license status.
+    /// Show the registry's parameters, a product, one of its releases, and a customer's license status.
     ///
-    /// Example: `registry status --rpc URL --registry 0x.. --product 0x.. --customer 0x.. --code-hash 0x..`
+    /// Example: `registry status --rpc URL --registry 0x.. --product 0x.. --code-hash 0x.. --customer 0x..`
     Status(StatusArgs),
 }
 
@@ -40,13 +40,13 @@ struct DeployArgs {
     /// Deployer key: keystore v3 JSON (password from SEALBOX_PASSWORD or a prompt) or a 0600 file with a 0x-hex key.
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
-    /// Platform fee in basis points of every settlement (3000 = 30 % treasury, 70 % vendor); 0..=10000.
+    /// Platform fee in basis points of every purchase (3000 = 30 % treasury, 70 % vendor); 0..=10000.
     #[arg(long, default_value_t = DEFAULT_FEE_BPS, value_parser = clap::value_parser!(u16).range(0..=10_000))]
     fee_bps: u16,
     /// Receives the platform fee [default: the deployer's address].
     #[arg(long, value_name = "ADDR", value_parser = parse_address)]
     treasury: Option<Address>,
-    /// Delay before a customer withdrawal or a signer deauthorization takes effect.
+    /// Delay before a customer withdrawal can complete.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_THAW_SECONDS)]
     thaw_seconds: u64,
     /// Refuse to deploy unless the endpoint serves this chain id.
@@ -71,8 +71,9 @@ struct StatusArgs {
     /// Customer whose license to check (needs --product).
     #[arg(long, value_name = "ADDR", value_parser = parse_address, requires = "product")]
     customer: Option<Address>,
-    /// Release to check the license against: SHA-256 of the plaintext Wasm (needs --customer).
-    #[arg(long, value_name = "H", value_parser = parse_b256, requires = "customer")]
+    /// A release of the product: SHA-256 of the plaintext Wasm (needs --product). Shows whether
+    /// the product published (or revoked) it; with --customer the license is checked against it.
+    #[arg(long, value_name = "H", value_parser = parse_b256, requires = "product")]
     code_hash: Option<B256>,
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -132,6 +133,10 @@ async fn status(a: StatusArgs) -> Result<()> {
         Some(id) => Some((id, client.product(id).await?)),
         None => None,
     };
+    let release = match (a.product, a.code_hash) {
+        (Some(p), Some(h)) => Some((h, client.release(p, h).await?)),
+        _ => None,
+    };
     let license = match (a.product, a.customer) {
         (Some(p), Some(c)) => Some((c, client.license_status(p, c, a.code_hash).await?)),
         _ => None,
@@ -143,9 +148,12 @@ async fn status(a: StatusArgs) -> Result<()> {
             out["product_id"] = json!(id);
             out["product"] = json!(p);
         }
+        if let Some((h, r)) = &release {
+            out["code_hash"] = json!(h);
+            out["release"] = json!(r);
+        }
         if let Some((c, s)) = &license {
             out["customer"] = json!(c);
-            out["code_hash"] = json!(a.code_hash);
             out["license"] = json!(s);
             out["license"]["reason_text"] = json!(s.reason.to_string());
         }
@@ -162,6 +170,7 @@ async fn status(a: StatusArgs) -> Result<()> {
         info.treasury,
         info.thaw_seconds
     );
+    println!("  EIP-712 deployment salt {}", info.deployment_salt);
     if let Some((id, p)) = product {
         match p {
             None => println!("product {id}: not registered"),
@@ -171,6 +180,13 @@ async fn status(a: StatusArgs) -> Result<()> {
                 p.price,
                 if p.active { "active" } else { "INACTIVE" }
             ),
+        }
+    }
+    if let Some((h, r)) = release {
+        match r {
+            None => println!("release {h}: not published for this product"),
+            Some(r) if r.revoked => println!("release {h}: REVOKED by the vendor"),
+            Some(_) => println!("release {h}: published"),
         }
     }
     if let Some((customer, s)) = license {
@@ -186,6 +202,12 @@ fn print_license(customer: Address, code_hash: Option<B256>, s: &LicenseStatus) 
     }
     if s.active {
         println!("  ACTIVE");
+    } else if s.reason.is_funding() {
+        println!(
+            "  LICENSED, but cannot buy more units: {} — {}",
+            s.reason,
+            s.reason.remedy()
+        );
     } else {
         println!("  INACTIVE: {} — {}", s.reason, s.reason.remedy());
     }
@@ -202,8 +224,8 @@ fn print_license(customer: Address, code_hash: Option<B256>, s: &LicenseStatus) 
         s.affordable_units().to_string()
     };
     println!(
-        "  settled {} units, unpaid {} units, affordable {affordable} more",
-        s.settled_units, s.unpaid_units
+        "  bought {} units so far, available balance buys {affordable} more",
+        s.bought_units
     );
     println!(
         "  as of block {} (unix time {})",

@@ -8,7 +8,8 @@ use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use license_contract::{
-    DeployParams, LicenseStatus, RegistryClient, RegistryError, Settlement, SignedUsage, TxInfo,
+    DeployParams, LicenseStatus, RegistryClient, RegistryError, Settlement, SignedUsage,
+    SignerStatus, TxInfo,
 };
 
 /// Price per unit of the fixture product: 1 gwei.
@@ -17,6 +18,10 @@ pub const PRICE: u64 = 1_000_000_000;
 pub const THAW: u64 = 3600;
 /// Name of the fixture product.
 pub const PRODUCT: &str = "edge-detector";
+/// Expiry of the fixture receipts: unix time 2,000,000,000 (2033), far after anvil's clock.
+pub const EXPIRES: u64 = 2_000_000_000;
+/// The fixture buyer (one runtime state directory).
+pub const BUYER: B256 = B256::repeat_byte(0xB1);
 
 /// The price of `units` units of the fixture product, in wei.
 pub fn wei(units: u64) -> U256 {
@@ -40,8 +45,14 @@ pub fn anvil_path() -> PathBuf {
 
 /// Spawns a fresh anvil (killed when dropped).
 pub fn spawn_anvil() -> AnvilInstance {
+    spawn_anvil_with(&[])
+}
+
+/// Spawns a fresh anvil with extra command-line arguments (killed when dropped).
+pub fn spawn_anvil_with(args: &[&str]) -> AnvilInstance {
     let path = anvil_path();
     Anvil::at(&path)
+        .args(args)
         .try_spawn()
         .unwrap_or_else(|e| panic!("cannot start anvil at {}: {e}", path.display()))
 }
@@ -109,7 +120,8 @@ pub struct World {
     /// Submits receipts on behalf of others (anyone may).
     pub relayer: RegistryClient,
     pub treasury: RegistryClient,
-    /// The runtime's receipt-signing key: authorized by the customer, never funded.
+    /// The runtime's receipt-signing key: authorized by the customer, never funded (the
+    /// relayer submits its receipts).
     pub runtime_key: PrivateKeySigner,
     pub product_id: B256,
     pub code_hash: B256,
@@ -117,9 +129,18 @@ pub struct World {
 
 impl World {
     /// Deploys (fee 3000 bps, treasury = dev account 4, thaw 1 h), registers and publishes the
-    /// fixture product, deposits `deposit` wei for the customer and authorizes the runtime key.
+    /// fixture product, deposits `deposit` wei for the customer and authorizes a new runtime key.
     pub async fn new(deposit: U256) -> World {
-        let anvil = spawn_anvil();
+        World::build(spawn_anvil(), deposit, PrivateKeySigner::random()).await
+    }
+
+    /// [`World::new`] on a given anvil with a given runtime key. On a fresh anvil the registry
+    /// lands at the same address every time (deployer dev account 0, nonce 0).
+    pub async fn build(
+        anvil: AnvilInstance,
+        deposit: U256,
+        runtime_key: PrivateKeySigner,
+    ) -> World {
         let url = anvil.endpoint();
         let treasury_key = dev_key(&anvil, 4);
         let params = DeployParams {
@@ -146,7 +167,6 @@ impl World {
         if !deposit.is_zero() {
             customer.deposit(product_id, None, deposit).await.unwrap();
         }
-        let runtime_key = PrivateKeySigner::random();
         customer
             .authorize_signer(product_id, runtime_key.address())
             .await
@@ -170,17 +190,50 @@ impl World {
         self.customer.sender().unwrap()
     }
 
-    /// A receipt for the fixture (product, customer) signed by the runtime key.
+    /// A receipt for the fixture (product, customer, buyer) signed by the runtime key, capped
+    /// at the fixture price and expiring at [`EXPIRES`].
     pub fn receipt(&self, cumulative: u64) -> SignedUsage {
+        self.receipt_with(BUYER, cumulative, PRICE.into(), EXPIRES)
+    }
+
+    /// A receipt for the fixture (product, customer) signed by the runtime key, for `buyer`, with
+    /// the given cap and expiry.
+    pub fn receipt_with(
+        &self,
+        buyer: B256,
+        cumulative: u64,
+        max_price: u128,
+        expires_at: u64,
+    ) -> SignedUsage {
         self.customer
             .sign_usage(
                 &self.runtime_key,
                 self.product_id,
                 self.customer_address(),
+                buyer,
                 cumulative,
-                1_700_000_000,
+                max_price,
+                expires_at,
             )
             .unwrap()
+    }
+
+    /// The fixture buyer's counter and the runtime key's authorization.
+    pub async fn signer_status(&self, buyer: B256) -> SignerStatus {
+        self.customer
+            .signer_status(
+                self.product_id,
+                self.customer_address(),
+                self.runtime_key.address(),
+                buyer,
+            )
+            .await
+            .unwrap()
+    }
+
+    /// The chain's latest block timestamp.
+    pub async fn now(&self) -> u64 {
+        self.status(None).await.block_timestamp
     }
 
     /// The relayer settles `receipt(cumulative)`, which must not revert.
