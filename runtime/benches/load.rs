@@ -19,7 +19,7 @@ use alloy::signers::local::PrivateKeySigner;
 use k256::ecdsa::SigningKey;
 use license_contract::{DeployParams, RegistryClient};
 use sealbox_runtime::journal::{Journal, UsageKey};
-use sealbox_runtime::lease::{Lease, LeasePolicy};
+use sealbox_runtime::lease::Lease;
 use sealbox_runtime::sandbox::{GuestLimits, Sandbox, SandboxConfig};
 
 const ROUNDS: usize = 5;
@@ -148,25 +148,32 @@ async fn license_checks(root: &Path) {
     let dir = tempfile::tempdir().expect("tempdir");
     let journal = Journal::open(&dir.path().join("journal.db")).expect("journal");
     let key = UsageKey {
+        deployment: [4; 32],
+        buyer: [5; 32],
         product: product.0,
         customer: customer.address().into_array(),
         signer: customer.address().into_array(),
     };
+    // Units bought far ahead: admission never runs out in the benchmark.
     let lease = Lease {
         checked_at: sealbox_runtime::gate::unix_now(),
         block: 1,
-        balance_wei: 1_000_000_000,
+        block_timestamp: sealbox_runtime::gate::unix_now(),
         price_wei: 1,
-        settled_units: 0,
+        available_wei: 0,
+        bought_units: 0,
+        bought_block: 1,
         inactive: None,
+        cannot_buy: None,
+        release: [0; 32],
     };
     journal.store_lease(&key, &lease).expect("lease");
-    let policy = LeasePolicy::default();
+    journal
+        .record_bought(&key, u64::MAX, 1)
+        .expect("record a purchase");
     let t = Instant::now();
     for _ in 0..N {
-        journal
-            .admit(&key, 1, sealbox_runtime::gate::unix_now(), &policy)
-            .expect("admit");
+        journal.admit(&key, 1).expect("admit");
     }
     let local = t.elapsed() / N;
     println!();

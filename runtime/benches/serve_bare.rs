@@ -36,7 +36,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use sealbox_runtime::journal::{Journal, UsageKey};
-use sealbox_runtime::lease::{Lease, LeasePolicy};
+use sealbox_runtime::lease::Lease;
 use sealbox_runtime::sandbox::{GuestLimits, Program, Sandbox, SandboxConfig};
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, InstancePre, Linker, Module, ModuleExport, Store};
@@ -84,18 +84,12 @@ impl Exports {
 struct Ledger {
     journal: Journal,
     key: UsageKey,
-    policy: LeasePolicy,
 }
 
 impl Ledger {
     fn admit(&self) -> Result<(), String> {
         self.journal
-            .admit(
-                &self.key,
-                1,
-                sealbox_runtime::gate::unix_now(),
-                &self.policy,
-            )
+            .admit(&self.key, 1)
             .map(drop)
             .map_err(|e| e.to_string())
     }
@@ -292,24 +286,30 @@ fn bare_call(
 fn lease_journal(db: &std::path::Path) -> Ledger {
     let journal = Journal::open(db).expect("journal");
     let key = UsageKey {
+        deployment: [4; 32],
+        buyer: [5; 32],
         product: [1; 32],
         customer: [2; 20],
         signer: [3; 20],
     };
+    // Units bought far ahead: admission never runs out in the benchmark.
     let lease = Lease {
         checked_at: sealbox_runtime::gate::unix_now(),
         block: 1,
-        balance_wei: u128::MAX,
+        block_timestamp: sealbox_runtime::gate::unix_now(),
         price_wei: 1,
-        settled_units: 0,
+        available_wei: 0,
+        bought_units: 0,
+        bought_block: 1,
         inactive: None,
+        cannot_buy: None,
+        release: [0; 32],
     };
     journal.store_lease(&key, &lease).expect("lease");
-    Ledger {
-        journal,
-        key,
-        policy: LeasePolicy::default(),
-    }
+    journal
+        .record_bought(&key, u64::MAX, 1)
+        .expect("record a purchase");
+    Ledger { journal, key }
 }
 
 /// Times `n` single-unit admissions in a fresh journal (as `runtime serve`

@@ -8,6 +8,7 @@ use sealed_format::FormatError;
 use crate::journal::JournalError;
 use crate::lease::LeaseRefusal;
 use crate::sandbox::{CallError, SandboxError};
+use crate::state_dir::StateDirError;
 
 /// Why loading or running a sealed module failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,19 @@ pub enum RuntimeError {
         /// Registry the customer configured.
         configured: Address,
     },
+    /// The RPC now serves another deployment of the registry than the one
+    /// this process's counts belong to (a restarted development chain).
+    #[error(
+        "the RPC now serves another deployment of the registry (id {found}, expected {expected}: \
+         a restarted or different chain); its counts are not this deployment's, restart the \
+         runtime to run there"
+    )]
+    DeploymentMismatch {
+        /// The deployment this process started with.
+        expected: alloy::primitives::B256,
+        /// The deployment the RPC serves now.
+        found: alloy::primitives::B256,
+    },
     /// The chain cannot be reached and no usable lease exists.
     #[error("license check failed: {0}")]
     Chain(#[from] RegistryError),
@@ -62,9 +76,29 @@ pub enum RuntimeError {
         /// The customer.
         customer: Address,
     },
-    /// The lease does not admit another call (expired offline, or escrow used up).
+    /// The lease does not admit another call (license lapsed, or every bought unit used).
     #[error("call refused: {0}")]
     Lease(#[from] LeaseRefusal),
+    /// No unit can be bought now (no escrow, a withdrawal pending).
+    #[error("cannot buy units: {0}")]
+    CannotBuy(String),
+    /// The product's price is above the customer's `--max-price`.
+    #[error(
+        "the product's price is {price} wei per unit, above the --max-price of {cap} wei this \
+         runtime may pay; nothing was bought (raise --max-price to accept the new price)"
+    )]
+    PriceAboveCap {
+        /// The price on chain.
+        price: u128,
+        /// The customer's cap.
+        cap: u128,
+    },
+    /// A purchase transaction failed or was refused by the contract.
+    #[error("buying units failed: {0}")]
+    Purchase(#[source] RegistryError),
+    /// The state directory cannot be used (locked by another process, unreadable).
+    #[error("{0}")]
+    StateDir(#[from] StateDirError),
     /// The usage journal failed.
     #[error("{0}")]
     Journal(JournalError),
@@ -98,13 +132,20 @@ impl RuntimeError {
             RuntimeError::Format(e) => e.check().name(),
             RuntimeError::ChainMismatch { .. } => "chain-mismatch",
             RuntimeError::RegistryMismatch { .. } => "registry-mismatch",
+            RuntimeError::DeploymentMismatch { .. } => "deployment-mismatch",
             RuntimeError::Chain(_) => "chain",
             RuntimeError::Offline(_) => "offline",
             RuntimeError::Unlicensed { .. } => "unlicensed",
             RuntimeError::SignerNotAuthorized { .. } => "signer-not-authorized",
-            RuntimeError::Lease(LeaseRefusal::Expired { .. }) => "lease-expired",
-            RuntimeError::Lease(LeaseRefusal::EscrowExhausted { .. }) => "escrow-exhausted",
+            RuntimeError::Lease(LeaseRefusal::NotBought {
+                cannot_buy: None, ..
+            }) => "prepaying",
+            RuntimeError::Lease(LeaseRefusal::NotBought { .. }) => "not-bought",
             RuntimeError::Lease(LeaseRefusal::Inactive(_)) => "unlicensed",
+            RuntimeError::CannotBuy(_) => "cannot-buy",
+            RuntimeError::PriceAboveCap { .. } => "price-above-cap",
+            RuntimeError::Purchase(_) => "purchase",
+            RuntimeError::StateDir(_) => "state-dir",
             RuntimeError::Journal(_) => "journal",
             RuntimeError::MeterRequired(_) => "meter-required",
             RuntimeError::Sandbox(_) => "sandbox",
@@ -113,18 +154,21 @@ impl RuntimeError {
     }
 
     /// Process exit code: 10–22 for the sealed-file checks (as `packager verify`),
-    /// 30–39 for trust and licensing, 40–45 for the sandbox and the guest.
+    /// 30–38 for trust, licensing and buying, 40–41 for the sandbox and the guest.
     pub fn exit_code(&self) -> u8 {
         match self {
             RuntimeError::Format(e) => e.check().exit_code(),
-            RuntimeError::ChainMismatch { .. } => 30,
+            RuntimeError::ChainMismatch { .. } | RuntimeError::DeploymentMismatch { .. } => 30,
             RuntimeError::RegistryMismatch { .. } => 31,
             RuntimeError::Chain(_) | RuntimeError::Offline(_) => 32,
             RuntimeError::Unlicensed { .. } => 33,
             RuntimeError::SignerNotAuthorized { .. } => 34,
-            RuntimeError::Lease(_) => 35,
+            RuntimeError::Lease(_)
+            | RuntimeError::CannotBuy(_)
+            | RuntimeError::PriceAboveCap { .. } => 35,
             RuntimeError::MeterRequired(_) => 36,
-            RuntimeError::Journal(_) => 37,
+            RuntimeError::Journal(_) | RuntimeError::StateDir(_) => 37,
+            RuntimeError::Purchase(_) => 38,
             RuntimeError::Sandbox(_) => 40,
             RuntimeError::Call(_) => 41,
         }
@@ -137,6 +181,8 @@ impl RuntimeError {
             RuntimeError::Unlicensed { .. }
                 | RuntimeError::Lease(_)
                 | RuntimeError::SignerNotAuthorized { .. }
+                | RuntimeError::CannotBuy(_)
+                | RuntimeError::PriceAboveCap { .. }
         )
     }
 }

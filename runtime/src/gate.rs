@@ -1,6 +1,11 @@
 //! The on-chain license gate: one `licenseStatus` and one `signerStatus`
-//! call decide whether a (product, customer, release, signer) may run, and
-//! their answer becomes the [`Lease`] the runtime runs on until the next check.
+//! call decide whether a (product, customer, release, signer, buyer) may run,
+//! and their answer becomes the [`Lease`] the runtime runs on until the next
+//! check.
+//!
+//! A license whose only problem is money (no balance, a withdrawal pending)
+//! is still a license: units already bought keep running, and the lease
+//! records why no more can be bought.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,13 +15,16 @@ use license_contract::{LicenseStatus, RegistryClient, SignerStatus};
 use crate::error::RuntimeError;
 use crate::lease::Lease;
 
-/// Who runs: the customer whose escrow pays and the runtime key that signs its receipts.
+/// Who runs: the customer whose escrow pays, the runtime key that signs its
+/// purchase receipts, and the state directory that buys and uses the units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Holder {
     /// The licensed customer.
     pub customer: Address,
     /// The runtime's signer key (the customer itself or a key it authorized).
     pub signer: Address,
+    /// The buyer id of the state directory ([`crate::state_dir::StateDir::buyer`]).
+    pub buyer: B256,
 }
 
 /// The chain's answer for one holder and release.
@@ -24,32 +32,33 @@ pub struct Holder {
 pub struct LicenseCheck {
     /// The customer's license.
     pub license: LicenseStatus,
-    /// The runtime signer's standing.
+    /// The runtime signer's standing and this buyer's bought units.
     pub signer: SignerStatus,
-    /// The lease this answer grants (when the license is active).
+    /// The lease this answer grants.
     pub lease: Lease,
 }
 
 /// Reads the license of `holder` for `product_id` running `code_hash` and turns
-/// it into a lease; an inactive license or an unauthorized signer is an error
-/// naming the contract's reason.
+/// it into a lease. A lapsed license or an unauthorized signer (one whose
+/// deauthorization has started included) is an error naming the reason; a
+/// license that only cannot buy more is a lease with `cannot_buy` set.
 pub async fn check_license(
     client: &RegistryClient,
     product_id: B256,
-    code_hash: Option<B256>,
+    code_hash: B256,
     holder: Holder,
 ) -> Result<LicenseCheck, RuntimeError> {
     let license = client
-        .license_status(product_id, holder.customer, code_hash)
+        .license_status(product_id, holder.customer, Some(code_hash))
         .await?;
-    if !license.active {
+    if !license.active && !license.reason.is_funding() {
         return Err(RuntimeError::Unlicensed {
             reason: license.reason,
             customer: holder.customer,
         });
     }
     let signer = client
-        .signer_status(product_id, holder.customer, holder.signer)
+        .signer_status(product_id, holder.customer, holder.signer, holder.buyer)
         .await?;
     if !signer.authorized {
         return Err(RuntimeError::SignerNotAuthorized {
@@ -57,14 +66,21 @@ pub async fn check_license(
             customer: holder.customer,
         });
     }
-    let lease = Lease {
+    let mut lease = Lease {
         checked_at: unix_now(),
         block: license.block_number,
-        balance_wei: saturating_u128(license.available),
+        block_timestamp: license.block_timestamp,
         price_wei: saturating_u128(license.price),
-        settled_units: signer.settled_units,
+        available_wei: saturating_u128(license.available),
+        bought_units: signer.bought_units,
+        bought_block: license.block_number,
         inactive: None,
+        cannot_buy: None,
+        release: code_hash.0,
     };
+    if license.reason.is_funding() {
+        lease.cannot_buy = Some(format!("{} ({})", license.reason, license.reason.remedy()));
+    }
     Ok(LicenseCheck {
         license,
         signer,

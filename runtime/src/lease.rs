@@ -1,122 +1,97 @@
-//! The license lease: what the runtime may do on the strength of the last
-//! successful on-chain license check.
+//! The license lease: what the last successful on-chain check said, and the
+//! admission rule built on it — **pay before use**.
 //!
-//! Every call is admitted by the same rule, online or not: the license was
-//! active at the last check, that check is fresh enough, and the units not yet
-//! settled on chain — including the call about to run — are covered by the
-//! escrow balance the chain last reported. Online, the lease is refreshed before
-//! it is consulted; offline (RPC unreachable), the stored lease decides alone,
-//! so the runtime never runs more calls than the escrow covers.
-
-use std::time::Duration;
+//! A call runs only on a unit this state directory has already bought on
+//! chain: the buyer's cumulative `bought` counter, confirmed by a mined
+//! `settle` transaction, must exceed the units used (the larger of the
+//! runtime's and the kernel's counts). Nothing else grants credit: not the
+//! escrow balance, not the age of the lease, not the clock. Offline, units
+//! already bought keep running and nothing more can be bought.
+//!
+//! The lease still carries the license's standing: a license the chain
+//! found lapsed (revoked customer, revoked release, deactivated product,
+//! deauthorized signer) admits nothing, bought units included, until a later
+//! check finds it active again.
 
 use serde::{Deserialize, Serialize};
 
-/// The outcome of one successful `licenseStatus` call, kept as the lease.
+/// The outcome of the last successful license check of one usage counter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
-    /// Unix time (seconds) of the check.
+    /// Unix time (seconds, this machine's clock) of the check; informational.
     pub checked_at: u64,
     /// Block number the check read.
     pub block: u64,
-    /// Escrow balance of (product, customer) in wei at that block.
-    pub balance_wei: u128,
+    /// Timestamp of that block (the chain's clock; receipts expire by it).
+    pub block_timestamp: u64,
     /// Price per unit in wei at that block.
     pub price_wei: u128,
-    /// Units this runtime's signer had settled on chain at that block.
-    pub settled_units: u64,
-    /// Why the license was found inactive at the last check (`None` = active).
-    #[serde(default)]
+    /// Escrow the customer can still buy with at that block (balance minus
+    /// a pending withdrawal).
+    pub available_wei: u128,
+    /// Units this buyer (state directory) has bought on chain, as of block
+    /// `bought_block` (the check's block, or a later purchase's).
+    pub bought_units: u64,
+    /// The block `bought_units` was read or confirmed at.
+    pub bought_block: u64,
+    /// Why the license was found lapsed at the last check (`None` = licensed).
     pub inactive: Option<String>,
-}
-
-/// How long a lease stays usable without a fresh check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LeasePolicy {
-    /// Maximum age of the last successful check while the RPC is unreachable.
-    pub max_age: Duration,
-}
-
-impl Default for LeasePolicy {
-    fn default() -> Self {
-        Self {
-            max_age: Duration::from_secs(300),
-        }
-    }
+    /// Why no further unit can be bought (no escrow, withdrawal pending);
+    /// units already bought still run.
+    pub cannot_buy: Option<String>,
+    /// The release (code hash) the check was made for: every renewal checks it again.
+    pub release: [u8; 32],
 }
 
 /// Why the lease does not admit another call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LeaseRefusal {
-    /// The last successful license check is older than the policy allows.
-    #[error(
-        "license lease expired: the last successful on-chain check was {age_secs} s ago \
-         (limit {max_age_secs} s) and the RPC cannot be reached to renew it"
-    )]
-    Expired {
-        /// Age of the lease in seconds.
-        age_secs: u64,
-        /// The configured maximum age in seconds.
-        max_age_secs: u64,
-    },
-    /// The last check found the license inactive.
+    /// The last check found the license lapsed.
     #[error("license inactive at the last on-chain check: {0}")]
     Inactive(String),
-    /// Running one more unit would exceed what the escrow balance covers.
+    /// Every unit bought so far is used: the next one must be bought first.
     #[error(
-        "escrow exhausted: {unsettled} unsettled unit(s) at {price_wei} wei need {needed_wei} wei \
-         but the escrow balance is {balance_wei} wei; deposit more (`runtime license deposit`) \
-         or settle"
+        "no prepaid unit left: {used} of {bought} bought unit(s) used{}",
+        match .cannot_buy {
+            Some(why) => format!("; no more can be bought: {why}"),
+            None => "; the next block is being bought, retry shortly".to_owned(),
+        }
     )]
-    EscrowExhausted {
-        /// Unsettled units including the call being admitted.
-        unsettled: u64,
-        /// Price per unit in wei.
-        price_wei: u128,
-        /// Wei those units cost.
-        needed_wei: u128,
-        /// Last known escrow balance in wei.
-        balance_wei: u128,
+    NotBought {
+        /// Units used, including the call being admitted.
+        used: u64,
+        /// Units bought on chain by this buyer.
+        bought: u64,
+        /// Why no further unit can be bought, when that is known.
+        cannot_buy: Option<String>,
     },
 }
 
 impl Lease {
-    /// Admits one more unit when the lease is fresh (at `now`, Unix seconds) and
-    /// `used_units` (cumulative units this runtime's signer has used, including
-    /// the one being admitted) minus the settled units is covered by the balance.
-    pub fn admit(
-        &self,
-        now: u64,
-        used_units: u64,
-        policy: &LeasePolicy,
-    ) -> Result<(), LeaseRefusal> {
+    /// Admits the units up to `used_after` (the cumulative units used,
+    /// including the ones being admitted): the license holds and every one
+    /// of them was bought.
+    pub fn admit(&self, used_after: u64) -> Result<(), LeaseRefusal> {
         if let Some(reason) = &self.inactive {
             return Err(LeaseRefusal::Inactive(reason.clone()));
         }
-        let age = now.saturating_sub(self.checked_at);
-        if age > policy.max_age.as_secs() {
-            return Err(LeaseRefusal::Expired {
-                age_secs: age,
-                max_age_secs: policy.max_age.as_secs(),
-            });
-        }
-        self.covers(used_units)
-    }
-
-    /// Checks only the balance rule: the unsettled part of `used_units` costs no
-    /// more than the last known escrow balance.
-    pub fn covers(&self, used_units: u64) -> Result<(), LeaseRefusal> {
-        let unsettled = used_units.saturating_sub(self.settled_units);
-        let needed = u128::from(unsettled).saturating_mul(self.price_wei);
-        if needed > self.balance_wei {
-            return Err(LeaseRefusal::EscrowExhausted {
-                unsettled,
-                price_wei: self.price_wei,
-                needed_wei: needed,
-                balance_wei: self.balance_wei,
+        if used_after > self.bought_units {
+            return Err(LeaseRefusal::NotBought {
+                used: used_after,
+                bought: self.bought_units,
+                cannot_buy: self.cannot_buy.clone(),
             });
         }
         Ok(())
+    }
+
+    /// Whole units the available escrow pays for at the lease's price
+    /// (`u64::MAX` for a free product).
+    pub fn affordable_units(&self) -> u64 {
+        if self.price_wei == 0 {
+            return u64::MAX;
+        }
+        u64::try_from(self.available_wei / self.price_wei).unwrap_or(u64::MAX)
     }
 }
 
@@ -128,65 +103,75 @@ mod tests {
         Lease {
             checked_at: 1_000,
             block: 7,
-            balance_wei: 1_000,
+            block_timestamp: 1_000,
             price_wei: 100,
-            settled_units: 5,
+            available_wei: 1_000,
+            bought_units: 5,
+            bought_block: 7,
             inactive: None,
+            cannot_buy: None,
+            release: [9; 32],
         }
     }
 
     #[test]
-    fn admits_while_fresh_and_covered() {
-        let policy = LeasePolicy {
-            max_age: Duration::from_secs(60),
-        };
-        // 5 settled + 10 unsettled units cost exactly the balance.
-        assert_eq!(lease().admit(1_060, 15, &policy), Ok(()));
-    }
-
-    #[test]
-    fn refuses_the_unit_the_balance_does_not_cover() {
-        let policy = LeasePolicy::default();
-        let err = lease().admit(1_000, 16, &policy).unwrap_err();
-        assert_eq!(
+    fn admits_only_bought_units() {
+        assert_eq!(lease().admit(5), Ok(()));
+        let err = lease().admit(6).unwrap_err();
+        assert!(matches!(
             err,
-            LeaseRefusal::EscrowExhausted {
-                unsettled: 11,
-                price_wei: 100,
-                needed_wei: 1_100,
-                balance_wei: 1_000
+            LeaseRefusal::NotBought {
+                used: 6,
+                bought: 5,
+                cannot_buy: None
             }
-        );
+        ));
     }
 
     #[test]
-    fn refuses_a_stale_lease() {
-        let policy = LeasePolicy {
-            max_age: Duration::from_secs(60),
+    fn escrow_and_clock_grant_nothing() {
+        // A huge balance and a lease from the future still admit only what was bought.
+        let rich = Lease {
+            available_wei: u128::MAX,
+            checked_at: u64::MAX,
+            ..lease()
         };
-        let err = lease().admit(1_061, 6, &policy).unwrap_err();
-        assert!(matches!(err, LeaseRefusal::Expired { age_secs: 61, .. }));
+        assert!(rich.admit(6).is_err());
     }
 
     #[test]
-    fn refuses_after_the_chain_said_inactive() {
+    fn bought_units_run_when_no_more_can_be_bought() {
+        let broke = Lease {
+            available_wei: 0,
+            cannot_buy: Some("no balance".into()),
+            ..lease()
+        };
+        assert_eq!(broke.admit(5), Ok(()));
+        let err = broke.admit(6).unwrap_err();
+        assert!(err.to_string().contains("no balance"), "{err}");
+    }
+
+    #[test]
+    fn a_lapsed_license_admits_nothing() {
         let revoked = Lease {
             inactive: Some("customer revoked by the vendor".into()),
             ..lease()
         };
-        let err = revoked
-            .admit(1_000, 6, &LeasePolicy::default())
-            .unwrap_err();
-        assert!(matches!(err, LeaseRefusal::Inactive(_)));
+        assert!(matches!(revoked.admit(1), Err(LeaseRefusal::Inactive(_))));
     }
 
     #[test]
-    fn free_products_never_exhaust() {
-        let free = Lease {
-            price_wei: 0,
-            balance_wei: 0,
+    fn affordable_units_round_down_and_free_is_unbounded() {
+        assert_eq!(lease().affordable_units(), 10);
+        let odd = Lease {
+            available_wei: 999,
             ..lease()
         };
-        assert_eq!(free.covers(u64::MAX), Ok(()));
+        assert_eq!(odd.affordable_units(), 9);
+        let free = Lease {
+            price_wei: 0,
+            ..lease()
+        };
+        assert_eq!(free.affordable_units(), u64::MAX);
     }
 }

@@ -1,5 +1,5 @@
 //! Sealbox customer runtime: runs sealed WebAssembly algorithms on-prem,
-//! licensed on-chain and metered in the kernel.
+//! licensed on-chain, paid before use, metered in the kernel.
 //!
 //! The path of a sealed module through this crate:
 //!
@@ -9,15 +9,18 @@
 //!   [`lease`], require the kernel meter if the manifest does, decrypt, then
 //!   compile in the [`sandbox`]. Nothing is decrypted or compiled before the
 //!   license holds.
-//! - [`product`]: a loaded [`Product`]; each call is checked, admitted in the
-//!   usage [`journal`] under the lease, entered in the kernel meter
+//! - [`product`]: a loaded [`Product`]; each call is admitted in the usage
+//!   [`journal`] only on a unit already bought, entered in the kernel meter
 //!   ([`metering`]), then run in a fresh sandbox instance.
-//! - [`settle`]: cumulative EIP-712 receipts from the journal, sent to the
-//!   contract; [`serve`]: the HTTP server with license refresh, a settle loop
-//!   and Prometheus metrics.
+//! - [`purchase`]: units are bought ahead, in blocks, with cumulative EIP-712
+//!   receipts sent to the contract; each [`state_dir`] is its own buyer, and
+//!   every count belongs to one registry [`deployment`].
+//! - [`serve`]: the HTTP server with license refresh, a buying loop and
+//!   Prometheus metrics.
 //! - [`error`]: one [`RuntimeError`] naming the failed step, with an exit code.
 #![deny(missing_docs)]
 
+pub mod deployment;
 pub mod error;
 pub mod gate;
 pub mod journal;
@@ -25,9 +28,10 @@ pub mod lease;
 pub mod load;
 pub mod metering;
 pub mod product;
+pub mod purchase;
 pub mod sandbox;
 pub mod serve;
-pub mod settle;
+pub mod state_dir;
 
 pub use error::RuntimeError;
 pub use product::Product;

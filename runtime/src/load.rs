@@ -3,9 +3,9 @@
 //!
 //! parse → signature section → hash → signers → signer == vendor → manifest
 //! schema (all in [`sealed_format::open`]) → chain id and registry match the
-//! customer's configuration → on-chain license (or, offline, a fresh lease)
-//! → kernel meter if required → decrypt → plaintext hash == `code_hash` →
-//! compile.
+//! customer's configuration → on-chain license (or, offline, the stored
+//! lease) and at least one unit bought or buyable → kernel meter if required
+//! → decrypt → plaintext hash == `code_hash` → compile.
 //!
 //! Nothing is decrypted or compiled before the license holds.
 
@@ -17,9 +17,9 @@ use license_contract::RegistryClient;
 use sealed_format::{Metering, Opened};
 
 use crate::error::RuntimeError;
-use crate::gate::{Holder, check_license, unix_now};
-use crate::journal::{Journal, UsageKey};
-use crate::lease::LeasePolicy;
+use crate::gate::{Holder, check_license};
+use crate::journal::{Journal, LastDeployment, UsageKey};
+use crate::lease::LeaseRefusal;
 use crate::metering::KernelMeter;
 use crate::product::Product;
 use crate::sandbox::{GuestLimits, Sandbox};
@@ -29,12 +29,9 @@ use crate::sandbox::{GuestLimits, Sandbox};
 pub enum ChainAccess<'a> {
     /// Connected: the license is checked now and the lease renewed.
     Online(&'a RegistryClient),
-    /// The RPC is unreachable: only a fresh stored lease lets the module load.
-    /// The chain id is the one recorded with the journal when it was last online.
-    Offline {
-        /// Chain id recorded by the last successful connection, if any.
-        chain_id: Option<u64>,
-    },
+    /// The RPC is unreachable: the stored lease decides, and only units
+    /// already bought can run.
+    Offline,
 }
 
 /// Everything the pipeline needs besides the sealed bytes.
@@ -48,12 +45,13 @@ pub struct Loader<'a> {
     pub registry: Address,
     /// How the chain is reached.
     pub chain: ChainAccess<'a>,
-    /// Who runs and who signs receipts.
+    /// Who runs, who signs receipts, which state directory buys.
     pub holder: Holder,
+    /// The registry deployment every count is keyed by (read from the chain
+    /// online; the last one recorded in the journal offline).
+    pub deployment: LastDeployment,
     /// Key that decrypts modules encrypted to the customer.
     pub decrypt_key: Option<&'a SigningKey>,
-    /// Lease freshness policy for offline use.
-    pub policy: LeasePolicy,
     /// The kernel meter, when attached; `Err` holds why it is not.
     pub meter: Result<&'a Arc<KernelMeter>, &'a str>,
 }
@@ -65,6 +63,8 @@ impl Loader<'_> {
         self.check_trust(&opened)?;
         let manifest = &opened.manifest;
         let key = UsageKey {
+            deployment: self.deployment.id,
+            buyer: self.holder.buyer.0,
             product: manifest.product_id.0,
             customer: self.holder.customer.into_array(),
             signer: self.holder.signer.into_array(),
@@ -108,32 +108,18 @@ impl Loader<'_> {
             key,
             Arc::clone(self.journal),
             meter,
-            self.policy,
         )
     }
 
     /// The manifest must name the chain and registry the customer trusts.
     fn check_trust(&self, opened: &Opened) -> Result<(), RuntimeError> {
         let manifest = &opened.manifest;
-        let configured = match self.chain {
-            ChainAccess::Online(client) => Some(client.chain_id()),
-            ChainAccess::Offline { chain_id } => chain_id,
-        };
-        match configured {
-            Some(configured) if configured != manifest.chain_id => {
-                return Err(RuntimeError::ChainMismatch {
-                    manifest: manifest.chain_id,
-                    configured,
-                });
-            }
-            Some(_) => {}
-            None => {
-                return Err(RuntimeError::Offline(
-                    "no successful connection to this registry is on record, so the chain id \
-                     cannot be checked"
-                        .into(),
-                ));
-            }
+        let configured = self.deployment.chain_id;
+        if configured != manifest.chain_id {
+            return Err(RuntimeError::ChainMismatch {
+                manifest: manifest.chain_id,
+                configured,
+            });
         }
         if manifest.registry != self.registry {
             return Err(RuntimeError::RegistryMismatch {
@@ -144,51 +130,69 @@ impl Loader<'_> {
         Ok(())
     }
 
-    /// Online: ask the chain and store the lease. Offline: require a fresh lease on record.
+    /// Online: ask the chain and store the lease. Offline: the stored lease.
+    /// Either way, refuse before compiling when no bought unit is left and
+    /// none can be bought.
     async fn check_license(&self, opened: &Opened, key: &UsageKey) -> Result<(), RuntimeError> {
         let manifest = &opened.manifest;
-        match self.chain {
+        let lease = match self.chain {
             ChainAccess::Online(client) => {
                 let check = match check_license(
                     client,
                     manifest.product_id,
-                    Some(B256::from(manifest.code_hash.0)),
+                    B256::from(manifest.code_hash.0),
                     self.holder,
                 )
                 .await
                 {
                     Ok(check) => check,
-                    Err(e @ RuntimeError::Unlicensed { .. }) => {
+                    Err(
+                        e @ (RuntimeError::Unlicensed { .. }
+                        | RuntimeError::SignerNotAuthorized { .. }),
+                    ) => {
                         self.journal.deactivate_lease(key, &e.to_string())?;
                         return Err(e);
                     }
                     Err(e) => return Err(e),
                 };
                 self.journal.store_lease(key, &check.lease)?;
-                // Refuse before compiling when the escrow cannot pay for one more call.
-                let usage = self.journal.usage(key)?;
-                check
-                    .lease
-                    .admit(unix_now(), usage.billable_units() + 1, &self.policy)?;
-                Ok(())
+                check.lease
             }
-            ChainAccess::Offline { .. } => {
-                let lease = self.journal.lease(key)?.ok_or_else(|| {
+            ChainAccess::Offline => {
+                let mut lease = self.journal.lease(key)?.ok_or_else(|| {
                     RuntimeError::Offline(
-                        "no license lease is on record for this product, customer and signer"
+                        "no license check is on record for this product, customer and state \
+                         directory"
                             .into(),
                     )
                 })?;
-                let usage = self.journal.usage(key)?;
-                lease.admit(unix_now(), usage.billable_units() + 1, &self.policy)?;
+                lease.cannot_buy = Some("the chain cannot be reached to buy more".into());
                 tracing::warn!(
                     product = %manifest.name,
-                    lease_age_s = unix_now().saturating_sub(lease.checked_at),
-                    "RPC unreachable: running on the license lease of block {}",
-                    lease.block
+                    "RPC unreachable: running on units bought by block {}",
+                    lease.bought_block
                 );
-                Ok(())
+                lease
             }
+        };
+        let usage = self.journal.usage(key)?;
+        if let Some(reason) = lease.inactive {
+            return Err(LeaseRefusal::Inactive(reason).into());
         }
+        let buyable = lease.cannot_buy.is_none() && lease.affordable_units() > 0;
+        if usage.unused_units() == 0 && !buyable {
+            return Err(LeaseRefusal::NotBought {
+                used: usage.used_units() + 1,
+                bought: usage.bought_units,
+                cannot_buy: Some(lease.cannot_buy.unwrap_or_else(|| {
+                    format!(
+                        "the available escrow ({} wei) does not pay for one unit at {} wei",
+                        lease.available_wei, lease.price_wei
+                    )
+                })),
+            }
+            .into());
+        }
+        Ok(())
     }
 }

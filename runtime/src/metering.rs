@@ -22,10 +22,20 @@ pub fn attach(opts: &MeterOptions) -> Result<Arc<KernelMeter>, MeterError> {
     Meter::attach(opts).map(Arc::new)
 }
 
-/// The kernel counter key of a usage counter: distinct per product, customer
-/// and signer, so two runtimes never count into each other's counters.
+/// The kernel counter key of a usage counter: distinct per deployment, buyer
+/// (state directory), product, customer and signer, so two runtimes — or two
+/// deployments of the registry — never count into each other's counters.
+///
+/// Keys of the earlier layout (product, customer and signer only, without
+/// the deployment) are never derived again: counts pinned under them stay in
+/// the map unread rather than being billed to whichever deployment runs next.
 pub fn kernel_key(key: &UsageKey) -> u64 {
-    sealbox_ebpf::meter_key(&key.product, &key.customer, &key.signer)
+    let mut bytes = b"sealbox meter key v2".to_vec();
+    bytes.extend_from_slice(&key.to_bytes());
+    let digest = alloy::primitives::keccak256(bytes);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
 }
 
 /// One reading of a kernel counter: its count in the pinned map set named by

@@ -1,14 +1,16 @@
-//! A loaded, licensed product and its call path: admit under the lease
+//! A loaded, licensed product and its call path: admit a bought unit
 //! (journal) → enter the kernel meter → run the guest.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use sealed_format::Manifest;
 
+use alloy::primitives::B256;
+
 use crate::error::RuntimeError;
-use crate::gate::unix_now;
-use crate::journal::{Journal, Usage, UsageKey};
-use crate::lease::LeasePolicy;
+use crate::journal::{Journal, JournalError, Usage, UsageKey};
+use crate::lease::LeaseRefusal;
 use crate::metering::{KernelMeter, kernel_key};
 use crate::sandbox::{NumValue, Program};
 
@@ -20,7 +22,10 @@ pub struct Product {
     kernel_key: u64,
     journal: Arc<Journal>,
     meter: Option<Arc<KernelMeter>>,
-    policy: LeasePolicy,
+    /// Units used at which the next block should be bought (`u64::MAX`: none set).
+    buy_at: AtomicU64,
+    /// A call reached `buy_at`, or found every bought unit used.
+    wants_units: AtomicBool,
 }
 
 impl std::fmt::Debug for Product {
@@ -41,7 +46,6 @@ impl Product {
         key: UsageKey,
         journal: Arc<Journal>,
         meter: Option<Arc<KernelMeter>>,
-        policy: LeasePolicy,
     ) -> Result<Self, RuntimeError> {
         let kernel_key = kernel_key(&key);
         if let Some(meter) = &meter {
@@ -56,7 +60,8 @@ impl Product {
             kernel_key,
             journal,
             meter,
-            policy,
+            buy_at: AtomicU64::new(u64::MAX),
+            wants_units: AtomicBool::new(false),
         };
         product.usage()?;
         Ok(product)
@@ -72,9 +77,33 @@ impl Product {
         &self.program
     }
 
+    /// The release being run (SHA-256 of the plaintext module): every license
+    /// re-check and purchase checks this release, not just the product.
+    pub fn code_hash(&self) -> B256 {
+        B256::from(self.manifest.code_hash.0)
+    }
+
     /// The usage counter this product's calls go to.
     pub fn usage_key(&self) -> &UsageKey {
         &self.key
+    }
+
+    /// Asks to be told (see [`Product::wants_units`]) once `used` units are used:
+    /// the point where a buying loop should buy the next block.
+    pub fn buy_when_used(&self, used: u64) {
+        self.buy_at.store(used, Ordering::Relaxed);
+    }
+
+    /// Whether a call reached the point set by [`Product::buy_when_used`] or
+    /// was refused for want of a bought unit since the last
+    /// [`Product::take_wants_units`].
+    pub fn wants_units(&self) -> bool {
+        self.wants_units.load(Ordering::Relaxed)
+    }
+
+    /// Reads and clears [`Product::wants_units`].
+    pub fn take_wants_units(&self) -> bool {
+        self.wants_units.swap(false, Ordering::Relaxed)
     }
 
     /// Whether calls are counted by the kernel meter too.
@@ -108,10 +137,22 @@ impl Product {
         Ok(call.run()?)
     }
 
-    /// The unit is written to the journal before the guest runs, so a crash
-    /// during or after the call cannot lose it.
+    /// The unit must have been bought; it is written to the journal before
+    /// the guest runs, so a crash during or after the call cannot lose it.
     fn admit(&self) -> Result<(), RuntimeError> {
-        self.journal.admit(&self.key, 1, unix_now(), &self.policy)?;
+        match self.journal.admit(&self.key, 1) {
+            Ok(used) => {
+                if used >= self.buy_at.load(Ordering::Relaxed) {
+                    self.wants_units.store(true, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                if matches!(e, JournalError::Refused(LeaseRefusal::NotBought { .. })) {
+                    self.wants_units.store(true, Ordering::Relaxed);
+                }
+                return Err(e.into());
+            }
+        }
         sealbox_ebpf::meter_call(self.kernel_key);
         Ok(())
     }

@@ -1,21 +1,22 @@
 //! Options shared by the subcommands and the wiring they have in common:
-//! key, chain connection, journal, sandbox and kernel meter.
+//! key, chain connection, state directory, journal, sandbox and kernel meter.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use alloy::primitives::{Address, B256};
 use alloy::signers::local::PrivateKeySigner;
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use license_contract::{RegistryClient, RegistryError};
 use sealbox_ebpf::MeterOptions;
+use sealbox_runtime::deployment::Deployment;
 use sealbox_runtime::gate::Holder;
-use sealbox_runtime::journal::Journal;
-use sealbox_runtime::lease::LeasePolicy;
+use sealbox_runtime::journal::{Journal, LastDeployment};
 use sealbox_runtime::load::{ChainAccess, Loader};
 use sealbox_runtime::metering::{self, KernelMeter};
+use sealbox_runtime::purchase::PrepayPolicy;
 use sealbox_runtime::sandbox::{Sandbox, SandboxConfig};
+use sealbox_runtime::state_dir::StateDir;
 
 /// Where the chain is and which registry the customer trusts.
 #[derive(Debug, Clone, clap::Args)]
@@ -51,16 +52,14 @@ impl ChainArgs {
 /// Where the runtime keeps its state, and the limits it enforces.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RuntimeArgs {
-    /// State directory: usage journal and leases (default: /var/lib/sealbox as root,
-    /// else ~/.local/state/sealbox).
+    /// State directory: usage journal, leases, the buyer id of its purchases (default:
+    /// /var/lib/sealbox as root, else ~/.local/state/sealbox). One running process per
+    /// directory; each directory buys its own units.
     #[arg(long, env = "SEALBOX_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
     /// Compiled-module cache (default: <state-dir>/modules). Entries are authenticated.
     #[arg(long, env = "SEALBOX_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// How long the last successful license check lets modules run while the RPC is unreachable.
-    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
-    pub lease_max_age: u64,
     /// Do not attach the eBPF meter (kernel-required modules then refuse to run).
     #[arg(long)]
     pub no_kernel_meter: bool,
@@ -84,38 +83,89 @@ pub struct RuntimeArgs {
     pub max_input_bytes: usize,
 }
 
+/// How units are bought ahead (pay before use).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PrepayArgs {
+    /// Smallest block of units bought at once (also what one `runtime run` buys when no
+    /// bought unit is left). Units bought and not used when a state directory is dropped
+    /// are lost, so this bounds what an honest customer can forfeit.
+    #[arg(long, value_name = "UNITS", default_value_t = PrepayPolicy::default().min_units,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub prepay_min_units: u64,
+    /// Largest block of units bought at once (a block is about a minute of calls at the
+    /// current rate, within these bounds and what the escrow can pay).
+    #[arg(long, value_name = "UNITS", default_value_t = PrepayPolicy::default().max_units,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub prepay_max_units: u64,
+    /// Highest price per unit (wei) this runtime may pay; a purchase at a higher price is
+    /// refused (default: the price read when buying, which the receipt then caps).
+    #[arg(long, value_name = "WEI")]
+    pub max_price: Option<u128>,
+}
+
+impl PrepayArgs {
+    /// The policy, or an error when the bounds contradict each other.
+    pub fn policy(&self) -> anyhow::Result<PrepayPolicy> {
+        anyhow::ensure!(
+            self.prepay_min_units <= self.prepay_max_units,
+            "--prepay-min-units ({}) is larger than --prepay-max-units ({})",
+            self.prepay_min_units,
+            self.prepay_max_units
+        );
+        Ok(PrepayPolicy {
+            min_units: self.prepay_min_units,
+            max_units: self.prepay_max_units,
+            max_price: self.max_price,
+            ..PrepayPolicy::default()
+        })
+    }
+}
+
 impl RuntimeArgs {
-    /// The state directory, created 0700 if missing.
-    pub fn state_dir(&self) -> anyhow::Result<PathBuf> {
-        let dir = match &self.state_dir {
+    /// The state directory's path.
+    pub fn state_path(&self) -> PathBuf {
+        match &self.state_dir {
             Some(dir) => dir.clone(),
             None if is_root() => PathBuf::from("/var/lib/sealbox"),
             None => std::env::var_os("HOME")
                 .map(|h| PathBuf::from(h).join(".local/state/sealbox"))
                 .unwrap_or_else(|| PathBuf::from(".sealbox-state")),
-        };
-        create_private_dir(&dir)?;
-        Ok(dir)
-    }
-
-    /// Opens the usage journal of `registry`.
-    pub fn journal(&self, registry: Address) -> anyhow::Result<Arc<Journal>> {
-        let path = self.state_dir()?.join(format!("journal-{registry}.db"));
-        Ok(Arc::new(Journal::open(&path)?))
-    }
-
-    /// The lease policy.
-    pub fn lease_policy(&self) -> LeasePolicy {
-        LeasePolicy {
-            max_age: Duration::from_secs(self.lease_max_age),
         }
+    }
+
+    /// Opens the state directory: locked for a process that runs or buys,
+    /// unlocked for one that only reads.
+    pub fn open_state(&self, lock: bool) -> anyhow::Result<StateDir> {
+        let path = self.state_path();
+        let state = if lock {
+            StateDir::lock(&path)
+        } else {
+            StateDir::open(&path)
+        };
+        // Through `RuntimeError`, so the exit code says "state directory" (37).
+        Ok(state.map_err(sealbox_runtime::RuntimeError::from)?)
+    }
+
+    /// Opens the usage journal of `registry` in `state`.
+    pub fn journal(&self, state: &StateDir, registry: Address) -> anyhow::Result<Arc<Journal>> {
+        let old = state.path().join(format!("journal-{registry}.db"));
+        if old.exists() {
+            tracing::warn!(
+                "{} is a journal of an earlier, post-paid version; it is not read (its \
+                 unsettled usage is not carried over)",
+                old.display()
+            );
+        }
+        let path = state.path().join(format!("journal-v2-{registry}.db"));
+        let journal = Journal::open(&path).map_err(sealbox_runtime::RuntimeError::from)?;
+        Ok(Arc::new(journal))
     }
 
     /// Creates the sandbox with the customer's caps.
     pub fn sandbox(&self) -> anyhow::Result<Sandbox> {
         let cache_dir = match &self.cache_dir {
             Some(dir) => dir.clone(),
-            None => self.state_dir()?.join("modules"),
+            None => self.state_path().join("modules"),
         };
         let cfg = SandboxConfig {
             cache_dir: Some(cache_dir),
@@ -151,6 +201,10 @@ pub struct Session {
     pub holder: Holder,
     /// The chain, when reachable.
     pub client: Option<RegistryClient>,
+    /// The registry deployment (read from the chain, or the last on record offline).
+    pub deployment: LastDeployment,
+    /// The state directory, locked by this process for as long as the session lives.
+    pub _state: StateDir,
     /// The usage journal.
     pub journal: Arc<Journal>,
     /// The sandbox.
@@ -159,18 +213,18 @@ pub struct Session {
     pub meter: Result<Arc<KernelMeter>, String>,
     /// The trusted registry.
     pub registry: Address,
-    /// Lease policy.
-    pub policy: LeasePolicy,
 }
 
 impl Session {
-    /// Loads the key, connects (tolerating an unreachable RPC), opens the journal,
-    /// creates the sandbox and attaches the meter.
+    /// Locks the state directory, loads the key, connects (tolerating an
+    /// unreachable RPC), opens the journal, creates the sandbox and attaches
+    /// the meter.
     pub async fn open(
         chain: &ChainArgs,
         runtime: &RuntimeArgs,
         customer: Option<Address>,
     ) -> anyhow::Result<Self> {
+        let state = runtime.open_state(true)?;
         let signer = chain.signer()?;
         let decrypt = match &runtime.decrypt_key {
             Some(path) => sealbox_keyfile::load_signer(path)
@@ -180,16 +234,28 @@ impl Session {
         let holder = Holder {
             customer: customer.unwrap_or(signer.address()),
             signer: signer.address(),
+            buyer: B256::from(state.buyer()),
         };
-        let journal = runtime.journal(chain.registry)?;
-        let client = match chain.connect(Some(signer.clone())).await {
+        let journal = runtime.journal(&state, chain.registry)?;
+        let (client, deployment) = match chain.connect(Some(signer.clone())).await {
             Ok(client) => {
-                journal.set_chain_id(client.chain_id())?;
-                Some(client)
+                let deployment = Deployment::of(&client).await?;
+                let last = LastDeployment {
+                    id: deployment.id(),
+                    chain_id: deployment.chain_id,
+                };
+                journal.set_last_deployment(last)?;
+                (Some(client), last)
             }
             Err(e @ RegistryError::Unreachable { .. }) => {
-                tracing::warn!("{e}; trying the stored license lease");
-                None
+                tracing::warn!("{e}; running on the units already bought");
+                let last = journal.last_deployment()?.ok_or_else(|| {
+                    sealbox_runtime::RuntimeError::Offline(format!(
+                        "{e}; and no successful connection to this registry is on record in \
+                         this state directory, so nothing was bought here to run on"
+                    ))
+                })?;
+                (None, last)
             }
             Err(e) => return Err(e.into()),
         };
@@ -203,32 +269,31 @@ impl Session {
             decrypt,
             holder,
             client,
+            deployment,
+            _state: state,
             journal,
             sandbox,
             meter,
             registry: chain.registry,
-            policy: runtime.lease_policy(),
         })
     }
 
     /// The load pipeline for this session.
-    pub fn loader(&self) -> anyhow::Result<Loader<'_>> {
+    pub fn loader(&self) -> Loader<'_> {
         let chain = match &self.client {
             Some(client) => ChainAccess::Online(client),
-            None => ChainAccess::Offline {
-                chain_id: self.journal.chain_id()?,
-            },
+            None => ChainAccess::Offline,
         };
-        Ok(Loader {
+        Loader {
             sandbox: &self.sandbox,
             journal: &self.journal,
             registry: self.registry,
             chain,
             holder: self.holder,
+            deployment: self.deployment,
             decrypt_key: Some(self.decrypt.credential()),
-            policy: self.policy,
             meter: self.meter.as_ref().map_err(String::as_str),
-        })
+        }
     }
 }
 
@@ -253,22 +318,4 @@ pub fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
-}
-
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if dir.exists() {
-        bail!(
-            "state directory {} exists and is not a directory",
-            dir.display()
-        );
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create the state directory {}", dir.display()))
 }

@@ -1,20 +1,28 @@
 //! `runtime license …`: the customer's side of the registry.
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
 use anyhow::bail;
+use sealbox_runtime::deployment::Deployment;
 use sealbox_runtime::journal::UsageKey;
 
 use super::context::{ChainArgs, RuntimeArgs, product_id};
+
+/// Below this many wei (20 purchases at 60,000 gas and 1 gwei) the signer's
+/// balance is reported as low: it pays the gas of every purchase.
+const LOW_SIGNER_BALANCE_WEI: u64 = 20 * 60_000 * 1_000_000_000;
 
 /// `runtime license` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Deposit wei into the escrow that pays for a product's usage.
     Deposit(DepositArgs),
-    /// Show the license: active, reason, balance, price, settled units, local usage.
+    /// Show the license: active, reason, balance, price, units bought / used / unused here.
     Status(Box<StatusArgs>),
-    /// Authorize a runtime signer key to meter and settle usage for your license.
+    /// Authorize a runtime signer key to buy units for your license (it pays their gas).
     Authorize(AuthorizeArgs),
+    /// Deauthorize a runtime signer key: it buys and runs nothing more, at once.
+    Deauthorize(AuthorizeArgs),
     /// Withdraw escrow: request (starts the thaw), then --complete after it.
     Withdraw(WithdrawArgs),
 }
@@ -39,7 +47,8 @@ pub struct DepositArgs {
 pub struct StatusArgs {
     /// Product: a sealed module or a 0x product id.
     pub product: String,
-    /// Customer to check (default: the key's own address).
+    /// Customer to check (default: the key's own address). The counts shown are this
+    /// state directory's, for the key as signer.
     #[arg(long)]
     pub customer: Option<Address>,
     /// Machine-readable output.
@@ -51,7 +60,7 @@ pub struct StatusArgs {
     pub runtime: RuntimeArgs,
 }
 
-/// Arguments of `runtime license authorize`.
+/// Arguments of `runtime license authorize` and `deauthorize`.
 #[derive(Debug, clap::Args)]
 pub struct AuthorizeArgs {
     /// Product: a sealed module or a 0x product id.
@@ -84,6 +93,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Deposit(args) => deposit(args).await,
         Command::Status(args) => status(*args).await,
         Command::Authorize(args) => authorize(args).await,
+        Command::Deauthorize(args) => deauthorize(args).await,
         Command::Withdraw(args) => withdraw(args).await,
     }
 }
@@ -106,10 +116,16 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
     let me = signer.address();
     let customer = args.customer.unwrap_or(me);
     let client = args.chain.connect(None).await?;
+    let state = args.runtime.open_state(false)?;
+    let buyer = B256::from(state.buyer());
     let license = client.license_status(product, customer, None).await?;
-    let signer_status = client.signer_status(product, customer, me).await?;
-    let journal = args.runtime.journal(args.chain.registry)?;
+    let signer_status = client.signer_status(product, customer, me, buyer).await?;
+    let gas_balance = client.provider().get_balance(me).await.ok();
+    let deployment = Deployment::of(&client).await?;
+    let journal = args.runtime.journal(&state, args.chain.registry)?;
     let key = UsageKey {
+        deployment: deployment.id(),
+        buyer: buyer.0,
         product: product.0,
         customer: customer.into_array(),
         signer: me.into_array(),
@@ -120,29 +136,33 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
         journal.record_kernel_units(&key, k.epoch, k.count)?;
     }
     let usage = journal.usage(&key)?;
+    let low = gas_balance.is_some_and(|b| b < U256::from(LOW_SIGNER_BALANCE_WEI));
     if args.json {
         let value = serde_json::json!({
             "product_id": product,
             "customer": customer,
+            "deployment": B256::from(deployment.id()),
             "active": license.active,
             "reason": format!("{:?}", license.reason),
             "reason_text": license.reason.to_string(),
             "balance_wei": license.balance.to_string(),
             "available_wei": license.available.to_string(),
             "price_wei": license.price.to_string(),
-            "settled_units": license.settled_units,
-            "unpaid_units": license.unpaid_units,
+            "bought_units": license.bought_units,
             "block": license.block_number,
             "signer": {
                 "address": me,
                 "authorized": signer_status.authorized,
-                "settled_units": signer_status.settled_units,
+                "gas_balance_wei": gas_balance.map(|b| b.to_string()),
+                "gas_balance_low": low,
             },
+            "buyer": buyer,
             "usage": {
+                "bought_units": signer_status.bought_units,
+                "used_units": usage.used_units(),
                 "runtime_units": usage.runtime_units,
                 "kernel_units": usage.kernel_units,
-                "settled_units": usage.settled_units,
-                "unsettled_units": usage.unsettled_units(),
+                "unused_units": signer_status.bought_units.saturating_sub(usage.used_units()),
             },
             "kernel_meter": match &kernel {
                 Ok(k) => serde_json::json!({
@@ -168,23 +188,31 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
         );
         println!("price       {} wei per unit", license.price);
         println!(
-            "settled     {} unit(s) over all signers",
-            license.settled_units
+            "bought      {} unit(s) over all signers and state directories",
+            license.bought_units
         );
         println!(
-            "signer      {me}: {}, settled {}",
+            "signer      {me}: {}, gas balance {}",
             if signer_status.authorized {
                 "authorized"
             } else {
                 "NOT authorized"
             },
-            signer_status.settled_units
+            match gas_balance {
+                Some(b) if low => format!("{b} wei — LOW: it pays for every purchase, top it up"),
+                Some(b) => format!("{b} wei"),
+                None => "unknown".into(),
+            }
         );
         println!(
-            "usage       runtime {} / kernel {} / unsettled {}",
+            "here        bought {} / used {} (runtime {}, kernel {}) / unused {}",
+            signer_status.bought_units,
+            usage.used_units(),
             usage.runtime_units,
             usage.kernel_units,
-            usage.unsettled_units()
+            signer_status
+                .bought_units
+                .saturating_sub(usage.used_units())
         );
         match &kernel {
             Ok(_) => println!(
@@ -203,6 +231,18 @@ async fn authorize(args: AuthorizeArgs) -> anyhow::Result<()> {
     let tx = client.authorize_signer(product, args.signer).await?;
     println!(
         "authorized signer {} for product {product} (tx {}, gas {})",
+        args.signer, tx.hash, tx.gas_used
+    );
+    Ok(())
+}
+
+async fn deauthorize(args: AuthorizeArgs) -> anyhow::Result<()> {
+    let product = product_id(&args.product)?;
+    let client = args.chain.connect(Some(args.chain.signer()?)).await?;
+    let tx = client.deauthorize_signer(product, args.signer).await?;
+    println!(
+        "deauthorized signer {} for product {product} (tx {}, gas {}); it buys nothing more \
+         and its runtimes stop at their next license check",
         args.signer, tx.hash, tx.gas_used
     );
     Ok(())

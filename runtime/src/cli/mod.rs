@@ -26,14 +26,17 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run one call of a sealed module: verify, check the license, decrypt, compile, invoke.
+    /// Run one call of a sealed module: verify, check the license, decrypt, compile, buy units
+    /// ahead if none is left, invoke.
     Run(Box<run::Args>),
-    /// The customer's license: deposit, status, authorize a runtime signer, withdraw.
+    /// The customer's license: deposit, status, authorize or deauthorize a runtime signer,
+    /// withdraw.
     #[command(subcommand)]
     License(license::Command),
-    /// Settle metered usage on chain now: sign cumulative receipts and send them.
+    /// Finish purchases an earlier process left in flight and report bought / used / unused
+    /// units (nothing is owed after a call: units are bought before they run).
     Settle(Box<settle::Args>),
-    /// Serve sealed modules over HTTP, with license refresh, periodic settlement and /metrics.
+    /// Serve sealed modules over HTTP, buying units ahead, with license refresh and /metrics.
     Serve(Box<serve::Args>),
 }
 
@@ -55,12 +58,13 @@ Exit codes:
   1       other error (I/O, bad key file, …)
   2       usage error
   10-22   the sealed file failed a check (same codes as `packager verify`)
-  30      chain mismatch        31  registry mismatch
+  30      chain or deployment mismatch        31  registry mismatch
   32      chain unreachable / cannot run offline
   33      not licensed          34  signer not authorized by the customer
-  35      call refused by the lease (expired offline, escrow exhausted)
+  35      no bought unit left and none can be bought (escrow, price above --max-price)
   36      kernel meter required but not attached
-  37      usage journal error
+  37      usage journal or state directory error (e.g. in use by another process)
+  38      a purchase transaction failed or was refused by the contract
   40      sandbox refused the module (imports, ABI, limits)
   41      the guest call failed (trap, runaway loop, memory limit, missing export)";
 

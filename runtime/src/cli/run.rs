@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use alloy::primitives::Address;
 use anyhow::{Context as _, bail};
 
-use sealbox_runtime::RuntimeError;
+use sealbox_runtime::purchase::Buyer;
 use sealbox_runtime::sandbox::CallError;
+use sealbox_runtime::{Product, RuntimeError};
 
-use super::context::{ChainArgs, RuntimeArgs, Session, read_file};
+use super::context::{ChainArgs, PrepayArgs, RuntimeArgs, Session, read_file};
 
 /// Arguments of `runtime run`.
 #[derive(Debug, clap::Args)]
@@ -21,6 +22,8 @@ pub struct Args {
     pub chain: ChainArgs,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub prepay: PrepayArgs,
     /// Customer whose license is used (default: the key's own address; the key must be a
     /// signer the customer authorized).
     #[arg(long)]
@@ -46,8 +49,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(spec) => Some(read_input(spec, args.runtime.max_input_bytes)?),
         None => None,
     };
+    let policy = args.prepay.policy()?;
     let session = Session::open(&args.chain, &args.runtime, args.customer).await?;
-    let product = session.loader()?.load(&sealed).await?;
+    let product = session.loader().load(&sealed).await?;
 
     if let Some(input) = input {
         let export = match args.export.clone().or_else(|| product.default_export()) {
@@ -57,6 +61,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 product.program().entries().join(", ")
             ),
         };
+        // A call the sandbox would refuse is refused before anything is bought.
+        product.program().bytes_call(&export, &input)?;
+        ensure_bought(&session, &product, &policy).await?;
         let out = product.call_bytes(&export, &input)?;
         write_output(args.output.as_deref(), &out)?;
     } else if let Some(invoke) = &args.invoke {
@@ -64,6 +71,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .split_first()
             .context("--invoke needs the export name")?;
         let params: Vec<&str> = rest.iter().map(String::as_str).collect();
+        product.program().numeric_call(export, &params)?;
+        ensure_bought(&session, &product, &policy).await?;
         let results = product.call_numeric(export, &params)?;
         let text: Vec<String> = results.iter().map(ToString::to_string).collect();
         write_output(
@@ -72,12 +81,46 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         )?;
     }
     let usage = product.usage()?;
+    session.journal.sync()?;
     tracing::info!(
         runtime_units = usage.runtime_units,
         kernel_units = usage.kernel_units,
-        settled_units = usage.settled_units,
+        bought_units = usage.bought_units,
         kernel_metered = product.kernel_metered(),
         "usage"
+    );
+    Ok(())
+}
+
+/// Buys a block of units (`--prepay-min-units`, or what the escrow pays) when
+/// every bought unit is used, and waits until it is mined. Offline, only units
+/// already bought run.
+async fn ensure_bought(
+    session: &Session,
+    product: &Product,
+    policy: &sealbox_runtime::purchase::PrepayPolicy,
+) -> anyhow::Result<()> {
+    if product.usage()?.unused_units() > 0 {
+        return Ok(());
+    }
+    let Some(client) = &session.client else {
+        // Admission refuses with the reason.
+        return Ok(());
+    };
+    let buyer = Buyer {
+        client,
+        signer: &session.signer,
+        journal: &session.journal,
+        policy,
+    };
+    let bought = buyer
+        .buy(product.usage_key(), product.code_hash(), policy.min_units)
+        .await?;
+    tracing::info!(
+        units = bought.units(),
+        cumulative = bought.cumulative,
+        gas = bought.settlement.tx.gas_used,
+        "bought units ahead"
     );
     Ok(())
 }

@@ -1,18 +1,17 @@
 //! `runtime serve`: sealed modules behind an HTTP API, with license refresh,
-//! periodic settlement and Prometheus metrics.
+//! units bought ahead and Prometheus metrics.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use sealbox_runtime::serve::{
-    BearerToken, ChainLink, Ledger, ServeConfig, Server, SettlePolicy, check_bind,
+    AllowedHost, BearerToken, ChainLink, Ledger, Listen, ServeConfig, Server, check_bind,
 };
 
-use super::context::{ChainArgs, RuntimeArgs, Session, read_file};
+use super::context::{ChainArgs, PrepayArgs, RuntimeArgs, Session, read_file};
 
 /// Arguments of `runtime serve`.
 #[derive(Debug, clap::Args)]
@@ -20,23 +19,30 @@ pub struct Args {
     /// A sealed module to serve (repeatable; one release per product).
     #[arg(long = "module", value_name = "SEALED", required = true)]
     pub modules: Vec<PathBuf>,
-    /// Address to listen on. Anything but a loopback address requires --token.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Bearer token required by every route except /healthz (at least 16 characters).
-    #[arg(long, env = "SEALBOX_TOKEN", hide_env_values = true)]
-    pub token: Option<BearerToken>,
-    /// Settle a product once it has run this many units since its last settlement. A repeat
-    /// settle costs ~57,000 gas whatever it covers: the default, 100,000, costs ~0.6 gas per
-    /// unit, and the escrow still bounds what can go unsettled.
-    #[arg(long, value_name = "N", default_value_t = 100_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub settle_every_units: u64,
-    /// Settle at least this often (seconds) while there are unsettled units.
-    #[arg(long, value_name = "T", default_value_t = 60,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub settle_every_secs: u64,
-    /// Re-check every product's license on chain this often (seconds).
+    /// Where to listen: IP:PORT, or unix:PATH for a Unix socket (created with mode 0600,
+    /// removed at shutdown; no token needed). A TCP address other than loopback requires a
+    /// token (--token-file or SEALBOX_TOKEN).
+    #[arg(long, value_name = "ADDR|unix:PATH", default_value = "127.0.0.1:8080")]
+    pub listen: Listen,
+    /// File holding the bearer token required by every route except /healthz (at least 16
+    /// characters; one trailing newline is ignored). It must be 0600 or stricter. The token
+    /// may instead come from the SEALBOX_TOKEN environment variable; it is never taken from
+    /// the command line, where every local user can read it.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Refused with an explanation: use --token-file or SEALBOX_TOKEN.
+    #[arg(long = "token", value_name = "TOKEN", hide = true)]
+    pub token_on_command_line: Option<String>,
+    /// A host name clients reach this server by, e.g. a DNS or service name (repeatable).
+    /// Requests over TCP whose Host header names anything but localhost, a loopback
+    /// address, the listening address or one of these are refused with 403 (DNS rebinding);
+    /// requests carrying an Origin header (sent by web pages) are always refused.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allow_hosts: Vec<AllowedHost>,
+    #[command(flatten)]
+    pub prepay: PrepayArgs,
+    /// Re-check every product's license (and release, and signer) on chain this often
+    /// (seconds); a lapsed license stops its product's calls at the next check.
     #[arg(long, value_name = "R", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub refresh_secs: u64,
@@ -50,10 +56,46 @@ pub struct Args {
     pub runtime: RuntimeArgs,
 }
 
+/// The environment variable that may hold the bearer token.
+const TOKEN_ENV: &str = "SEALBOX_TOKEN";
+
+/// The bearer token from `--token-file` or `SEALBOX_TOKEN`; a token on the
+/// command line is refused.
+fn token(args: &Args) -> anyhow::Result<Option<BearerToken>> {
+    if args.token_on_command_line.is_some() {
+        bail!(
+            "--token is not accepted: a token on the command line is visible to every user of \
+             this machine (ps, /proc/PID/cmdline), so consider this one exposed and make a new \
+             one. Write it to a file only you can read (umask 077; openssl rand -hex 24 > \
+             token) and pass --token-file token, or set {TOKEN_ENV}"
+        );
+    }
+    let env = std::env::var_os(TOKEN_ENV).filter(|v| !v.is_empty());
+    match (&args.token_file, env) {
+        (Some(path), Some(_)) => bail!(
+            "both --token-file {} and {TOKEN_ENV} are set; give the token one way",
+            path.display()
+        ),
+        (Some(path), None) => Ok(Some(BearerToken::from_file(path)?)),
+        (None, Some(value)) => {
+            let Some(value) = value.to_str() else {
+                bail!("{TOKEN_ENV} is not valid UTF-8");
+            };
+            let token = value
+                .parse()
+                .with_context(|| format!("{TOKEN_ENV} is not a usable bearer token"))?;
+            Ok(Some(token))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 /// Runs `runtime serve` until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let token = token(&args)?;
     // Refuse an unguarded public address before touching keys or the chain.
-    check_bind(args.listen, args.token.as_ref())?;
+    check_bind(&args.listen, token.as_ref())?;
+    let prepay = args.prepay.policy()?;
     let sealed = args
         .modules
         .iter()
@@ -61,7 +103,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let session = Session::open(&args.chain, &args.runtime, args.customer).await?;
-    let loader = session.loader()?;
+    let loader = session.loader();
     let mut products = Vec::with_capacity(sealed.len());
     for (path, bytes) in &sealed {
         let product = loader
@@ -74,7 +116,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let chain = ChainLink::new(
         args.chain.rpc.clone(),
         args.chain.registry,
-        session.journal.chain_id()?,
+        session.deployment,
         session.signer.clone(),
         session.client.clone(),
     );
@@ -84,19 +126,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         chain: Arc::new(chain),
     };
     let config = ServeConfig {
-        listen: args.listen,
-        token: args.token.clone(),
+        listen: args.listen.clone(),
+        token,
+        allow_hosts: args.allow_hosts.clone(),
         max_input_bytes: args.runtime.max_input_bytes,
         max_concurrent_calls: session.sandbox.config().pool_instances as usize,
-        settle: SettlePolicy {
-            every_units: args.settle_every_units,
-            every: Duration::from_secs(args.settle_every_secs),
-            ..SettlePolicy::default()
-        },
+        prepay,
         refresh_every: Duration::from_secs(args.refresh_secs),
     };
     let server = Server::bind(config, products, ledger).await?;
-    let addr = server.local_addr()?;
+    let listen = server.local_addr()?;
     for (id, name, version, entries) in server.products() {
         println!(
             "serving {name} {version} as {id} (entries: {})",
@@ -104,20 +143,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     // Scripts and tests wait for this line; with port 0 it names the port.
-    println!("listening on http://{addr}");
+    println!("listening on {}", listen.url());
 
     let summary = server.run(shutdown_signal()).await?;
     println!(
         "stopped: {} call(s) answered, {} refused or failed",
         summary.calls_ok, summary.calls_failed
     );
-    if summary.final_settle_failures > 0 {
-        eprintln!(
-            "warning: {} product(s) could not be settled at shutdown; their units are kept in \
-             the journal and settle at the next start or with `runtime settle`",
-            summary.final_settle_failures
-        );
-    }
     Ok(())
 }
 

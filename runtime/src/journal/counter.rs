@@ -11,9 +11,10 @@
 //! writes into the kernel's page cache through the shared mapping, so a unit
 //! survives the death of the process (`SIGKILL` included) the instant it is
 //! admitted; only an OS crash can lose pages not yet written back, which is
-//! why [`super::Journal::sync`] flushes every counter before a receipt is
-//! signed. Processes that share a state directory map the same page, so their
-//! admissions add up and never overwrite one another.
+//! why [`super::Journal::sync`] flushes every counter (`runtime serve` every
+//! 10 s, `runtime run` before it exits). Processes that share a state
+//! directory map the same page, so their admissions add up and never
+//! overwrite one another.
 //!
 //! Layout (16 bytes): the magic `SBXUSE01`, then the cumulative admitted
 //! units as a native-endian (little-endian on every supported target) `u64`.
@@ -46,7 +47,7 @@ pub enum CounterError {
     /// it counts rather than start again from zero.
     #[error(
         "usage counter {path} is not a Sealbox usage counter (bad header); \
-         move it aside only if its units are settled"
+         moving it aside counts every unit bought for it as used"
     )]
     Corrupt {
         /// The counter file.
@@ -119,6 +120,33 @@ impl CounterFile {
                 source,
             }),
         }
+    }
+
+    /// Reads the value of the counter at `path` without mapping or writing it
+    /// (`None` when there is no file). A file a crash left half-created (all
+    /// zeros) reads as 0.
+    pub fn read_existing(path: &Path) -> Result<Option<u64>, CounterError> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(CounterError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        if bytes.iter().all(|&b| b == 0) {
+            return Ok(Some(0));
+        }
+        if bytes.len() < LEN || bytes[..8] != MAGIC {
+            return Err(CounterError::Corrupt {
+                path: path.to_owned(),
+            });
+        }
+        let mut value = [0; 8];
+        value.copy_from_slice(&bytes[8..LEN]);
+        Ok(Some(u64::from_ne_bytes(value)))
     }
 
     fn map(path: &Path, file: &File, fresh_ok: bool) -> Result<Self, CounterError> {

@@ -1,7 +1,14 @@
-//! Who may talk to the server: loopback without a token, anything else only
-//! with one; a set token guards every route except `/healthz`.
+//! Who may talk to the server: loopback or a Unix socket without a token,
+//! any other address only with one; a set token guards every route except
+//! `/healthz`.
+//!
+//! The token never goes on a command line (other local users read those in
+//! `ps` and `/proc/PID/cmdline`): it comes from a file only its owner can
+//! read ([`BearerToken::from_file`]) or from the environment.
 
-use std::net::SocketAddr;
+use std::io::Read as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -10,9 +17,9 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::ServeError;
 use super::http::error_response;
 use super::state::App;
+use super::{Listen, ServeError};
 
 /// Fewest characters a bearer token may have.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -60,7 +67,86 @@ impl FromStr for BearerToken {
     }
 }
 
+/// Permission bits that must be clear on a token file (group and other access).
+const FORBIDDEN_MODE_BITS: u32 = 0o077;
+
+/// Most bytes read from a token file (a token is a line of a few dozen characters).
+const MAX_TOKEN_FILE_BYTES: u64 = 4096;
+
+/// Why a token file could not be used. Messages name the file, never the token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    /// The file could not be opened or read.
+    #[error("cannot read the token file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Group or others may read (or write) the file.
+    #[error(
+        "the token file {path} has mode {mode:04o}: group or others can access it; a token file \
+         must be 0600 or stricter (run: chmod 600 {path})"
+    )]
+    InsecureMode {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits (`mode & 0o7777`).
+        mode: u32,
+    },
+    /// The file holds more than one line of a token's size.
+    #[error(
+        "the token file {path} is larger than {MAX_TOKEN_FILE_BYTES} bytes; it must hold the token alone"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The content is not a usable token.
+    #[error("the token file {path}: {source}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with the token.
+        source: TokenError,
+    },
+}
+
 impl BearerToken {
+    /// Reads the token from `path`: the whole file, less one trailing newline
+    /// (`\n` or `\r\n`). The file must be readable by its owner only (mode
+    /// 0600 or stricter); its mode is checked before anything is read.
+    pub fn from_file(path: &Path) -> Result<BearerToken, TokenFileError> {
+        let io = |source| TokenFileError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let mode = file.metadata().map_err(io)?.permissions().mode() & 0o7777;
+        if mode & FORBIDDEN_MODE_BITS != 0 {
+            return Err(TokenFileError::InsecureMode {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+        let mut text = zeroize::Zeroizing::new(String::new());
+        file.take(MAX_TOKEN_FILE_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(io)?;
+        if text.len() as u64 > MAX_TOKEN_FILE_BYTES {
+            return Err(TokenFileError::TooLarge {
+                path: path.to_path_buf(),
+            });
+        }
+        let line = text.strip_suffix('\n').unwrap_or(&text);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        line.parse().map_err(|source| TokenFileError::Invalid {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
     /// Whether an `Authorization` header value presents this token.
     /// The comparison takes the same time wherever the first difference is.
     pub fn accepts(&self, header: &[u8]) -> bool {
@@ -88,12 +174,15 @@ fn strip_scheme(header: &[u8]) -> Option<&[u8]> {
     Some(header[SCHEME.len()..].trim_ascii())
 }
 
-/// Refuses to bind a non-loopback address without a token.
-pub fn check_bind(addr: SocketAddr, token: Option<&BearerToken>) -> Result<(), ServeError> {
-    if token.is_none() && !addr.ip().is_loopback() {
-        return Err(ServeError::TokenRequired { addr });
+/// Refuses to bind a non-loopback TCP address without a token. A Unix
+/// socket needs none: its file mode (0600) decides who may connect.
+pub fn check_bind(listen: &Listen, token: Option<&BearerToken>) -> Result<(), ServeError> {
+    match listen {
+        Listen::Tcp(addr) if token.is_none() && !addr.ip().is_loopback() => {
+            Err(ServeError::TokenRequired { addr: *addr })
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Middleware: 401 unless the request carries the server's token (when one is set).
@@ -154,16 +243,69 @@ mod tests {
     #[test]
     fn only_loopback_may_go_without_a_token() {
         let t: BearerToken = "0123456789abcdef".parse().unwrap();
-        assert!(check_bind("127.0.0.1:8080".parse().unwrap(), None).is_ok());
-        assert!(check_bind("[::1]:8080".parse().unwrap(), None).is_ok());
+        let tcp = |s: &str| Listen::Tcp(s.parse().unwrap());
+        assert!(check_bind(&tcp("127.0.0.1:8080"), None).is_ok());
+        assert!(check_bind(&tcp("[::1]:8080"), None).is_ok());
         assert!(matches!(
-            check_bind("0.0.0.0:8080".parse().unwrap(), None),
+            check_bind(&tcp("0.0.0.0:8080"), None),
             Err(ServeError::TokenRequired { .. })
         ));
         assert!(matches!(
-            check_bind("192.168.1.5:8080".parse().unwrap(), None),
+            check_bind(&tcp("192.168.1.5:8080"), None),
             Err(ServeError::TokenRequired { .. })
         ));
-        assert!(check_bind("0.0.0.0:8080".parse().unwrap(), Some(&t)).is_ok());
+        assert!(check_bind(&tcp("0.0.0.0:8080"), Some(&t)).is_ok());
+        assert!(check_bind(&Listen::Unix("/run/s.sock".into()), None).is_ok());
+    }
+
+    #[test]
+    fn token_files_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "0123456789abcdef-XYZ\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = BearerToken::from_file(&path).unwrap_err();
+        assert!(matches!(
+            err,
+            TokenFileError::InsecureMode { mode: 0o644, .. }
+        ));
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&path.display().to_string()) && msg.contains("chmod 600"),
+            "{msg}"
+        );
+        assert!(!msg.contains("0123"), "{msg}");
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let t = BearerToken::from_file(&path).unwrap();
+        assert!(t.accepts(b"Bearer 0123456789abcdef-XYZ"));
+        std::fs::write(&path, "0123456789abcdef-XYZ\r\n").unwrap();
+        assert!(
+            BearerToken::from_file(&path)
+                .unwrap()
+                .accepts(b"Bearer 0123456789abcdef-XYZ")
+        );
+        // Only one newline is dropped: anything else is not part of a token.
+        std::fs::write(&path, "0123456789abcdef-XYZ\n\n").unwrap();
+        assert!(matches!(
+            BearerToken::from_file(&path),
+            Err(TokenFileError::Invalid {
+                source: TokenError::BadCharacters,
+                ..
+            })
+        ));
+        std::fs::write(&path, "short\n").unwrap();
+        assert!(matches!(
+            BearerToken::from_file(&path),
+            Err(TokenFileError::Invalid {
+                source: TokenError::TooShort { len: 5 },
+                ..
+            })
+        ));
+        assert!(matches!(
+            BearerToken::from_file(&dir.path().join("missing")),
+            Err(TokenFileError::Io { .. })
+        ));
     }
 }

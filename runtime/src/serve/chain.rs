@@ -3,14 +3,18 @@
 
 use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
-use license_contract::{RegistryClient, RegistryError};
+use license_contract::RegistryClient;
 use tokio::sync::Mutex;
 
-/// Where the registry is and the wallet that pays for settlement gas.
+use crate::deployment::Deployment;
+use crate::error::RuntimeError;
+use crate::journal::LastDeployment;
+
+/// Where the registry is and the wallet that pays for the purchases' gas.
 pub struct ChainLink {
     rpc: String,
     registry: Address,
-    chain_id: Option<u64>,
+    deployment: LastDeployment,
     wallet: PrivateKeySigner,
     client: Mutex<Option<RegistryClient>>,
 }
@@ -28,19 +32,19 @@ impl std::fmt::Debug for ChainLink {
 impl ChainLink {
     /// A link to `registry` through `rpc`, starting from `client` when the
     /// caller is already connected (`None` = connect on first use). A later
-    /// connection must serve `chain_id` when it is known (the products were
-    /// checked against it).
+    /// connection must reach `deployment` (the products' counts belong to it):
+    /// a restarted chain with the registry at the same address is refused.
     pub fn new(
         rpc: String,
         registry: Address,
-        chain_id: Option<u64>,
+        deployment: LastDeployment,
         wallet: PrivateKeySigner,
         client: Option<RegistryClient>,
     ) -> Self {
         Self {
             rpc,
             registry,
-            chain_id: client.as_ref().map(RegistryClient::chain_id).or(chain_id),
+            deployment,
             wallet,
             client: Mutex::new(client),
         }
@@ -49,7 +53,7 @@ impl ChainLink {
     /// The connected client, connecting first if needed. The client checks the
     /// registry's code and EIP-712 domain on connect, so a reconnection to a
     /// wrong endpoint fails here rather than signing for the wrong domain.
-    pub async fn client(&self) -> Result<RegistryClient, RegistryError> {
+    pub async fn client(&self) -> Result<RegistryClient, RuntimeError> {
         let mut slot = self.client.lock().await;
         if let Some(client) = slot.as_ref() {
             return Ok(client.clone());
@@ -57,10 +61,17 @@ impl ChainLink {
         let client = RegistryClient::connect(
             &self.rpc,
             self.registry,
-            self.chain_id,
+            Some(self.deployment.chain_id),
             Some(self.wallet.clone()),
         )
         .await?;
+        let found = Deployment::of(&client).await?.id();
+        if found != self.deployment.id {
+            return Err(RuntimeError::DeploymentMismatch {
+                expected: self.deployment.id.into(),
+                found: found.into(),
+            });
+        }
         tracing::info!(rpc = %self.rpc, "connected to the registry");
         *slot = Some(client.clone());
         Ok(client)

@@ -4,13 +4,14 @@
 //! |---|---|
 //! | 400 | product id not 32 bytes of hex, unknown export, unreadable body |
 //! | 401 | bearer token missing or wrong (when one is set) |
-//! | 402 | license inactive, signer not authorized, lease expired, escrow used up |
+//! | 402 | license inactive, signer not authorized, no bought unit left (with `Retry-After` while the next block is being bought), no unit can be bought |
+//! | 403 | sent by a web page (`Origin`, `Sec-Fetch-Site`) or to a foreign `Host` (see [`super::guard`]) |
 //! | 404 | no such product served here |
 //! | 413 | body larger than `--max-input-bytes` |
 //! | 422 | the guest trapped, ran out of fuel or time, hit its memory limit, broke the ABI |
 //! | 500 | anything else (journal, engine) |
 //!
-//! Requests refused before admission (400, 401, 402, 404, 413) are not billed.
+//! Requests refused before admission (400, 401, 402, 403, 404, 413) are not billed.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,16 +26,22 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::auth::require_token;
+use super::guard::{Guard, refuse_browsers};
 use super::metrics;
 use super::state::App;
 use crate::error::RuntimeError;
 use crate::sandbox::CallError;
 
-/// The router: `/healthz` open, everything else behind the token (if any).
-pub(crate) fn router(app: Arc<App>) -> Router {
+/// The router: `/healthz` open, everything else behind the token (if any);
+/// every route and the fallback behind the browser guard, which runs first.
+pub(crate) fn router(app: Arc<App>, guard: Arc<Guard>) -> Router {
+    let counters = Arc::clone(&guard);
     let guarded = Router::new()
         .route("/v1/products/{product_id}/invoke/{export}", post(invoke))
-        .route("/metrics", get(metrics_text))
+        .route(
+            "/metrics",
+            get(move |state: State<Arc<App>>| metrics_text(state, Arc::clone(&counters))),
+        )
         .layer(DefaultBodyLimit::max(app.max_input_bytes))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),
@@ -45,6 +52,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .merge(guarded)
         .fallback(not_found)
         .with_state(app)
+        // Added last, so it wraps the token check and the body limit.
+        .layer(axum::middleware::from_fn_with_state(guard, refuse_browsers))
 }
 
 /// A JSON error response `{"error": kind, "message": message}`.
@@ -66,7 +75,7 @@ async fn not_found() -> Response {
     )
 }
 
-async fn metrics_text(State(app): State<Arc<App>>) -> Response {
+async fn metrics_text(State(app): State<Arc<App>>, guard: Arc<Guard>) -> Response {
     let reader = Arc::clone(&app);
     let views = match tokio::task::spawn_blocking(move || metrics::read_journal(&reader)).await {
         Ok(views) => views,
@@ -78,7 +87,8 @@ async fn metrics_text(State(app): State<Arc<App>>) -> Response {
             );
         }
     };
-    let text = metrics::render(&app, &views);
+    let mut text = metrics::render(&app, &views);
+    metrics::render_refused(&mut text, guard.refused_origin(), guard.refused_host());
     (
         [(
             header::CONTENT_TYPE,
@@ -178,9 +188,9 @@ async fn invoke(
             );
         }
     };
+    app.after_call(&served);
     match result {
         Ok(output) => {
-            app.record_admitted(&served);
             served.stats.call_ok(took);
             (
                 [(
@@ -195,12 +205,18 @@ async fn invoke(
             let kind = e.kind();
             // A guest error means the unit was admitted (and is billed) before the guest ran.
             if matches!(e, RuntimeError::Call(_)) {
-                app.record_admitted(&served);
                 served.stats.call_failed(call_kind(&e), took);
             } else {
                 served.stats.error(kind);
             }
-            error_response(status_of(&e), call_kind(&e), &e.to_string())
+            let mut response = error_response(status_of(&e), call_kind(&e), &e.to_string());
+            if kind == "prepaying" {
+                // The next block is being bought: worth retrying in a moment.
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            response
         }
     }
 }
@@ -262,11 +278,10 @@ mod tests {
 
     #[test]
     fn refusals_map_to_402_and_guest_faults_to_422() {
-        let exhausted = RuntimeError::Lease(LeaseRefusal::EscrowExhausted {
-            unsettled: 2,
-            price_wei: 1,
-            needed_wei: 2,
-            balance_wei: 1,
+        let exhausted = RuntimeError::Lease(LeaseRefusal::NotBought {
+            used: 2,
+            bought: 1,
+            cannot_buy: None,
         });
         assert_eq!(status_of(&exhausted), StatusCode::PAYMENT_REQUIRED);
         let fuel = RuntimeError::Call(CallError::OutOfFuel {

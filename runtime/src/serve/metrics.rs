@@ -1,10 +1,10 @@
 //! Per-product statistics and their Prometheus text exposition (format
 //! 0.0.4), written by hand: a few counters, gauges and one histogram.
 //!
-//! Counts that must survive a restart (units admitted by the runtime and by
-//! the kernel meter, units settled, the lease) are read from the journal at
-//! scrape time; what only this process knows (latencies, errors, settlement
-//! gas) lives in atomics here.
+//! Counts that must survive a restart (units used by the runtime's count and
+//! by the kernel meter's, units bought, the lease) are read from the journal
+//! at scrape time; what only this process knows (latencies, errors, purchase
+//! gas, the signer's balance) lives in atomics here.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -71,13 +71,11 @@ pub(crate) struct ProductStats {
     calls_ok: AtomicU64,
     latency: Histogram,
     errors: Mutex<BTreeMap<&'static str, u64>>,
-    /// Units admitted since the product's last settlement round.
-    pub(crate) pending_settle: AtomicU64,
-    settle_gas_last: AtomicU64,
-    settle_gas_total: AtomicU64,
-    settle_ok: AtomicU64,
-    settle_failed: AtomicU64,
-    settle_last_success: AtomicU64,
+    purchase_gas_last: AtomicU64,
+    purchase_gas_total: AtomicU64,
+    purchase_ok: AtomicU64,
+    purchase_failed: AtomicU64,
+    purchase_last_success: AtomicU64,
     checks: [AtomicU64; 3],
 }
 
@@ -89,12 +87,11 @@ impl ProductStats {
             calls_ok: AtomicU64::new(0),
             latency: Histogram::new(),
             errors: Mutex::new(BTreeMap::new()),
-            pending_settle: AtomicU64::new(0),
-            settle_gas_last: AtomicU64::new(0),
-            settle_gas_total: AtomicU64::new(0),
-            settle_ok: AtomicU64::new(0),
-            settle_failed: AtomicU64::new(0),
-            settle_last_success: AtomicU64::new(0),
+            purchase_gas_last: AtomicU64::new(0),
+            purchase_gas_total: AtomicU64::new(0),
+            purchase_ok: AtomicU64::new(0),
+            purchase_failed: AtomicU64::new(0),
+            purchase_last_success: AtomicU64::new(0),
             checks: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -126,18 +123,18 @@ impl ProductStats {
         errors.values().sum()
     }
 
-    /// A settlement transaction of this product succeeded.
-    pub(crate) fn settled(&self, gas: u64) {
-        self.settle_gas_last.store(gas, Ordering::Relaxed);
-        self.settle_gas_total.fetch_add(gas, Ordering::Relaxed);
-        self.settle_ok.fetch_add(1, Ordering::Relaxed);
-        self.settle_last_success
+    /// A purchase of this product's units was mined.
+    pub(crate) fn bought(&self, gas: u64) {
+        self.purchase_gas_last.store(gas, Ordering::Relaxed);
+        self.purchase_gas_total.fetch_add(gas, Ordering::Relaxed);
+        self.purchase_ok.fetch_add(1, Ordering::Relaxed);
+        self.purchase_last_success
             .store(unix_now(), Ordering::Relaxed);
     }
 
-    /// A settlement round of this product gave up.
-    pub(crate) fn settle_failed(&self) {
-        self.settle_failed.fetch_add(1, Ordering::Relaxed);
+    /// A purchase attempt of this product failed or was refused.
+    pub(crate) fn purchase_failed(&self) {
+        self.purchase_failed.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn license_checked(&self, result: CheckResult) {
@@ -215,7 +212,7 @@ pub(crate) fn render(app: &App, views: &[Option<JournalView>]) -> String {
         &mut out,
         "sealbox_meter_divergence_units",
         "gauge",
-        "Kernel count minus runtime count (only while the kernel meter is attached); settlement bills the larger.",
+        "Kernel count minus runtime count (only while the kernel meter is attached); admission counts the larger as used.",
     );
     for (s, v) in &rows {
         if let (Some(v), true) = (v, s.stats.kernel_metered) {
@@ -245,45 +242,45 @@ pub(crate) fn render(app: &App, views: &[Option<JournalView>]) -> String {
 
     family(
         &mut out,
-        "sealbox_settled_units_total",
+        "sealbox_bought_units_total",
         "counter",
-        "Units of this runtime's signer settled on chain, as last confirmed.",
+        "Units this state directory (buyer) has bought on chain for the product, as last confirmed.",
     );
     for (s, v) in &rows {
         if let Some(v) = v {
             let _ = writeln!(
                 out,
-                "sealbox_settled_units_total{{{}}} {}",
-                s.stats.labels, v.usage.settled_units
+                "sealbox_bought_units_total{{{}}} {}",
+                s.stats.labels, v.usage.bought_units
             );
         }
     }
 
     family(
         &mut out,
-        "sealbox_unsettled_units",
+        "sealbox_prepaid_units",
         "gauge",
-        "Billable units (the larger of runtime and kernel counts) not yet settled on chain.",
+        "Bought units not yet used: what calls can still run on without a purchase.",
     );
     for (s, v) in &rows {
         if let Some(v) = v {
             let _ = writeln!(
                 out,
-                "sealbox_unsettled_units{{{}}} {}",
+                "sealbox_prepaid_units{{{}}} {}",
                 s.stats.labels,
-                v.usage.unsettled_units()
+                v.usage.unused_units()
             );
         }
     }
 
     family(
         &mut out,
-        "sealbox_escrow_balance_wei",
+        "sealbox_escrow_available_wei",
         "gauge",
-        "Escrow balance available to usage at the last license check (the lease).",
+        "Escrow the customer can still buy units with, at the last license check.",
     );
-    lease_lines(&mut out, &rows, "sealbox_escrow_balance_wei", |l| {
-        l.balance_wei.to_string()
+    lease_lines(&mut out, &rows, "sealbox_escrow_available_wei", |l| {
+        l.available_wei.to_string()
     });
 
     family(
@@ -300,7 +297,7 @@ pub(crate) fn render(app: &App, views: &[Option<JournalView>]) -> String {
         &mut out,
         "sealbox_license_active",
         "gauge",
-        "1 when the last license check found the license active (calls are still subject to the lease's freshness and balance).",
+        "1 when the last license check found the license (and the signer) in good standing; calls still need bought units.",
     );
     lease_lines(&mut out, &rows, "sealbox_license_active", |l| {
         u8::from(l.inactive.is_none()).to_string()
@@ -335,56 +332,77 @@ pub(crate) fn render(app: &App, views: &[Option<JournalView>]) -> String {
 
     family(
         &mut out,
-        "sealbox_settle_gas_last",
+        "sealbox_purchase_gas_last",
         "gauge",
-        "Gas used by the product's last settle transaction.",
+        "Gas used by the product's last purchase transaction.",
     );
-    atomic_lines(&mut out, &rows, "sealbox_settle_gas_last", |st| {
-        &st.settle_gas_last
+    atomic_lines(&mut out, &rows, "sealbox_purchase_gas_last", |st| {
+        &st.purchase_gas_last
     });
     family(
         &mut out,
-        "sealbox_settle_gas_total",
+        "sealbox_purchase_gas_total",
         "counter",
-        "Gas used by this process's settle transactions.",
+        "Gas used by this process's purchase transactions (paid by the signer).",
     );
-    atomic_lines(&mut out, &rows, "sealbox_settle_gas_total", |st| {
-        &st.settle_gas_total
+    atomic_lines(&mut out, &rows, "sealbox_purchase_gas_total", |st| {
+        &st.purchase_gas_total
     });
 
     family(
         &mut out,
-        "sealbox_settlements_total",
+        "sealbox_purchases_total",
         "counter",
-        "Settlement rounds of the product by result (failed = gave up after retries; the units stay in the journal).",
+        "Purchase attempts of the product by result (failed = not mined or refused; retried).",
     );
     for (s, _) in &rows {
         let st = &s.stats;
         let _ = writeln!(
             out,
-            "sealbox_settlements_total{{{},result=\"ok\"}} {}",
+            "sealbox_purchases_total{{{},result=\"ok\"}} {}",
             st.labels,
-            st.settle_ok.load(Ordering::Relaxed)
+            st.purchase_ok.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,
-            "sealbox_settlements_total{{{},result=\"failed\"}} {}",
+            "sealbox_purchases_total{{{},result=\"failed\"}} {}",
             st.labels,
-            st.settle_failed.load(Ordering::Relaxed)
+            st.purchase_failed.load(Ordering::Relaxed)
         );
     }
     family(
         &mut out,
-        "sealbox_settle_last_success_timestamp_seconds",
+        "sealbox_purchase_last_success_timestamp_seconds",
         "gauge",
-        "Unix time of the product's last successful settle transaction (0 = none by this process).",
+        "Unix time of the product's last mined purchase (0 = none by this process).",
     );
     atomic_lines(
         &mut out,
         &rows,
-        "sealbox_settle_last_success_timestamp_seconds",
-        |st| &st.settle_last_success,
+        "sealbox_purchase_last_success_timestamp_seconds",
+        |st| &st.purchase_last_success,
     );
+
+    family(
+        &mut out,
+        "sealbox_signer_balance_wei",
+        "gauge",
+        "ETH balance of the runtime's signer, which pays the gas of every purchase (absent until first read).",
+    );
+    if let Some(wei) = app.signer_balance() {
+        let _ = writeln!(out, "sealbox_signer_balance_wei {wei}");
+        family(
+            &mut out,
+            "sealbox_signer_balance_low",
+            "gauge",
+            "1 when the signer's balance pays for fewer than 20 purchases at the last purchase's gas and 1 gwei (top it up).",
+        );
+        let _ = writeln!(
+            out,
+            "sealbox_signer_balance_low {}",
+            u8::from(signer_balance_low(wei, app))
+        );
+    }
 
     family(
         &mut out,
@@ -431,6 +449,36 @@ pub(crate) fn render(app: &App, views: &[Option<JournalView>]) -> String {
         app.unauthorized_total()
     );
     out
+}
+
+/// Whether `wei` pays for fewer than 20 more purchases (at the largest last
+/// purchase gas seen, 60,000 if none, and a 1 gwei gas price).
+fn signer_balance_low(wei: alloy::primitives::U256, app: &App) -> bool {
+    let gas = app
+        .products
+        .iter()
+        .map(|s| s.stats.purchase_gas_last.load(Ordering::Relaxed))
+        .max()
+        .filter(|&g| g > 0)
+        .unwrap_or(60_000);
+    let need =
+        alloy::primitives::U256::from(gas) * alloy::primitives::U256::from(20u64 * 1_000_000_000);
+    wei < need
+}
+
+/// Appends the requests the browser guard refused, by reason.
+pub(crate) fn render_refused(out: &mut String, origin: u64, host: u64) {
+    family(
+        out,
+        "sealbox_http_refused_total",
+        "counter",
+        "Requests refused with 403 before any other check (token, body, admission): reason=origin came from a web page (an Origin header, or Sec-Fetch-Site other than none), reason=host named a host this server does not answer to (DNS rebinding).",
+    );
+    let _ = writeln!(
+        out,
+        "sealbox_http_refused_total{{reason=\"origin\"}} {origin}"
+    );
+    let _ = writeln!(out, "sealbox_http_refused_total{{reason=\"host\"}} {host}");
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {

@@ -1,61 +1,129 @@
 //! `runtime serve`: loaded products behind an HTTP API, with a license
-//! refresh loop, a settle loop and Prometheus metrics.
+//! refresh loop, a buying loop and Prometheus metrics.
 //!
 //! * [`http`]: `POST /v1/products/{product_id}/invoke/{export}` (raw bytes in,
 //!   raw bytes out), `GET /metrics`, `GET /healthz`; errors are JSON
 //!   `{"error": kind, "message": …}` with a status code per kind.
-//! * [`auth`]: loopback by default; any other address needs a bearer token,
-//!   which then guards every route except `/healthz`.
-//! * [`refresh`]: re-checks each product's license on chain every R seconds;
-//!   a lapsed license makes that product (only) answer 402, an unreachable
-//!   RPC keeps the stored lease, whose rules then decide each call.
-//! * [`settle_loop`]: every N units or T seconds, signs a cumulative receipt
-//!   per product and settles it, retrying RPC failures with exponential
-//!   backoff; one last round after a graceful shutdown.
+//! * [`guard`]: the outermost check: no request from a web page (`Origin`,
+//!   `Sec-Fetch-Site`) and, on TCP, no `Host` but this server's (DNS
+//!   rebinding); 403 before the token, the routes or any billing.
+//! * [`auth`]: loopback or a Unix socket by default; any other address needs
+//!   a bearer token, which then guards every route except `/healthz`.
+//! * [`Listen`]: a TCP address, or `unix:PATH` (a socket created 0600 and
+//!   removed at shutdown, guarded by its file permissions).
+//! * [`refresh`]: re-checks each product's license (and release) on chain
+//!   every R seconds; a lapsed license or a deauthorized signer makes that
+//!   product (only) answer 402; an unreachable RPC keeps the stored lease,
+//!   and calls run on the units already bought.
+//! * [`buy_loop`]: buys each product's next block of units while the current
+//!   one is partly used (pay before use); a call that finds no bought unit
+//!   left gets 402 with `Retry-After` and wakes the loop.
 //!
 //! Guest calls are synchronous CPU work and run on the blocking pool, at most
 //! as many at once as the sandbox has instance slots.
 
 mod auth;
+mod buy_loop;
 mod chain;
+mod guard;
 mod http;
 mod metrics;
 mod refresh;
-mod settle_loop;
 mod state;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::B256;
 use alloy::signers::local::PrivateKeySigner;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener, UnixSocket};
 use tokio::sync::watch;
 
 use crate::journal::Journal;
 use crate::product::Product;
+use crate::purchase::PrepayPolicy;
 
-pub use auth::{BearerToken, TokenError, check_bind};
+pub use auth::{BearerToken, TokenError, TokenFileError, check_bind};
 pub use chain::ChainLink;
-pub use settle_loop::SettlePolicy;
+pub use guard::{AllowedHost, AllowedHostError};
 
+use guard::{Guard, HostRule};
 use state::{App, Served};
 
-/// How `runtime serve` listens, guards and settles.
+/// Where `runtime serve` listens: `--listen 127.0.0.1:8080` or `--listen unix:PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// A TCP address (port 0 picks a free port).
+    Tcp(SocketAddr),
+    /// A Unix domain socket, created with mode 0600 at this path.
+    Unix(PathBuf),
+}
+
+/// Why a `--listen` value is neither an address nor `unix:PATH`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{0}` is neither IP:PORT (127.0.0.1:8080, [::1]:8080) nor unix:PATH (unix:/run/sealbox/http.sock)"
+)]
+pub struct ListenParseError(String);
+
+impl FromStr for Listen {
+    type Err = ListenParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(ListenParseError(s.to_string()));
+            }
+            return Ok(Listen::Unix(PathBuf::from(path)));
+        }
+        s.parse()
+            .map(Listen::Tcp)
+            .map_err(|_| ListenParseError(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for Listen {
+    /// The `--listen` form: `127.0.0.1:8080` or `unix:/path`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Tcp(addr) => write!(f, "{addr}"),
+            Listen::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+impl Listen {
+    /// Where clients reach it: `http://127.0.0.1:8080` or `unix:/path`.
+    pub fn url(&self) -> String {
+        match self {
+            Listen::Tcp(addr) => format!("http://{addr}"),
+            Listen::Unix(_) => self.to_string(),
+        }
+    }
+}
+
+/// How `runtime serve` listens, guards and buys units ahead.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// Address to bind.
-    pub listen: SocketAddr,
-    /// Bearer token every route except `/healthz` requires (mandatory off loopback).
+    /// Where to listen.
+    pub listen: Listen,
+    /// Bearer token every route except `/healthz` requires (mandatory on a
+    /// non-loopback TCP address; honoured on every listener when set).
     pub token: Option<BearerToken>,
+    /// Host names answered on TCP besides `localhost` and the server's own
+    /// addresses (`--allow-host`; see [`guard`]).
+    pub allow_hosts: Vec<AllowedHost>,
     /// Largest request body accepted for one call, in bytes (larger bodies get 413).
     pub max_input_bytes: usize,
     /// Most guest calls running at once (further requests wait for a slot).
     pub max_concurrent_calls: usize,
-    /// When usage is settled on chain.
-    pub settle: SettlePolicy,
+    /// How units are bought ahead.
+    pub prepay: PrepayPolicy,
     /// Period of the on-chain license re-check.
     pub refresh_every: Duration,
 }
@@ -65,7 +133,8 @@ pub struct ServeConfig {
 pub struct Ledger {
     /// The usage journal every product counts into.
     pub journal: Arc<Journal>,
-    /// The runtime's receipt-signing key (the products' counters belong to it).
+    /// The runtime's receipt-signing key (the products' counters belong to it);
+    /// its wallet pays the gas of every purchase.
     pub signer: PrivateKeySigner,
     /// The chain, connected lazily and reconnected after an outage.
     pub chain: Arc<ChainLink>,
@@ -77,7 +146,8 @@ pub enum ServeError {
     /// A non-loopback address was asked for without a bearer token.
     #[error(
         "refusing to listen on {addr} without a bearer token: only loopback addresses may be \
-         served without one; pass --token (or set SEALBOX_TOKEN), or listen on 127.0.0.1"
+         served without one; pass --token-file (or set SEALBOX_TOKEN), or listen on 127.0.0.1 \
+         or a unix: socket"
     )]
     TokenRequired {
         /// The address asked for.
@@ -113,12 +183,27 @@ pub enum ServeError {
         signer: alloy::primitives::Address,
     },
     /// The listening socket could not be opened.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {listen}: {source}")]
     Bind {
-        /// The address.
-        addr: SocketAddr,
+        /// Where.
+        listen: Listen,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// Something other than a socket is in the way of `--listen unix:PATH`.
+    #[error(
+        "cannot listen on unix:{path}: it exists and is not a socket (it is left alone; remove \
+         it or choose another path)"
+    )]
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Another server already accepts connections on the socket.
+    #[error("cannot listen on unix:{path}: another process is accepting connections on it")]
+    SocketInUse {
+        /// The path.
+        path: PathBuf,
     },
     /// The HTTP server failed while running.
     #[error("the HTTP server failed: {0}")]
@@ -132,15 +217,85 @@ pub struct ServeSummary {
     pub calls_ok: u64,
     /// Invoke requests refused or failed.
     pub calls_failed: u64,
-    /// Products whose final settlement round failed (their units stay in the
-    /// journal for the next start or `runtime settle`).
-    pub final_settle_failures: u64,
+}
+
+/// The listening socket.
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, SocketFile),
+}
+
+/// A Unix socket file this server created; removed when dropped (at
+/// shutdown, or when the server never ran), unless something else has
+/// replaced it meanwhile.
+struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let ours = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|m| m.file_type().is_socket() && m.dev() == self.dev && m.ino() == self.ino);
+        if ours && let Err(e) = std::fs::remove_file(&self.path) {
+            tracing::warn!("cannot remove the socket {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// Binds a Unix socket at `path`, mode 0600 before it accepts anything.
+///
+/// A socket file left by a server that is gone is replaced; anything else at
+/// `path` (a regular file, a directory, a live server's socket) is an error.
+fn bind_unix(path: &Path) -> Result<(UnixListener, SocketFile), ServeError> {
+    let bind_error = |source| ServeError::Bind {
+        listen: Listen::Unix(path.to_path_buf()),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => {
+                    return Err(ServeError::SocketInUse {
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    tracing::info!("removing the stale socket {}", path.display());
+                    std::fs::remove_file(path).map_err(bind_error)?;
+                }
+                Err(e) => return Err(bind_error(e)),
+            }
+        }
+        Ok(_) => {
+            return Err(ServeError::NotASocket {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(bind_error(e)),
+    }
+    let socket = UnixSocket::new_stream().map_err(bind_error)?;
+    socket.bind(path).map_err(bind_error)?;
+    // bind(2) created the file with the umask's mode; until listen(2) every
+    // connection is refused, so no one gets in before the chmod.
+    let meta = std::fs::symlink_metadata(path).map_err(bind_error)?;
+    let file = SocketFile {
+        path: path.to_path_buf(),
+        dev: meta.dev(),
+        ino: meta.ino(),
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_error)?;
+    let listener = socket.listen(1024).map_err(bind_error)?;
+    Ok((listener, file))
 }
 
 /// A bound server, not yet accepting.
 pub struct Server {
-    listener: TcpListener,
+    listener: Listener,
     app: Arc<App>,
+    guard: Arc<Guard>,
     ledger: Ledger,
     config: ServeConfig,
 }
@@ -148,7 +303,7 @@ pub struct Server {
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("addr", &self.listener.local_addr().ok())
+            .field("listen", &self.local_addr().ok())
             .field("products", &self.app.products.len())
             .field("config", &self.config)
             .finish()
@@ -163,7 +318,7 @@ impl Server {
         products: Vec<Product>,
         ledger: Ledger,
     ) -> Result<Server, ServeError> {
-        check_bind(config.listen, config.token.as_ref())?;
+        check_bind(&config.listen, config.token.as_ref())?;
         if products.is_empty() {
             return Err(ServeError::NoProducts);
         }
@@ -187,32 +342,50 @@ impl Server {
             }
             served.push(Arc::new(entry));
         }
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    addr: config.listen,
+        let (listener, rule) = match &config.listen {
+            Listen::Tcp(addr) => {
+                let bind_error = |source| ServeError::Bind {
+                    listen: config.listen.clone(),
                     source,
-                })?;
+                };
+                let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+                let bound = listener.local_addr().map_err(bind_error)?;
+                let rule = HostRule::Tcp {
+                    bound: bound.ip(),
+                    allowed: config.allow_hosts.clone(),
+                };
+                (Listener::Tcp(listener), rule)
+            }
+            Listen::Unix(path) => {
+                let (listener, file) = bind_unix(path)?;
+                (Listener::Unix(listener, file), HostRule::Any)
+            }
+        };
         let app = Arc::new(App::new(
             served,
             Arc::clone(&ledger.journal),
             config.token.clone(),
             config.max_input_bytes,
             config.max_concurrent_calls,
-            config.settle.every_units,
         ));
         Ok(Server {
             listener,
             app,
+            guard: Guard::new(rule),
             ledger,
             config,
         })
     }
 
-    /// The address actually bound (useful with port 0).
-    pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
-        self.listener.local_addr().map_err(ServeError::Serve)
+    /// Where the server actually listens (with port 0, the port picked).
+    pub fn local_addr(&self) -> Result<Listen, ServeError> {
+        match &self.listener {
+            Listener::Tcp(listener) => listener
+                .local_addr()
+                .map(Listen::Tcp)
+                .map_err(ServeError::Serve),
+            Listener::Unix(_, file) => Ok(Listen::Unix(file.path.clone())),
+        }
     }
 
     /// `(product id, name, version, entries)` of each served product, in load order.
@@ -225,7 +398,9 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight
-    /// calls finish, stops the loops and runs one last settlement round.
+    /// calls finish and stops the loops (a purchase in flight completes; its
+    /// receipt is kept and re-sent by the next start if it was not mined). A
+    /// Unix socket file is removed once the server stops accepting.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -233,14 +408,15 @@ impl Server {
         let Server {
             listener,
             app,
+            guard,
             ledger,
             config,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let settle = tokio::spawn(settle_loop::run(
+        let buying = tokio::spawn(buy_loop::run(
             Arc::clone(&app),
             ledger.clone(),
-            config.settle,
+            config.prepay,
             stop_rx.clone(),
         ));
         let refresh = tokio::spawn(refresh::run(
@@ -250,31 +426,91 @@ impl Server {
             stop_rx,
         ));
 
-        let router = http::router(Arc::clone(&app));
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let router = http::router(Arc::clone(&app), guard);
+        let served = match listener {
+            Listener::Tcp(listener) => {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            Listener::Unix(listener, file) => {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await;
+                drop(file);
+                served
+            }
+        };
         tracing::info!("stopped accepting; waiting for in-flight calls");
         // Handlers whose client went away leave their blocking call running:
-        // wait for every call slot to come back before the last settlement.
+        // wait for every call slot to come back before the last flush.
         app.drain_calls().await;
         let _ = stop_tx.send(true);
         if let Err(e) = refresh.await {
             tracing::warn!("the license refresh loop ended abnormally: {e}");
         }
-        let final_settle_failures = match settle.await {
-            Ok(failures) => failures,
-            Err(e) => {
-                tracing::warn!("the settle loop ended abnormally: {e}");
-                app.products.len() as u64
-            }
-        };
+        if let Err(e) = buying.await {
+            tracing::warn!("the buying loop ended abnormally: {e}");
+        }
         served.map_err(ServeError::Serve)?;
         let (calls_ok, calls_failed) = app.call_totals();
         Ok(ServeSummary {
             calls_ok,
             calls_failed,
-            final_settle_failures,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_parses_addresses_and_unix_paths() {
+        assert_eq!(
+            "127.0.0.1:8080".parse::<Listen>().unwrap(),
+            Listen::Tcp("127.0.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(
+            "unix:/run/sealbox/http.sock".parse::<Listen>().unwrap(),
+            Listen::Unix("/run/sealbox/http.sock".into())
+        );
+        assert_eq!(
+            "unix:/run/s.sock".parse::<Listen>().unwrap().to_string(),
+            "unix:/run/s.sock"
+        );
+        assert_eq!("[::1]:0".parse::<Listen>().unwrap().url(), "http://[::1]:0");
+        for bad in ["unix:", "localhost:8080", "8080", "/run/s.sock"] {
+            assert!(bad.parse::<Listen>().is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_unix_socket_is_private_and_never_replaces_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("http.sock");
+        let (listener, file) = bind_unix(&path).unwrap();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        // A live server's socket is not taken over.
+        assert!(matches!(
+            bind_unix(&path),
+            Err(ServeError::SocketInUse { .. })
+        ));
+        // A stale one (its server gone, the file left) is replaced.
+        drop(listener);
+        std::mem::forget(file);
+        let (_listener, file) = bind_unix(&path).unwrap();
+        drop(file);
+        assert!(!path.exists(), "the socket is removed with its server");
+
+        let regular = dir.path().join("notes.txt");
+        std::fs::write(&regular, "keep me").unwrap();
+        assert!(matches!(
+            bind_unix(&regular),
+            Err(ServeError::NotASocket { .. })
+        ));
+        assert_eq!(std::fs::read_to_string(&regular).unwrap(), "keep me");
     }
 }

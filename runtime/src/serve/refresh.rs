@@ -1,17 +1,20 @@
 //! The license refresh loop: every R seconds, each product's license is
-//! checked on chain again and the answer stored as its lease.
+//! checked on chain again — for the release being served — and the answer
+//! stored as its lease; the signer's ETH balance is read for `/metrics`.
 //!
-//! * active → a fresh lease (new balance, new settled count);
-//! * not licensed, or the runtime's signer no longer authorized → the lease
-//!   is marked inactive and that product answers 402 until a later check
-//!   finds it active again; the other products are not affected;
-//! * RPC failure → the stored lease stays; the journal admits each call only
-//!   while it is fresh enough and the escrow covers the unsettled units.
+//! * licensed → a fresh lease (price, available escrow, bought units);
+//! * lapsed (customer or release revoked, product inactive), or the
+//!   runtime's signer deauthorized → the lease is marked inactive and that
+//!   product answers 402 until a later check finds it active again; units
+//!   it bought and did not use are reported in the log and `/metrics`;
+//! * RPC failure → the stored lease stays, and calls run on the units
+//!   already bought.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256};
+use alloy::providers::Provider;
 use tokio::sync::watch;
 
 use super::Ledger;
@@ -29,8 +32,9 @@ pub(crate) async fn run(
 ) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await; // the products were checked when they were loaded
     loop {
+        // The first tick is immediate: the products were checked when they
+        // were loaded, but the signer's balance was not read.
         tokio::select! {
             _ = ticker.tick() => {}
             changed = stop.changed() => {
@@ -40,10 +44,21 @@ pub(crate) async fn run(
                 continue;
             }
         }
+        read_signer_balance(&app, &ledger).await;
         for served in &app.products {
             let result = refresh_one(served, &ledger).await;
             served.stats.license_checked(result);
         }
+    }
+}
+
+async fn read_signer_balance(app: &App, ledger: &Ledger) {
+    let Ok(client) = ledger.chain.client().await else {
+        return;
+    };
+    match client.provider().get_balance(ledger.signer.address()).await {
+        Ok(wei) => app.set_signer_balance(wei),
+        Err(e) => tracing::warn!("reading the signer's balance failed: {e}"),
     }
 }
 
@@ -59,9 +74,9 @@ async fn refresh_one(served: &Served, ledger: &Ledger) -> CheckResult {
     let holder = Holder {
         customer: Address::from(key.customer),
         signer: Address::from(key.signer),
+        buyer: B256::from(key.buyer),
     };
-    let code_hash = Some(B256::from(served.product.manifest().code_hash.0));
-    match check_license(&client, served.id, code_hash, holder).await {
+    match check_license(&client, served.id, served.product.code_hash(), holder).await {
         Ok(check) => match ledger.journal.store_lease(key, &check.lease) {
             Ok(()) => CheckResult::Active,
             Err(e) => {
@@ -70,7 +85,16 @@ async fn refresh_one(served: &Served, ledger: &Ledger) -> CheckResult {
             }
         },
         Err(e @ (RuntimeError::Unlicensed { .. } | RuntimeError::SignerNotAuthorized { .. })) => {
-            tracing::warn!(product = %served.id, "license lapsed, refusing its calls: {e}");
+            let unused = ledger
+                .journal
+                .usage(key)
+                .map(|u| u.unused_units())
+                .unwrap_or(0);
+            tracing::warn!(
+                product = %served.id,
+                unused_bought_units = unused,
+                "license lapsed, refusing its calls: {e}"
+            );
             if let Err(je) = ledger.journal.deactivate_lease(key, &e.to_string()) {
                 tracing::warn!(product = %served.id, "recording the lapsed license failed: {je}");
             }

@@ -1,11 +1,11 @@
-//! The server's shared state: the served products, the call slots and the
-//! settle trigger.
+//! The server's shared state: the served products, the call slots, the
+//! buying loop's wake-up and the signer's gas balance.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use alloy::primitives::B256;
+use alloy::primitives::{B256, U256};
 use tokio::sync::{Notify, Semaphore};
 
 use super::auth::BearerToken;
@@ -58,10 +58,11 @@ pub(crate) struct App {
     /// One permit per sandbox instance slot; a guest call holds one.
     pub(crate) call_slots: Arc<Semaphore>,
     slots_total: u32,
-    /// Woken when a product has run `settle_every_units` units since its last round.
-    pub(crate) settle_wake: Notify,
-    settle_every_units: u64,
+    /// Woken when a product's next block of units should be bought now.
+    pub(crate) buy_wake: Notify,
     unauthorized: AtomicU64,
+    /// The signer's ETH balance (it pays every purchase's gas), as last read.
+    signer_balance: Mutex<Option<U256>>,
 }
 
 impl App {
@@ -71,7 +72,6 @@ impl App {
         token: Option<BearerToken>,
         max_input_bytes: usize,
         max_concurrent_calls: usize,
-        settle_every_units: u64,
     ) -> Self {
         let slots = u32::try_from(max_concurrent_calls.clamp(1, Semaphore::MAX_PERMITS))
             .unwrap_or(u32::MAX);
@@ -84,9 +84,9 @@ impl App {
             max_input_bytes,
             call_slots: Arc::new(Semaphore::new(slots as usize)),
             slots_total: slots,
-            settle_wake: Notify::new(),
-            settle_every_units: settle_every_units.max(1),
+            buy_wake: Notify::new(),
             unauthorized: AtomicU64::new(0),
+            signer_balance: Mutex::new(None),
         }
     }
 
@@ -94,12 +94,27 @@ impl App {
         self.by_id.get(id)
     }
 
-    /// Counts an admitted unit towards the product's next settlement round.
-    pub(crate) fn record_admitted(&self, served: &Served) {
-        let pending = served.stats.pending_settle.fetch_add(1, Ordering::Relaxed) + 1;
-        if pending >= self.settle_every_units {
-            self.settle_wake.notify_one();
+    /// Wakes the buying loop when the product's last call asked for more units.
+    pub(crate) fn after_call(&self, served: &Served) {
+        if served.product.wants_units() {
+            self.buy_wake.notify_one();
         }
+    }
+
+    /// Records the signer's ETH balance.
+    pub(crate) fn set_signer_balance(&self, wei: U256) {
+        *self
+            .signer_balance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(wei);
+    }
+
+    /// The signer's ETH balance as last read (`None` = never read).
+    pub(crate) fn signer_balance(&self) -> Option<U256> {
+        *self
+            .signer_balance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Waits until no guest call is running (every slot is free again).
