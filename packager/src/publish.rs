@@ -1,6 +1,8 @@
 //! `packager publish`: put a sealed module's release on chain, in the registry its manifest
 //! names — register the product if it is new (or update its price), then publish the release
-//! (the module's code hash). Running it again changes nothing and says so.
+//! (the module's code hash, under the module's product: releases are keyed by (product, code
+//! hash), so nobody else publishing the same hash under another product gets in the way).
+//! Running it again changes nothing and says so.
 
 use std::path::PathBuf;
 
@@ -115,24 +117,16 @@ async fn publish(
         );
     }
     let existing = client.product(m.product_id).await?;
-    let release = client.release(m.code_hash).await?;
-    if let Some(r) = &release {
-        if r.product_id != m.product_id {
-            anyhow::bail!(
-                "code hash {} is already a release of another product ({}); a code hash belongs \
-                 to one product only: publish it under that product or change the code",
-                m.code_hash,
-                r.product_id
-            );
-        }
-        if r.revoked {
-            anyhow::bail!(
-                "release {} of {:?} was published and then revoked; a revoked release stays \
-                 revoked: seal a new build (new code, new code hash) and publish that",
-                m.code_hash,
-                m.name
-            );
-        }
+    let release = client.release(m.product_id, m.code_hash).await?;
+    if let Some(r) = &release
+        && r.revoked
+    {
+        anyhow::bail!(
+            "release {} of {:?} was published and then revoked; a revoked release stays \
+             revoked: seal a new build (new code, new code hash) and publish that",
+            m.code_hash,
+            m.name
+        );
     }
     if let Some(p) = &existing
         && p.vendor != m.vendor
@@ -208,7 +202,9 @@ async fn publish(
                 ReleaseOutcome::Published
             }
             // Published by a concurrent run between our read and our transaction.
-            Err(e) if is_release_of(&e, m.product_id) => ReleaseOutcome::AlreadyPublished,
+            Err(e) if is_release_of(&e, m.product_id, m.code_hash) => {
+                ReleaseOutcome::AlreadyPublished
+            }
             Err(e) => return Err(e).with_context(|| sent_so_far(&txs)),
         }
     };
@@ -220,11 +216,12 @@ async fn publish(
     })
 }
 
-/// Whether `err` is the contract's `ReleaseExists` for a release of `product_id`.
-fn is_release_of(err: &RegistryError, product_id: B256) -> bool {
+/// Whether `err` is the contract's `ReleaseExists` for `code_hash` of `product_id`.
+fn is_release_of(err: &RegistryError, product_id: B256, code_hash: B256) -> bool {
     matches!(
         err.revert().map(|r| &r.error),
-        Some(LicenseRegistryErrors::ReleaseExists(e)) if e.productId == product_id
+        Some(LicenseRegistryErrors::ReleaseExists(e))
+            if e.productId == product_id && e.codeHash == code_hash
     )
 }
 

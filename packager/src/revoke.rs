@@ -1,5 +1,6 @@
-//! `packager revoke`: pull a published release (a broken build) for good. Runtimes refuse a
-//! revoked release at their next license check. Revoking twice changes nothing and says so.
+//! `packager revoke`: pull a published release (a broken build) of the module's product for
+//! good. Runtimes refuse a revoked release at their next license check. Revoking twice changes
+//! nothing and says so.
 
 use std::path::PathBuf;
 
@@ -74,29 +75,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Revokes the release; `None` when it was revoked already.
+/// Revokes the release of the module's product; `None` when it was revoked already.
 async fn revoke(client: &RegistryClient, m: &Manifest) -> anyhow::Result<Option<SentTx>> {
-    let Some(release) = client.release(m.code_hash).await? else {
+    let Some(release) = client.release(m.product_id, m.code_hash).await? else {
         anyhow::bail!(
-            "release {} of {:?} is not published in registry {}: nothing to revoke",
+            "release {} of {:?} is not published for product {} in registry {}: nothing to revoke",
             m.code_hash,
             m.name,
+            m.product_id,
             m.registry
         );
     };
-    if release.product_id != m.product_id {
-        anyhow::bail!(
-            "code hash {} is a release of another product ({}), not of {}",
-            m.code_hash,
-            release.product_id,
-            m.product_id
-        );
-    }
     if release.revoked {
         return Ok(None);
     }
     let tx = client
-        .revoke_release(m.code_hash)
+        .revoke_release(m.product_id, m.code_hash)
         .await
         .context("nothing was changed on chain")?;
     Ok(Some(SentTx {
