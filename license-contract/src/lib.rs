@@ -4,8 +4,11 @@
 //!   `artifacts/LicenseRegistry.json` (compiled with solc-js by `scripts/compile.js`).
 //! - [`RegistryClient`]: connect (chain id, code and EIP-712 domain verified), deploy, and every
 //!   vendor, customer and settlement operation, with reverts decoded into [`ContractRevert`].
-//! - [`UsageReceipt`] / [`SignedUsage`]: EIP-712 cumulative usage receipts a runtime signs.
-//! - [`LicenseStatus`] / [`Reason`]: the one-call license check the runtime makes.
+//! - [`UsageReceipt`] / [`SignedUsage`]: EIP-712 cumulative purchase receipts a runtime signs to
+//!   buy units before it runs them (per buyer, with a price cap and an expiry; the domain carries
+//!   the deployment's salt).
+//! - [`LicenseStatus`] / [`Reason`]: the one-call license check the runtime makes
+//!   ([`Reason::is_funding`] tells "cannot buy more" from "license lapsed").
 //!
 //! The contract's model is described in `docs/CONTRACT.md`.
 #![deny(missing_docs)]

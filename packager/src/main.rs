@@ -45,9 +45,10 @@ enum Command {
     /// Publish a sealed module's release in the registry its manifest names (registering the
     /// product if it is new); running it again changes nothing.
     Publish(publish::Args),
-    /// Revoke a sealed module's published release (runtimes then refuse to run it).
+    /// Revoke a sealed module's published release of its product (runtimes then refuse to run it).
     Revoke(revoke::Args),
-    /// Withdraw the key's revenue (vendor share or platform fee) from a registry.
+    /// Withdraw the key's revenue from a registry: a vendor's share, or for the treasury key the
+    /// platform fee (collected from every vendor that owes some first).
     Withdraw(withdraw::Args),
 }
 

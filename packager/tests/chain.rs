@@ -1,6 +1,8 @@
 //! The real `packager` binary against a real anvil and a freshly deployed `LicenseRegistry`:
-//! publish (new product, idempotent re-run, repricing, a second encrypted release), refusals that
-//! change nothing on chain, revoke, and withdraw after a real settlement.
+//! publish (new product, idempotent re-run, repricing, a second encrypted release, a code hash a
+//! stranger published first under another product), refusals that change nothing on chain,
+//! revoke, and withdraw (vendor share; treasury fee collected from the vendors) after a real
+//! purchase.
 
 mod common;
 
@@ -162,9 +164,25 @@ impl Chain {
         self.platform.product(id).await.unwrap().unwrap()
     }
 
-    /// The published release `code_hash`, which must exist.
-    async fn release(&self, code_hash: B256) -> Release {
-        self.platform.release(code_hash).await.unwrap().unwrap()
+    /// The release `code_hash` of `product_id`, which must be published.
+    async fn release(&self, product_id: B256, code_hash: B256) -> Release {
+        self.platform
+            .release(product_id, code_hash)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// A client of the registry transacting with dev account `i`.
+    async fn client(&self, i: usize) -> RegistryClient {
+        RegistryClient::connect(
+            &self.url,
+            self.platform.address(),
+            Some(CHAIN_ID),
+            Some(dev_key(&self.anvil, i)),
+        )
+        .await
+        .unwrap()
     }
 
     /// Why `customer`'s license for `product_id` running `code_hash` is (in)active.
@@ -320,7 +338,7 @@ async fn publish_registers_then_is_idempotent_and_reprices() {
         (product.vendor, product.price, product.active),
         (chain.vendor(), U256::from(1000), true)
     );
-    let release = chain.release(code_hash).await;
+    let release = chain.release(product_id, code_hash).await;
     assert_eq!((release.product_id, release.revoked), (product_id, false));
 
     // Again: reported, nothing sent.
@@ -357,7 +375,7 @@ async fn publish_registers_then_is_idempotent_and_reprices() {
     assert_eq!(report["product"]["price"], "2500");
     assert_eq!(report["release"]["status"], "published");
     chain.check_txs(&report, &["publish-release"]).await;
-    assert_eq!(chain.release(v2_hash).await.product_id, product_id);
+    assert!(!chain.release(product_id, v2_hash).await.revoked);
     assert_eq!(chain.product(product_id).await.price, U256::from(2500));
 }
 
@@ -460,7 +478,14 @@ async fn refusals_change_nothing_on_chain() {
     assert_eq!(chain.nonce(chain.vendor()).await, 0);
     assert_eq!(chain.nonce(customer).await, 0);
     assert!(chain.platform.product(product_id).await.unwrap().is_none());
-    assert!(chain.platform.release(code_hash).await.unwrap().is_none());
+    assert!(
+        chain
+            .platform
+            .release(product_id, code_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
@@ -524,7 +549,7 @@ async fn revoke_pulls_a_release_once_and_for_good() {
     let report = ok_json(&chain.revoke(file, "vendor.key", &["--json"]));
     assert_eq!(report["release"]["status"], "revoked");
     chain.check_txs(&report, &["revoke-release"]).await;
-    assert!(chain.release(code_hash).await.revoked);
+    assert!(chain.release(product_id, code_hash).await.revoked);
     assert_eq!(
         chain.license_reason(product_id, customer, code_hash).await,
         Reason::ReleaseRevoked
@@ -562,15 +587,8 @@ async fn withdraw_pays_the_vendor_share_and_the_fee_exactly() {
     );
     assert_eq!(chain.nonce(chain.vendor()).await, 2); // register + publish only
 
-    // A customer deposits, authorizes a runtime key, and 13 units are settled.
-    let customer = RegistryClient::connect(
-        &chain.url,
-        chain.platform.address(),
-        Some(CHAIN_ID),
-        Some(dev_key(&chain.anvil, 2)),
-    )
-    .await
-    .unwrap();
+    // A customer deposits, authorizes a runtime key, and the runtime buys 13 units.
+    let customer = chain.client(2).await;
     let customer_addr = chain.address(2);
     customer
         .deposit(product_id, None, U256::from(10u64).pow(U256::from(18)))
@@ -582,7 +600,15 @@ async fn withdraw_pays_the_vendor_share_and_the_fee_exactly() {
         .await
         .unwrap();
     let receipt = customer
-        .sign_usage(&runtime_key, product_id, customer_addr, 13, 1_700_000_000)
+        .sign_usage(
+            &runtime_key,
+            product_id,
+            customer_addr,
+            B256::repeat_byte(0xB1),
+            13,
+            1_000_000_007,
+            u64::MAX,
+        )
         .unwrap();
     let settled = customer.settle(&receipt).await.unwrap();
     let charged = price * U256::from(13);
@@ -619,29 +645,91 @@ async fn withdraw_pays_the_vendor_share_and_the_fee_exactly() {
     assert_ok_says(&chain.withdraw("vendor.key", &[]), &["nothing to withdraw"]);
     assert_eq!(chain.eth(chain.vendor()).await, after);
 
-    // The treasury (the deployer) takes the fee; text output.
+    // The treasury (the deployer) collects the fee from the vendor's slot and takes it; text
+    // output with one line per transaction.
     let treasury = chain.address(0);
+    assert_eq!(chain.platform.fee_owed(chain.vendor()).await.unwrap(), fee);
     let before = chain.eth(treasury).await;
     let text = assert_ok_says(
         &chain.withdraw("platform.key", &[]),
-        &[&format!("withdrew   {fee} wei")],
+        &[
+            &format!("collected  {fee} wei"),
+            "from 1 vendor(s)",
+            &format!("withdrew   {fee} wei"),
+        ],
     );
-    let hash: B256 = text
+    let hashes: Vec<B256> = text
         .lines()
-        .find_map(|l| l.strip_prefix("tx")?.split_whitespace().nth(1))
-        .unwrap()
-        .parse()
-        .unwrap();
-    let gas_cost = paid_for_gas(&chain.receipt(hash).await);
+        .filter_map(|l| l.strip_prefix("tx")?.split_whitespace().nth(1))
+        .map(|h| h.parse().unwrap())
+        .collect();
+    assert_eq!(hashes.len(), 2, "collect-fees and withdraw: {text}");
+    let mut gas_cost = U256::ZERO;
+    for hash in hashes {
+        gas_cost += paid_for_gas(&chain.receipt(hash).await);
+    }
     assert_eq!(chain.eth(treasury).await, before + fee - gas_cost);
     assert_eq!(
         chain.platform.pending_revenue(treasury).await.unwrap(),
         U256::ZERO
     );
+    assert_eq!(
+        chain.platform.fee_owed(chain.vendor()).await.unwrap(),
+        U256::ZERO
+    );
+    // Again: nothing owed, nothing pending, nothing sent.
+    let nonce = chain.nonce(treasury).await;
+    let report = ok_json(&chain.withdraw("platform.key", &["--json"]));
+    assert_eq!(
+        (
+            report["withdrawn"].clone(),
+            report["fee_collected_wei"].clone()
+        ),
+        (Value::Bool(false), "0".into())
+    );
+    assert_eq!(chain.nonce(treasury).await, nonce);
 
     // A wrong chain id is refused before anything is sent.
     assert_refused(
         &chain.withdraw("vendor.key", &["--chain-id", "1"]),
         &["wrong chain", "chain id 1 was expected"],
     );
+}
+
+/// A stranger who publishes the vendor's code hash first, under a product of its own, neither
+/// blocks `packager publish` nor licenses anything for the vendor's product; revoking the
+/// vendor's release leaves the stranger's alone.
+#[tokio::test]
+async fn a_code_hash_published_by_a_stranger_does_not_block_publish() {
+    let chain = Chain::new().await;
+    let module = chain.seal("squatted", "squatted", "1.0.0", &[]);
+    let (product_id, code_hash) = ids(&module);
+    let stranger = chain.client(3).await;
+    let (squat, _) = stranger
+        .register_product("squat", U256::from(1))
+        .await
+        .unwrap();
+    stranger.publish_release(squat, code_hash).await.unwrap();
+
+    let report = chain.publish_json(&module, "vendor.key", &["--price", "7"]);
+    assert_eq!(report["release"]["status"], "published");
+    chain
+        .check_txs(&report, &["register-product", "publish-release"])
+        .await;
+    let customer = chain.client(2).await;
+    customer
+        .deposit(product_id, None, U256::from(1_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        chain
+            .license_reason(product_id, chain.address(2), code_hash)
+            .await,
+        Reason::Ok
+    );
+
+    let report = ok_json(&chain.revoke(path_str(&module), "vendor.key", &["--json"]));
+    assert_eq!(report["release"]["status"], "revoked");
+    assert!(chain.release(product_id, code_hash).await.revoked);
+    assert!(!chain.release(squat, code_hash).await.revoked);
 }
