@@ -164,6 +164,7 @@ async fn license_checks(root: &Path) {
         bought_units: 0,
         bought_block: 1,
         inactive: None,
+        signer_deauthorized: false,
         cannot_buy: None,
         release: [0; 32],
     };

@@ -302,6 +302,7 @@ fn lease_journal(db: &std::path::Path) -> Ledger {
         bought_units: 0,
         bought_block: 1,
         inactive: None,
+        signer_deauthorized: false,
         cannot_buy: None,
         release: [0; 32],
     };

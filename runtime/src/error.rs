@@ -142,6 +142,7 @@ impl RuntimeError {
             }) => "prepaying",
             RuntimeError::Lease(LeaseRefusal::NotBought { .. }) => "not-bought",
             RuntimeError::Lease(LeaseRefusal::Inactive(_)) => "unlicensed",
+            RuntimeError::Lease(LeaseRefusal::SignerDeauthorized(_)) => "signer-not-authorized",
             RuntimeError::CannotBuy(_) => "cannot-buy",
             RuntimeError::PriceAboveCap { .. } => "price-above-cap",
             RuntimeError::Purchase(_) => "purchase",
@@ -162,7 +163,8 @@ impl RuntimeError {
             RuntimeError::RegistryMismatch { .. } => 31,
             RuntimeError::Chain(_) | RuntimeError::Offline(_) => 32,
             RuntimeError::Unlicensed { .. } => 33,
-            RuntimeError::SignerNotAuthorized { .. } => 34,
+            RuntimeError::SignerNotAuthorized { .. }
+            | RuntimeError::Lease(LeaseRefusal::SignerDeauthorized(_)) => 34,
             RuntimeError::Lease(_)
             | RuntimeError::CannotBuy(_)
             | RuntimeError::PriceAboveCap { .. } => 35,

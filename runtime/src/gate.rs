@@ -75,6 +75,7 @@ pub async fn check_license(
         bought_units: signer.bought_units,
         bought_block: license.block_number,
         inactive: None,
+        signer_deauthorized: false,
         cannot_buy: None,
         release: code_hash.0,
     };

@@ -36,6 +36,9 @@ pub struct Lease {
     pub bought_block: u64,
     /// Why the license was found lapsed at the last check (`None` = licensed).
     pub inactive: Option<String>,
+    /// The lapse is the signer's: the customer deauthorized it.
+    #[serde(default)]
+    pub signer_deauthorized: bool,
     /// Why no further unit can be bought (no escrow, withdrawal pending);
     /// units already bought still run.
     pub cannot_buy: Option<String>,
@@ -49,6 +52,9 @@ pub enum LeaseRefusal {
     /// The last check found the license lapsed.
     #[error("license inactive at the last on-chain check: {0}")]
     Inactive(String),
+    /// The last check found the runtime's signer deauthorized by the customer.
+    #[error("{0}")]
+    SignerDeauthorized(String),
     /// Every unit bought so far is used: the next one must be bought first.
     #[error(
         "no prepaid unit left: {used} of {bought} bought unit(s) used{}",
@@ -73,7 +79,11 @@ impl Lease {
     /// of them was bought.
     pub fn admit(&self, used_after: u64) -> Result<(), LeaseRefusal> {
         if let Some(reason) = &self.inactive {
-            return Err(LeaseRefusal::Inactive(reason.clone()));
+            return Err(if self.signer_deauthorized {
+                LeaseRefusal::SignerDeauthorized(reason.clone())
+            } else {
+                LeaseRefusal::Inactive(reason.clone())
+            });
         }
         if used_after > self.bought_units {
             return Err(LeaseRefusal::NotBought {
@@ -109,6 +119,7 @@ mod tests {
             bought_units: 5,
             bought_block: 7,
             inactive: None,
+            signer_deauthorized: false,
             cannot_buy: None,
             release: [9; 32],
         }

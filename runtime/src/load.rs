@@ -150,7 +150,11 @@ impl Loader<'_> {
                         e @ (RuntimeError::Unlicensed { .. }
                         | RuntimeError::SignerNotAuthorized { .. }),
                     ) => {
-                        self.journal.deactivate_lease(key, &e.to_string())?;
+                        self.journal.deactivate_lease(
+                            key,
+                            &e.to_string(),
+                            matches!(e, RuntimeError::SignerNotAuthorized { .. }),
+                        )?;
                         return Err(e);
                     }
                     Err(e) => return Err(e),

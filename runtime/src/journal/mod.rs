@@ -349,11 +349,18 @@ impl Journal {
         }
     }
 
-    /// Marks the stored lease inactive (the chain refused the license): no more
-    /// calls are admitted until a later check succeeds.
-    pub fn deactivate_lease(&self, key: &UsageKey, reason: &str) -> Result<(), JournalError> {
+    /// Marks the stored lease inactive (the chain refused the license, or
+    /// the signer when `signer` is set): no more calls are admitted until a
+    /// later check succeeds.
+    pub fn deactivate_lease(
+        &self,
+        key: &UsageKey,
+        reason: &str,
+        signer: bool,
+    ) -> Result<(), JournalError> {
         if let Some(mut lease) = self.lease(key)? {
             lease.inactive = Some(reason.to_owned());
+            lease.signer_deauthorized = signer;
             self.store_lease(key, &lease)?;
         }
         Ok(())
@@ -681,6 +688,7 @@ mod tests {
             bought_units,
             bought_block: 1,
             inactive: None,
+            signer_deauthorized: false,
             cannot_buy: None,
             release: [6; 32],
         }
@@ -875,7 +883,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(j.usage(&key()).unwrap().bought_units, 12);
-        j.deactivate_lease(&key(), "revoked by the vendor").unwrap();
+        j.deactivate_lease(&key(), "revoked by the vendor", false)
+            .unwrap();
         assert!(matches!(
             j.admit(&key(), 1),
             Err(JournalError::Refused(LeaseRefusal::Inactive(_)))

@@ -34,6 +34,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Per-product state of the loop: the measured call rate and the backoff.
 struct Track {
+    /// Whether the rate has a first sample to measure from.
+    started: bool,
     last_used: u64,
     last_at: Instant,
     /// Calls per second, smoothed.
@@ -53,6 +55,7 @@ pub(crate) async fn run(
         .products
         .iter()
         .map(|_| Track {
+            started: false,
             last_used: 0,
             last_at: Instant::now(),
             rate: 0.0,
@@ -109,23 +112,30 @@ async fn round(served: &Arc<Served>, track: &mut Track, ledger: &Ledger, policy:
     };
     let used = usage.used_units();
     let now = Instant::now();
-    let dt = now.duration_since(track.last_at).as_secs_f64();
-    if dt >= 1.0 || track.last_used == 0 {
-        let measured = used.saturating_sub(track.last_used) as f64 / dt.max(1e-3);
-        track.rate = if track.last_used == 0 {
-            measured
-        } else {
-            0.5 * track.rate + 0.5 * measured
-        };
+    // The rate is measured from this process's first look on, over at least a
+    // second: units used before a restart are not calls of the last instant.
+    if !track.started {
+        track.started = true;
         track.last_used = used;
         track.last_at = now;
+    } else {
+        let dt = now.duration_since(track.last_at).as_secs_f64();
+        if dt >= 1.0 {
+            let measured = used.saturating_sub(track.last_used) as f64 / dt;
+            track.rate = 0.5 * track.rate + 0.5 * measured;
+            track.last_used = used;
+            track.last_at = now;
+        }
     }
     let block = policy.block_units(track.rate);
     let low_water = block / 2;
     served
         .product
         .buy_when_used(usage.bought_units.saturating_sub(low_water));
-    if usage.unused_units() > low_water && !served.product.take_wants_units() {
+    // The flag only woke this round early; cleared on every round, since
+    // calls made before this look are answered by it.
+    served.product.take_wants_units();
+    if usage.unused_units() > low_water {
         return;
     }
     if track.retry_at.is_some_and(|at| now < at) {
@@ -137,6 +147,8 @@ async fn round(served: &Arc<Served>, track: &mut Track, ledger: &Ledger, policy:
             served
                 .product
                 .buy_when_used(bought.cumulative.saturating_sub(low_water));
+            // Calls made while the purchase was mined asked against the old mark.
+            served.product.take_wants_units();
             track.retry_at = None;
             track.backoff = FIRST_BACKOFF;
         }

@@ -95,7 +95,11 @@ async fn refresh_one(served: &Served, ledger: &Ledger) -> CheckResult {
                 unused_bought_units = unused,
                 "license lapsed, refusing its calls: {e}"
             );
-            if let Err(je) = ledger.journal.deactivate_lease(key, &e.to_string()) {
+            if let Err(je) = ledger.journal.deactivate_lease(
+                key,
+                &e.to_string(),
+                matches!(e, RuntimeError::SignerNotAuthorized { .. }),
+            ) {
                 tracing::warn!(product = %served.id, "recording the lapsed license failed: {je}");
             }
             CheckResult::Inactive

@@ -17,5 +17,5 @@ mod serve_crash;
 mod serve_gating;
 mod serve_http;
 mod serve_outage;
+mod serve_prepay;
 mod serve_prometheus;
-mod serve_settle;

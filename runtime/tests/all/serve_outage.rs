@@ -1,6 +1,7 @@
-//! An RPC outage while serving: calls go on under the stored lease until it
-//! is too old (then 402), settlement retries with backoff, and everything
-//! admitted is settled once the RPC is back.
+//! An RPC outage while serving: calls go on on the units already bought,
+//! then are refused 402 once those are used (nothing can be bought); buying
+//! retries with backoff and resumes once the RPC is back. No unit ever runs
+//! unbought.
 //!
 //! The outage is real: the runtime reaches anvil through a TCP relay in this
 //! test that, when switched off, cuts open connections and drops new ones.
@@ -60,19 +61,18 @@ impl Drop for Relay {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rpc_outage_runs_on_the_lease_and_settles_after_it() {
+async fn rpc_outage_runs_on_bought_units_and_buys_again_after_it() {
+    const BLOCK: u64 = 10;
     let chain = Chain::new().await;
     let redact = chain.publish_text_redact(1000).await;
     let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], chain.anvil.port()))).await;
     let mut args = chain.serve_args(&[&redact]);
     set_flag(&mut args, "--rpc", format!("http://{}", relay.addr));
     let cadence = Cadence {
-        settle_secs: 1,
         refresh_secs: 1,
-        ..Cadence::QUIET
+        ..Cadence::blocks(BLOCK)
     };
     args.extend(cadence.args());
-    args.extend(["--lease-max-age".to_string(), "4".to_string()]);
     let serve = chain.spawn_serve(&args);
     let client = http();
     let url = serve.invoke_url(&redact, "redact");
@@ -83,71 +83,88 @@ async fn rpc_outage_runs_on_the_lease_and_settles_after_it() {
         post_until(&client, &url, "a@b.example.com", (from, to), limit, what)
     };
 
-    for _ in 0..5 {
-        assert_eq!(post_ok(&client, &url, "a@b.example.com").await, "[EMAIL]");
-        answered += 1;
-    }
-    let limit = Duration::from_secs(30);
-    let what = "the time-triggered settlement";
-    chain.wait_settled(&redact, limit, what, |s| s == 5).await;
-    // The settlement is mined before the runtime has its receipt: cut the RPC
-    // only once the runtime has recorded it.
+    // The first block is mined before the runtime has its receipt: cut the
+    // RPC only once the runtime has recorded it.
     let labels = [("name", "text-redact")];
-    let what = "the runtime to record the settlement";
-    eventually(limit, what, || async {
+    let ok = [("name", "text-redact"), ("result", "ok")];
+    let limit = Duration::from_secs(30);
+    eventually(limit, "the runtime to record its first block", || async {
         let text = metrics(&client, &serve, None).await;
-        let recorded = sample(&text, "sealbox_settled_units_total", &labels);
-        (recorded == Some(5.0)).then_some(())
+        let recorded = bought_units(&text, "text-redact") == Some(BLOCK as f64)
+            && sample(&text, "sealbox_purchases_total", &ok) == Some(1.0);
+        recorded.then_some(())
     })
     .await;
-
-    // Outage: the lease keeps the product running for a while…
-    relay.set_down(true);
+    assert_eq!(chain.bought(&redact).await, BLOCK);
     for _ in 0..2 {
         assert_eq!(post_ok(&client, &url, "a@b.example.com").await, "[EMAIL]");
         answered += 1;
     }
-    // …until it is older than --lease-max-age; then calls are refused, not run.
-    let expired = until((200, 402), 20, "the lease to expire in the outage").await;
-    answered += expired.before.len() as u64;
-    assert_eq!(error_kind(&expired.after), "lease-expired");
-    let text = metrics(&client, &serve, None).await;
-    assert!(
-        sample(
-            &text,
-            "sealbox_license_checks_total",
-            &[("name", "text-redact"), ("result", "error")]
-        )
-        .unwrap()
-            >= 1.0
-    );
+
+    // Outage: the 8 units left run…
+    relay.set_down(true);
+    let used_up = until((200, 402), 20, "the bought units to run out in the outage").await;
     assert_eq!(
-        sample(&text, "sealbox_unsettled_units", &labels),
-        Some((answered - 5) as f64)
+        used_up.before.len() as u64,
+        BLOCK - answered,
+        "exactly the units bought before the outage run in it"
     );
+    answered += used_up.before.len() as u64;
+    // …then calls are refused, not run: the next block cannot be bought.
+    assert_eq!(error_kind(&used_up.after), "prepaying");
+    assert_refused(&client, &url, "a@b.example.com", 402, "prepaying").await;
+    let what = "a failed license check in the outage";
+    let text = eventually(limit, what, || async {
+        let text = metrics(&client, &serve, None).await;
+        let errors = [("name", "text-redact"), ("result", "error")];
+        let failed = sample(&text, "sealbox_license_checks_total", &errors).unwrap();
+        (failed >= 1.0).then_some(text)
+    })
+    .await;
+    let failed = [("name", "text-redact"), ("result", "failed")];
+    assert!(sample(&text, "sealbox_purchases_total", &failed).unwrap() >= 1.0);
+    assert_eq!(sample(&text, "sealbox_purchases_total", &ok), Some(1.0));
+    assert_eq!(runtime_calls(&text, "text-redact"), Some(answered as f64));
+    assert_eq!(prepaid_units(&text, "text-redact"), Some(0.0));
+    assert_eq!(bought_units(&text, "text-redact"), Some(BLOCK as f64));
+    assert!(call_errors(&text, "text-redact", "prepaying").unwrap() >= 2.0);
     assert_eq!(
-        chain.settled(&redact).await,
-        5,
-        "nothing can settle during the outage"
+        chain.bought(&redact).await,
+        BLOCK,
+        "nothing can be bought during the outage"
     );
 
-    // The RPC is back: the refresh renews the lease, the retrying settlement goes through.
+    // The RPC is back: the retrying purchase goes through and calls run again.
     relay.set_down(false);
-    let renewed = until((402, 200), 30, "the lease to be renewed after it").await;
-    for refusal in &renewed.before {
-        assert_eq!(error_kind(refusal), "lease-expired");
+    let resumed = until((402, 200), 40, "buying to resume after the outage").await;
+    for refusal in &resumed.before {
+        assert_eq!(error_kind(refusal), "prepaying");
     }
     answered += 1;
-    let what = "the settlement after the outage";
-    let limit = Duration::from_secs(40);
-    let settled = chain
-        .wait_settled(&redact, limit, what, |s| s == answered)
-        .await;
-    assert_eq!(settled, answered);
-    serve.shutdown();
+    for _ in 0..5 {
+        let (out, _) = post_paid(&client, &url, "a@b.example.com").await;
+        assert_eq!(out, "[EMAIL]");
+        answered += 1;
+    }
+    let text = metrics(&client, &serve, None).await;
+    assert!(sample(&text, "sealbox_purchases_total", &ok).unwrap() >= 2.0);
+    assert_eq!(runtime_calls(&text, "text-redact"), Some(answered as f64));
     assert_eq!(
-        chain.settled(&redact).await,
-        answered,
-        "refused calls were never billed"
+        sample(&text, "sealbox_call_duration_seconds_count", &labels),
+        Some(answered as f64)
     );
+    serve.shutdown();
+
+    // No unit ran unbought; the refused calls never ran.
+    assert_eq!(chain.journal_usage(&redact).used_units(), answered);
+    let bought = chain.bought(&redact).await;
+    assert!(
+        bought >= answered,
+        "{answered} calls ran on {bought} bought units"
+    );
+    assert!(
+        bought - answered <= 2 * BLOCK,
+        "bought {bought} for {answered} calls"
+    );
+    chain.assert_revenue(bought).await;
 }

@@ -1,5 +1,6 @@
 //! A real Prometheus scrapes `runtime serve`'s /metrics (with the bearer
-//! token) and its query API reports the calls that were made.
+//! token) and its query API reports the calls that were made and the units
+//! bought for them.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -64,8 +65,12 @@ async fn prometheus_scrapes_the_calls_that_were_made() {
     let chain = Chain::new().await;
     let redact = chain.publish_text_redact(1000).await;
     let client = http();
-    let serve = chain.serve(&[&redact], &["--token", TOKEN]);
+    // The token comes from a 0600 file; blocks of exactly 100 units.
+    let token_file = chain.token_file();
+    let args = ["--token-file", &token_file, "--prepay-max-units", "100"];
+    let serve = chain.serve(&[&redact], &args);
     let url = serve.invoke_url(&redact, "redact");
+    wait_prepaid(&client, &serve, Some(TOKEN), &["text-redact"]).await;
     let call = |n: usize| {
         let (client, url) = (client.clone(), url.clone());
         async move {
@@ -153,6 +158,58 @@ async fn prometheus_scrapes_the_calls_that_were_made() {
     assert_eq!(query(&client, &prom, latency).await, Some(37.0));
     let errors = r#"sum(sealbox_call_errors_total{job="sealbox"}) or vector(0)"#;
     assert_eq!(query(&client, &prom, errors).await, Some(0.0));
+
+    // Units bought: as many as the chain says this buyer bought, and what is
+    // left unused of them. 37 calls used less than half of the one default
+    // block of 100 bought at start, so no other block was bought.
+    let bought = chain.bought(&redact).await;
+    assert_eq!(bought, 100);
+    let series = |name: &str| format!(r#"{name}{{job="sealbox",name="text-redact"}}"#);
+    let seen = eventually(
+        Duration::from_secs(30),
+        "Prometheus to scrape the units bought",
+        || async {
+            let v = query(&client, &prom, &series("sealbox_bought_units_total")).await;
+            v.filter(|v| *v == bought as f64)
+        },
+    )
+    .await;
+    assert_eq!(seen, bought as f64);
+    assert_eq!(
+        query(&client, &prom, &series("sealbox_prepaid_units")).await,
+        Some((bought - 37) as f64)
+    );
+    assert_eq!(
+        query(&client, &prom, &series("sealbox_price_wei")).await,
+        Some(PRICE as f64)
+    );
+    assert_eq!(
+        query(&client, &prom, &series("sealbox_license_active")).await,
+        Some(1.0)
+    );
+    let purchases = r#"sealbox_purchases_total{job="sealbox",name="text-redact",result="ok"}"#;
+    assert_eq!(query(&client, &prom, purchases).await, Some(1.0));
+    let gas = query(&client, &prom, &series("sealbox_purchase_gas_total")).await;
+    assert!(gas.unwrap() > 0.0);
+    let balance = query(
+        &client,
+        &prom,
+        r#"sealbox_signer_balance_wei{job="sealbox"}"#,
+    )
+    .await;
+    assert!(
+        balance.unwrap() > 0.0,
+        "the signer's gas balance is reported"
+    );
+    assert_eq!(
+        query(
+            &client,
+            &prom,
+            r#"sealbox_signer_balance_low{job="sealbox"}"#
+        )
+        .await,
+        Some(0.0)
+    );
     drop(prom);
     drop(serve);
 }

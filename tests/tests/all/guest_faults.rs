@@ -54,8 +54,10 @@ async fn trap_ends_the_call_with_the_trap_named() {
 
     let out = machine.run(&sealed, &["--input", &input, "--export", "trap"]);
     out.refused(41, &["guest `trap` trapped", "unreachable"]);
-    // The unit is journalled before the guest runs: a trapping call is billed.
-    assert_eq!(machine.usage(release.product_id).runtime_units, 2);
+    // The unit is journalled before the guest runs: a trapping call used one
+    // of the units bought.
+    let usage = machine.usage(release.product_id);
+    assert_eq!((usage.runtime_units, usage.bought_units), (2, 100));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -148,9 +150,11 @@ async fn missing_export_is_named_with_the_available_ones() {
         &["bad argument for `version`", "takes 0 argument(s)", "got 1"],
     );
     // None of these calls reached the guest: bad input changes nothing, so
-    // nothing is billed.
+    // nothing is used, and nothing is bought for a call refused up front.
     let usage = machine.usage(release.product_id);
     assert_eq!(usage.runtime_units, 0, "{usage:?}");
+    assert_eq!(usage.bought_units, 0, "{usage:?}");
+    crate::common::Chain::assert_paid(chain.revenue(actors.vendor.address()).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -175,7 +179,8 @@ async fn manifest_entry_that_is_not_a_bytes_abi_export_is_refused() {
         40,
         &["entry `version` is not a bytes-ABI export", "`redact`"],
     );
-    assert_eq!(machine.usage(release.product_id).runtime_units, 0);
+    let usage = machine.usage(release.product_id);
+    assert_eq!((usage.runtime_units, usage.bought_units), (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread")]

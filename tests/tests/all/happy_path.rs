@@ -156,12 +156,17 @@ async fn credit_score_plain_and_encrypted_to_the_customer() {
     }
     let status = machine.status(&plain);
     assert_eq!(status["usage"]["runtime_units"], 4, "{status:#}");
-    assert_eq!(status["usage"]["unsettled_units"], 4, "{status:#}");
+    // The first call bought a default block of 100 units; four are used.
+    assert_eq!(status["usage"]["bought_units"], 100, "{status:#}");
+    assert_eq!(status["usage"]["used_units"], 4, "{status:#}");
+    assert_eq!(status["usage"]["unused_units"], 96, "{status:#}");
     assert_eq!(status["signer"]["authorized"], true);
 
     // The encrypted module on a second machine with its own runtime key
     // (authorized too), decrypting with the customer's key.
     let second = Party::new(actors.path(), "runtime-2");
+    // It pays the gas of its own purchases.
+    chain.fund(second.address()).await;
     let customer = chain.client(&actors.customer.signer).await;
     license(&customer, release.product_id, 0, second.address()).await;
     let mut other = Machine::with_key(&chain, &actors, &second);
@@ -170,12 +175,18 @@ async fn credit_score_plain_and_encrypted_to_the_customer() {
     out.ok();
     assert_eq!(score_of(&out.stdout), expected_score(48_000, 21_000, 1, 40));
     assert!(other.cache().has(release.code_hash));
-    assert_eq!(other.status(&encrypted)["usage"]["runtime_units"], 1);
+    let status = other.status(&encrypted);
+    assert_eq!(status["usage"]["runtime_units"], 1, "{status:#}");
+    // Its own block, bought by its own state directory.
+    assert_eq!(status["usage"]["bought_units"], 100, "{status:#}");
+    assert_eq!(status["bought_units"], 200, "both blocks: {status:#}");
     // Without the customer's key the runtime key is not a recipient.
     other.decrypt_key = None;
     other
         .run(&encrypted, &["--input", &input])
         .refused(18, &["check `not-recipient`"]);
+    // Two blocks of 100 bought, nothing else: that is what the vendor earned.
+    crate::common::Chain::assert_paid(chain.revenue(actors.vendor.address()).await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -212,4 +223,5 @@ async fn text_redact_numeric_and_bytes_exports() {
 
     let status = machine.status(&sealed);
     assert_eq!(status["usage"]["runtime_units"], 2, "{status:#}");
+    assert_eq!(status["usage"]["bought_units"], 100, "{status:#}");
 }

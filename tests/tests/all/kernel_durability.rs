@@ -1,15 +1,16 @@
 //! A SIGKILL loses nothing and doubles nothing: a runtime killed in the
 //! middle of a guest call has that call counted exactly once, in its journal
 //! (written before the guest runs) and in the kernel meter's pinned map (which
-//! outlives the process); later runs continue both counts and settlement
-//! charges each call once. Needs BPF (root); without it the test fails unless
-//! SEALBOX_SKIP_BPF=1.
+//! outlives the process); later runs continue both counts on the block bought
+//! before the first call, and no unit is bought or used twice. Needs BPF
+//! (root); without it the test fails unless SEALBOX_SKIP_BPF=1.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
+use sealbox_runtime::deployment::Deployment;
 use sealbox_runtime::journal::{Journal, UsageKey};
 use sealbox_runtime::metering::kernel_key;
 
@@ -61,7 +62,14 @@ async fn sigkill_mid_call_loses_nothing_and_doubles_nothing() {
     std::fs::write(&input, b"durable").unwrap();
     let input = input.display().to_string();
 
+    // The counter the runtime will use: this deployment, this state directory.
+    let deployment = Deployment::of(&chain.reader().await)
+        .await
+        .expect("read the deployment")
+        .id();
     let key = UsageKey {
+        deployment,
+        buyer: machine.buyer().0,
         product: release.product_id.0,
         customer: actors.customer.address().into_array(),
         signer: actors.runtime.address().into_array(),
@@ -69,7 +77,7 @@ async fn sigkill_mid_call_loses_nothing_and_doubles_nothing() {
     let kernel = kernel_key(&key);
     let journal = machine
         .state_dir()
-        .join(format!("journal-{}.db", chain.registry));
+        .join(format!("journal-v2-{}.db", chain.registry));
 
     // A call that spins until its 20 s deadline; kill it once it is admitted.
     let mut child = machine.spawn_run(
@@ -149,14 +157,17 @@ async fn sigkill_mid_call_loses_nothing_and_doubles_nothing() {
         N + 1
     );
 
-    // Settlement charges each of the N + 1 calls once.
+    // The N + 1 calls ran on the one block the first call bought (the
+    // default 100 units): bought once, used exactly N + 1, nothing twice.
+    const BLOCK: u64 = 100;
     let out = machine.settle(&["--module", &sealed.display().to_string()]);
     out.ok();
     let line = format!(
-        "settled {} unit(s) for {} wei, cumulative {}, gas ",
+        "bought {BLOCK} / used {} (runtime {}, kernel {}) / unused {}",
         N + 1,
-        (N + 1) * PRICE_WEI,
-        N + 1
+        N + 1,
+        N + 1,
+        BLOCK - (N + 1)
     );
     assert!(
         out.stdout.contains(&line),
@@ -164,13 +175,19 @@ async fn sigkill_mid_call_loses_nothing_and_doubles_nothing() {
         out.stdout
     );
     let status = machine.status(&sealed);
-    assert_eq!(status["signer"]["settled_units"], N + 1, "{status:#}");
-    assert_eq!(status["settled_units"], N + 1, "{status:#}");
+    assert_eq!(status["usage"]["bought_units"], BLOCK, "{status:#}");
+    assert_eq!(status["usage"]["used_units"], N + 1, "{status:#}");
     assert_eq!(
-        status["balance_wei"],
-        (U256::from(DEPOSIT) - U256::from((N + 1) * PRICE_WEI)).to_string(),
+        status["usage"]["unused_units"],
+        BLOCK - (N + 1),
         "{status:#}"
     );
-    assert_eq!(status["usage"]["settled_units"], N + 1, "{status:#}");
-    assert_eq!(status["usage"]["unsettled_units"], 0, "{status:#}");
+    assert_eq!(status["bought_units"], BLOCK, "{status:#}");
+    assert_eq!(
+        status["balance_wei"],
+        (U256::from(DEPOSIT) - U256::from(BLOCK * PRICE_WEI)).to_string(),
+        "{status:#}"
+    );
+    assert_eq!(machine.bought_on(&chain, release.product_id).await, BLOCK);
+    Chain::assert_paid(chain.revenue(actors.vendor.address()).await, BLOCK);
 }

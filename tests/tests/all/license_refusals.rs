@@ -1,9 +1,14 @@
 //! Issue #4, licensing: each way the chain can say "no" is refused by
 //! `runtime run` with the contract's reason in the message and exit code 33
-//! (34 for an unauthorized runtime signer), and nothing is compiled: no
-//! "compiling" log line and the module cache untouched.
+//! (34 for an unauthorized runtime signer, 35 for a license that holds but
+//! whose escrow cannot buy a unit), and nothing is compiled: no "compiling"
+//! log line and the module cache untouched. Nothing is bought for a refused
+//! call: the vendor's revenue is exactly what the runs before it bought.
 
 use crate::common::{Actors, Chain, Machine, PRICE_WEI, example, licensed, variant};
+
+/// Units one `runtime run` buys when none is left (`--prepay-min-units` default).
+const BLOCK: u64 = 100;
 
 const INPUT: &str = "inputs/applicant.json";
 
@@ -12,7 +17,7 @@ fn input() -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn customer_without_deposit_is_not_licensed() {
+async fn customer_without_deposit_can_buy_nothing() {
     let chain = Chain::shared().await;
     let actors = Actors::new(&chain).await;
     let module = variant(
@@ -26,17 +31,21 @@ async fn customer_without_deposit_is_not_licensed() {
     let before = machine.cache();
     assert!(before.is_empty());
     let out = machine.run(&sealed, &["--input", &input()]);
+    // Licensed, but nothing bought and nothing to buy with.
     out.refused(
-        33,
+        35,
         &[
-            "not licensed",
+            "no prepaid unit left",
+            "1 of 0 bought unit(s) used",
             "escrow balance below one unit",
             "deposit funds into the escrow",
         ],
     );
     machine.assert_nothing_compiled(&out, &before);
+    Chain::assert_paid(chain.revenue(actors.vendor.address()).await, 0);
 
-    // One deposit later the same command runs: the refusal was the license.
+    // One deposit later the same command runs: the refusal was the money. It
+    // buys what the escrow pays (10 units, less than a default block).
     let customer = chain.client(&actors.customer.signer).await;
     customer
         .deposit(
@@ -47,6 +56,10 @@ async fn customer_without_deposit_is_not_licensed() {
         .await
         .unwrap();
     machine.run(&sealed, &["--input", &input()]).ok();
+    let usage = machine.usage(release.product_id);
+    assert_eq!((usage.bought_units, usage.used_units()), (10, 1));
+    assert_eq!(machine.bought_on(&chain, release.product_id).await, 10);
+    Chain::assert_paid(chain.revenue(actors.vendor.address()).await, 10);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -80,11 +93,15 @@ async fn revoked_customer_is_refused_after_having_run() {
     let out = machine.run(&sealed, &["--input", &input()]);
     out.refused(33, &["not licensed", "customer revoked by the vendor"]);
     machine.assert_nothing_compiled(&out, &before);
+    let usage = machine.usage(release.product_id);
     assert_eq!(
-        machine.usage(release.product_id).runtime_units,
-        1,
+        usage.runtime_units, 1,
         "the refused run must not count a unit"
     );
+    // The block bought before the revocation stays bought (and unused).
+    assert_eq!(usage.bought_units, BLOCK);
+    assert_eq!(machine.bought_on(&chain, release.product_id).await, BLOCK);
+    Chain::assert_paid(chain.revenue(actors.vendor.address()).await, BLOCK);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -106,7 +123,10 @@ async fn revoked_release_is_refused() {
     )
     .await;
     let vendor = chain.client(&actors.vendor.signer).await;
-    vendor.revoke_release(release.code_hash).await.unwrap();
+    vendor
+        .revoke_release(release.product_id, release.code_hash)
+        .await
+        .unwrap();
 
     let machine = Machine::new(&chain, &actors);
     let before = machine.cache();
@@ -120,6 +140,9 @@ async fn revoked_release_is_refused() {
         ],
     );
     machine.assert_nothing_compiled(&out, &before);
+    assert_eq!(machine.usage(release.product_id).used_units(), 0);
+    assert_eq!(machine.bought_on(&chain, release.product_id).await, 0);
+    Chain::assert_paid(chain.revenue(actors.vendor.address()).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -136,9 +159,13 @@ async fn inactive_product_is_refused_and_reactivation_restores_it() {
     let out = machine.run(&sealed, &["--input", &input()]);
     out.refused(33, &["not licensed", "product inactive"]);
     machine.assert_nothing_compiled(&out, &before);
+    Chain::assert_paid(chain.revenue(actors.vendor.address()).await, 0);
 
     vendor.set_active(release.product_id, true).await.unwrap();
     machine.run(&sealed, &["--input", &input()]).ok();
+    let usage = machine.usage(release.product_id);
+    assert_eq!((usage.bought_units, usage.used_units()), (BLOCK, 1));
+    Chain::assert_paid(chain.revenue(actors.vendor.address()).await, BLOCK);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -172,9 +199,13 @@ async fn unpublished_release_is_refused() {
     let out = machine.run(&sealed, &["--input", &input()]);
     out.refused(
         33,
-        &["not licensed", "unknown release (code hash not published)"],
+        &[
+            "not licensed",
+            "unknown release (code hash not published for this product)",
+        ],
     );
     machine.assert_nothing_compiled(&out, &before);
+    Chain::assert_paid(chain.revenue(actors.vendor.address()).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -221,4 +252,6 @@ async fn runtime_key_not_authorized_by_the_customer_is_refused() {
         ],
     );
     machine.assert_nothing_compiled(&out, &before);
+    assert_eq!(machine.bought_on(&chain, release.product_id).await, 0);
+    Chain::assert_paid(chain.revenue(actors.vendor.address()).await, 0);
 }

@@ -11,5 +11,6 @@ mod kernel_durability;
 mod kernel_meter;
 mod lease;
 mod license_refusals;
-mod settlement_faults;
+mod pay_before_use;
+mod purchase_faults;
 mod trust_refusals;

@@ -1,6 +1,11 @@
 //! Shared fixtures of the `runtime serve` tests: a real anvil with a deployed
 //! registry, products sealed from the example modules and published, and the
 //! real `runtime` binary serving them on a loopback port.
+//!
+//! Pay before use: a server runs a call only on a unit its state directory
+//! (the buyer) has already bought on chain, so the tests read what was
+//! bought with `signerStatus` for that buyer ([`Chain::bought`]) and what was
+//! used from the server's `/metrics` or its journal ([`Chain::journal_usage`]).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -10,8 +15,11 @@ use std::time::{Duration, Instant};
 
 use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use license_contract::{DeployParams, RegistryClient};
+use sealbox_runtime::journal::{Journal, Usage, UsageKey};
+use sealbox_runtime::state_dir::StateDir;
 use sealed_format::{Metering, SealOptions};
 use tempfile::TempDir;
 
@@ -54,42 +62,49 @@ pub struct Sealed {
     pub product_id: B256,
 }
 
-/// When `runtime serve` settles and refreshes its licenses: its
-/// `--settle-every-units`, `--settle-every-secs` and `--refresh-secs`.
+/// How `runtime serve` buys units and refreshes its licenses: its
+/// `--prepay-min-units`, `--prepay-max-units` and `--refresh-secs`.
 #[derive(Debug, Clone, Copy)]
 pub struct Cadence {
-    /// Settle once this many units are unsettled.
-    pub settle_units: u64,
-    /// Settle at least this often, in seconds.
-    pub settle_secs: u64,
+    /// Smallest block of units bought at once.
+    pub min_units: u64,
+    /// Largest block of units bought at once.
+    pub max_units: u64,
     /// Re-read the licenses this often, in seconds.
     pub refresh_secs: u64,
 }
 
 impl Cadence {
-    /// Nothing fires by itself within a test: settle every 1000 units or
-    /// every hour, refresh every hour (so only shutdown settles).
-    pub const QUIET: Cadence = Cadence {
-        settle_units: 1000,
-        settle_secs: 3600,
-        refresh_secs: 3600,
-    };
+    /// Blocks of exactly 100 units (the default `--prepay-min-units`,
+    /// whatever the call rate) and a refresh every hour: only purchases
+    /// re-read a license within a test.
+    pub const QUIET: Cadence = Cadence::blocks(100);
+
+    /// Blocks of exactly `units` (whatever the call rate), refresh every hour.
+    pub const fn blocks(units: u64) -> Cadence {
+        Cadence {
+            min_units: units,
+            max_units: units,
+            refresh_secs: 3600,
+        }
+    }
 
     /// The command-line arguments.
     pub fn args(self) -> Vec<String> {
         vec![
-            "--settle-every-units".into(),
-            self.settle_units.to_string(),
-            "--settle-every-secs".into(),
-            self.settle_secs.to_string(),
+            "--prepay-min-units".into(),
+            self.min_units.to_string(),
+            "--prepay-max-units".into(),
+            self.max_units.to_string(),
             "--refresh-secs".into(),
             self.refresh_secs.to_string(),
         ]
     }
 }
 
-/// A registry on its own anvil: dev account 0 deploys, 1 is the vendor, 2 the
-/// customer, 3 the runtime's receipt signer (funded, so it pays settlement gas).
+/// A registry on its own anvil: dev account 0 deploys (and is the treasury),
+/// 1 is the vendor, 2 the customer, 3 the runtime's receipt signer (funded:
+/// it pays the gas of every purchase).
 pub struct Chain {
     /// The anvil node (killed on drop).
     pub anvil: AnvilInstance,
@@ -133,7 +148,7 @@ impl Chain {
         let runtime_key = key(3);
         let dir = tempfile::tempdir().unwrap();
         sealbox_keyfile::write_raw(&dir.path().join("runtime.key"), &runtime_key).unwrap();
-        Chain {
+        let chain = Chain {
             vendor_key: key(1),
             anvil,
             url,
@@ -142,7 +157,31 @@ impl Chain {
             customer,
             runtime_key,
             dir,
-        }
+        };
+        // The runtime key pays the gas of every purchase.
+        chain.fund(chain.runtime_key.address()).await;
+        chain
+    }
+
+    /// Gives `who` 100 ETH (`anvil_setBalance`: no transaction).
+    pub async fn fund(&self, who: Address) {
+        let amount = U256::from(100u64) * U256::from(10u64).pow(U256::from(18u64));
+        let params = serde_json::json!([who, amount]);
+        self.anvil_rpc("anvil_setBalance", params).await;
+    }
+
+    /// Calls an anvil control method (`evm_setAutomine`, `evm_mine`, …)
+    /// with `params` (a JSON array).
+    pub async fn anvil_rpc(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> serde_json::Value {
+        self.customer
+            .provider()
+            .raw_request(method.into(), params)
+            .await
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
     }
 
     /// The customer's address.
@@ -206,21 +245,31 @@ impl Chain {
             .await
     }
 
-    /// Units of the runtime key settled on chain for `product`.
-    pub async fn settled(&self, product: &Sealed) -> u64 {
-        self.customer
-            .signer_settled(
+    /// Units bought on chain for `product` by the runtime key for the buyer
+    /// of this chain's state directory ([`Chain::state_dir`]).
+    pub async fn bought(&self, product: &Sealed) -> u64 {
+        self.bought_by(product, &self.state_dir()).await
+    }
+
+    /// Units bought on chain for `product` by the runtime key for the buyer
+    /// of the state directory `state_dir`.
+    pub async fn bought_by(&self, product: &Sealed, state_dir: &Path) -> u64 {
+        let status = self
+            .customer
+            .signer_status(
                 product.product_id,
                 self.customer_address(),
                 self.runtime_key.address(),
+                buyer_of(state_dir),
             )
             .await
-            .unwrap()
+            .unwrap();
+        status.bought_units
     }
 
-    /// Waits (polling, at most `limit`) until the units settled for `product`
+    /// Waits (polling, at most `limit`) until the units bought for `product`
     /// satisfy `done`, and returns them.
-    pub async fn wait_settled(
+    pub async fn wait_bought(
         &self,
         product: &Sealed,
         limit: Duration,
@@ -229,8 +278,8 @@ impl Chain {
     ) -> u64 {
         let done = &done;
         eventually(limit, what, move || async move {
-            let settled = self.settled(product).await;
-            done(settled).then_some(settled)
+            let bought = self.bought(product).await;
+            done(bought).then_some(bought)
         })
         .await
     }
@@ -243,9 +292,68 @@ impl Chain {
             .unwrap()
     }
 
-    /// The state directory all servers of this chain share (one journal).
+    /// A file holding [`TOKEN`] (and a newline), mode 0600, for `--token-file`.
+    pub fn token_file(&self) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.path().join("token");
+        std::fs::write(&path, format!("{TOKEN}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path.display().to_string()
+    }
+
+    /// The platform fee the vendor's sales accrued for the treasury, in wei
+    /// (nobody collects it in these tests).
+    pub async fn treasury_revenue(&self) -> U256 {
+        self.vendor
+            .fee_owed(self.vendor.sender().unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Asserts that the vendor and the treasury together earned exactly
+    /// `units` × [`PRICE`], split 70/30 (the default fee, 3000 bps).
+    pub async fn assert_revenue(&self, units: u64) {
+        let (vendor, treasury) = (self.vendor_revenue().await, self.treasury_revenue().await);
+        assert_eq!(
+            vendor + treasury,
+            U256::from(units * PRICE),
+            "revenue must be the {units} units bought at {PRICE} wei"
+        );
+        assert_eq!(vendor, U256::from(units * PRICE * 7 / 10), "vendor share");
+        assert_eq!(treasury, U256::from(units * PRICE * 3 / 10), "treasury fee");
+    }
+
+    /// The state directory of this chain's servers: one buyer, locked by the
+    /// server running on it (run them one after the other, or give each its
+    /// own directory with `set_flag(&mut args, "--state-dir", …)`).
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
+    }
+
+    /// The journal of `state_dir` for this registry (`journal-v2-<registry>.db`).
+    pub fn journal(&self, state_dir: &Path) -> Journal {
+        Journal::open(&state_dir.join(format!("journal-v2-{}.db", self.registry))).unwrap()
+    }
+
+    /// What the journal of this chain's state directory records for
+    /// `product`: used (runtime and kernel counts) and bought units. Read it
+    /// while no server runs.
+    pub fn journal_usage(&self, product: &Sealed) -> Usage {
+        let state_dir = self.state_dir();
+        let journal = self.journal(&state_dir);
+        let deployment = journal
+            .last_deployment()
+            .unwrap()
+            .expect("the journal has connected to a deployment");
+        journal
+            .usage(&UsageKey {
+                deployment: deployment.id,
+                buyer: buyer_of(&state_dir).0,
+                product: product.product_id.0,
+                customer: self.customer_address().into_array(),
+                signer: self.runtime_key.address().into_array(),
+            })
+            .unwrap()
     }
 
     /// `runtime serve` arguments for `modules` on this chain, on a free loopback port.
@@ -284,7 +392,7 @@ impl Chain {
         self.spawn_serve(&args)
     }
 
-    /// Starts `runtime serve` for `modules`, settling and refreshing at `cadence`.
+    /// Starts `runtime serve` for `modules`, buying and refreshing at `cadence`.
     pub fn serve_with(&self, modules: &[&Sealed], cadence: Cadence) -> Serve {
         let mut args = self.serve_args(modules);
         args.extend(cadence.args());
@@ -298,6 +406,11 @@ impl Chain {
         let log = self.dir.path().join(format!("serve-{}.log", unique()));
         Serve::start(args, &log).unwrap_or_else(|e| panic!("{e}"))
     }
+}
+
+/// The buyer id of the state directory `dir` (created if missing).
+pub fn buyer_of(dir: &Path) -> B256 {
+    B256::from(StateDir::open(dir).unwrap().buyer())
 }
 
 /// Sets the value that follows `flag` in `args` (as made by [`Chain::serve_args`]).
@@ -320,7 +433,7 @@ fn unique() -> u128 {
 /// A running `runtime serve` process (killed on drop).
 pub struct Serve {
     child: Child,
-    /// `http://ADDR` it listens on.
+    /// `http://ADDR` (or `unix:PATH`) it listens on.
     pub base: String,
     /// Its stderr file.
     pub log: PathBuf,
@@ -331,6 +444,11 @@ impl Serve {
     /// Spawns the real binary and waits for its `listening on` line; `Err`
     /// holds the exit status and stderr if it stops first.
     pub fn start(args: &[String], log: &Path) -> Result<Serve, String> {
+        Serve::start_env(args, log, &[])
+    }
+
+    /// [`Serve::start`] with `env` set (the `SEALBOX_*` variables are otherwise cleared).
+    pub fn start_env(args: &[String], log: &Path, env: &[(&str, &str)]) -> Result<Serve, String> {
         let stderr = std::fs::File::create(log).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_runtime"))
             .arg("-v")
@@ -342,6 +460,7 @@ impl Serve {
             .env_remove("SEALBOX_STATE_DIR")
             .env_remove("SEALBOX_CACHE_DIR")
             .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -420,8 +539,8 @@ impl Serve {
         (status, lines)
     }
 
-    /// Sends SIGTERM and asserts a clean exit (the settlement at shutdown
-    /// went through).
+    /// Sends SIGTERM and asserts a clean exit (in-flight calls and any
+    /// purchase in flight finished; nothing is owed at shutdown).
     #[track_caller]
     pub fn shutdown(self) {
         let log = self.log.clone();
@@ -509,6 +628,41 @@ pub async fn assert_refused(
     assert_eq!(error_kind(&out), kind, "POST {url}");
 }
 
+/// POSTs `body` until it is not refused for want of a bought unit — 402
+/// `prepaying`, which must carry `Retry-After: 1` — asserts the answer is
+/// 200, and returns its body as text and how many `prepaying` refusals came
+/// first (refused calls are not run, so not counted).
+pub async fn post_paid(
+    client: &reqwest::Client,
+    url: &str,
+    body: impl Into<reqwest::Body> + Clone,
+) -> (String, u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut refused = 0;
+    loop {
+        let resp = client.post(url).body(body.clone()).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let retry_after = resp.headers().get("retry-after").cloned();
+        let out = resp.bytes().await.unwrap();
+        if status == 200 {
+            return (String::from_utf8(out.to_vec()).unwrap(), refused);
+        }
+        assert_eq!(status, 402, "POST {url}: {}", String::from_utf8_lossy(&out));
+        assert_eq!(error_kind(&out), "prepaying", "POST {url}");
+        assert_eq!(
+            retry_after.as_ref().map(|v| v.to_str().unwrap()),
+            Some("1"),
+            "a prepaying refusal says when to retry"
+        );
+        refused += 1;
+        assert!(
+            Instant::now() < deadline,
+            "POST {url}: still prepaying after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The answers to [`post_until`]: the ones before the status changed, and the first after.
 pub struct Switch {
     /// The bodies of the answers that still had the old status, in order.
@@ -594,6 +748,38 @@ pub fn runtime_calls(text: &str, name: &str) -> Option<f64> {
         "sealbox_calls_total",
         &[("name", name), ("counter", "runtime")],
     )
+}
+
+/// `sealbox_bought_units_total` of product `name`: units its buyer bought, as the runtime recorded.
+pub fn bought_units(text: &str, name: &str) -> Option<f64> {
+    sample(text, "sealbox_bought_units_total", &[("name", name)])
+}
+
+/// `sealbox_prepaid_units` of product `name`: bought units not yet used.
+pub fn prepaid_units(text: &str, name: &str) -> Option<f64> {
+    sample(text, "sealbox_prepaid_units", &[("name", name)])
+}
+
+/// Waits until the server has recorded a bought unit of each product `names`
+/// (its first block is bought at start): calls on that block need no retry.
+pub async fn wait_prepaid(
+    client: &reqwest::Client,
+    serve: &Serve,
+    token: Option<&str>,
+    names: &[&str],
+) {
+    eventually(
+        Duration::from_secs(60),
+        "the first block of units to be bought",
+        || async {
+            let text = metrics(client, serve, token).await;
+            names
+                .iter()
+                .all(|n| prepaid_units(&text, n).is_some_and(|u| u > 0.0))
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 /// `sealbox_call_errors_total` of product `name` for error `kind`.

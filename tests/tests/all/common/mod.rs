@@ -19,7 +19,7 @@ use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use k256::ecdsa::SigningKey;
-use license_contract::{DeployParams, RegistryClient};
+use license_contract::{DeployParams, LicenseStatus, RegistryClient};
 use sealbox_runtime::journal::{Journal, Usage, UsageKey};
 use sha2::{Digest, Sha256};
 
@@ -192,6 +192,73 @@ impl Chain {
             .expect("connect to the registry")
     }
 
+    /// A read-only client of the registry.
+    pub async fn reader(&self) -> RegistryClient {
+        RegistryClient::connect(&self.url, self.registry, Some(CHAIN_ID), None)
+            .await
+            .expect("connect to the registry")
+    }
+
+    /// The license of `customer` for `product` (no release check).
+    pub async fn license_of(&self, product: B256, customer: Address) -> LicenseStatus {
+        self.reader()
+            .await
+            .license_status(product, customer, None)
+            .await
+            .expect("read the license")
+    }
+
+    /// What `vendor`'s sales earned on this registry: its own share (70 %)
+    /// and the platform fee it accrued for the treasury (30 %, held in the
+    /// vendor's slot until collected). Each test has a vendor of its own, so
+    /// this is exact on a shared chain.
+    pub async fn revenue(&self, vendor: Address) -> Revenue {
+        let reader = self.reader().await;
+        Revenue {
+            vendor: reader.pending_revenue(vendor).await.expect("read revenue"),
+            fee: reader.fee_owed(vendor).await.expect("read the fee owed"),
+        }
+    }
+
+    /// Asserts that the vendor's sales came to exactly `units` units at
+    /// [`PRICE_WEI`], split 70 / 30 between vendor and treasury.
+    #[track_caller]
+    pub fn assert_paid(revenue: Revenue, units: u64) {
+        let total = U256::from(units * PRICE_WEI);
+        assert_eq!(
+            revenue.total(),
+            total,
+            "vendor + treasury revenue is not {units} unit(s) × {PRICE_WEI} wei: {revenue:?}"
+        );
+        assert_eq!(revenue.vendor, U256::from(units * PRICE_WEI * 7 / 10));
+        assert_eq!(revenue.fee, U256::from(units * PRICE_WEI * 3 / 10));
+    }
+
+    /// Moves the chain's clock `seconds` ahead and mines a block.
+    pub async fn advance_time(&self, seconds: u64) {
+        let reader = self.reader().await;
+        let _: serde_json::Value = reader
+            .provider()
+            .raw_request("evm_increaseTime".into(), (seconds,))
+            .await
+            .expect("evm_increaseTime");
+        let _: serde_json::Value = reader
+            .provider()
+            .raw_request("evm_mine".into(), ())
+            .await
+            .expect("evm_mine");
+    }
+
+    /// Transactions `who` has sent (its nonce).
+    pub async fn nonce(&self, who: Address) -> u64 {
+        self.reader()
+            .await
+            .provider()
+            .get_transaction_count(who)
+            .await
+            .expect("read the nonce")
+    }
+
     /// Gives `who` 100 ETH (anvil_setBalance: no transaction, so no nonce
     /// races between tests sharing the chain).
     pub async fn fund(&self, who: Address) {
@@ -204,6 +271,22 @@ impl Chain {
             .raw_request("anvil_setBalance".into(), (who, amount))
             .await
             .expect("anvil_setBalance");
+    }
+}
+
+/// A vendor's revenue on one registry (see [`Chain::revenue`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revenue {
+    /// The vendor's withdrawable share.
+    pub vendor: U256,
+    /// The platform fee its sales accrued for the treasury.
+    pub fee: U256,
+}
+
+impl Revenue {
+    /// Vendor share + treasury fee: everything the customers paid.
+    pub fn total(&self) -> U256 {
+        self.vendor + self.fee
     }
 }
 
@@ -363,8 +446,9 @@ impl Party {
     }
 }
 
-/// The people of one scenario: a vendor, a customer (both funded) and the
-/// runtime's own receipt-signing key (unfunded; the customer authorizes it).
+/// The people of one scenario: a vendor, a customer and the runtime's own
+/// receipt-signing key (the customer authorizes it; it pays the gas of the
+/// purchases it signs), all three funded.
 pub struct Actors {
     /// Holds the key files and the scenario's modules.
     pub dir: tempfile::TempDir,
@@ -377,7 +461,7 @@ pub struct Actors {
 }
 
 impl Actors {
-    /// Fresh keys, vendor and customer funded on `chain`.
+    /// Fresh keys, all three funded on `chain`.
     pub async fn new(chain: &Chain) -> Actors {
         let dir = tempfile::tempdir().expect("tempdir");
         let vendor = Party::new(dir.path(), "vendor");
@@ -385,6 +469,8 @@ impl Actors {
         let runtime = Party::new(dir.path(), "runtime");
         chain.fund(vendor.address()).await;
         chain.fund(customer.address()).await;
+        // The runtime key signs the purchase receipts and pays their gas.
+        chain.fund(runtime.address()).await;
         Actors {
             dir,
             vendor,
@@ -417,7 +503,8 @@ pub struct Out {
 }
 
 impl Out {
-    fn dump(&self) -> String {
+    /// The command, its exit and everything it printed, for failure messages.
+    pub fn dump(&self) -> String {
         format!(
             "$ {}\nexit: {:?}\n--- stdout\n{}\n--- stderr\n{}",
             self.command, self.code, self.stdout, self.stderr
@@ -741,12 +828,13 @@ pub async fn licensed(
 
 // ---------------------------------------------------------------- customer machine
 
-/// One customer machine: its own state directory (journal, leases) and
-/// module cache, running the `runtime` binary with the runtime key on behalf
-/// of the customer.
+/// One customer machine: its own state directory (buyer id, journal, leases)
+/// and module cache, running the `runtime` binary with the runtime key on
+/// behalf of the customer.
 pub struct Machine {
     dir: tempfile::TempDir,
-    rpc: String,
+    /// `--rpc`: the chain this machine talks to (see [`Machine::point_at`]).
+    pub rpc: String,
     registry: Address,
     key: PathBuf,
     customer: Address,
@@ -775,6 +863,105 @@ impl Machine {
             signer: runtime.address(),
             decrypt_key: None,
             kernel_meter: None,
+        }
+    }
+
+    /// Points this machine (same state directory, cache and key) at another
+    /// chain's registry: what a customer does when the RPC URL changes.
+    pub fn point_at(&mut self, chain: &Chain) {
+        self.rpc = chain.url.clone();
+        self.registry = chain.registry;
+    }
+
+    /// This state directory's buyer id, as the runtime derives it (creates
+    /// the directory and its secret when missing, as the runtime would).
+    pub fn buyer(&self) -> B256 {
+        B256::from(
+            sealbox_runtime::state_dir::StateDir::open(&self.state_dir())
+                .expect("open the state directory")
+                .buyer(),
+        )
+    }
+
+    /// Units this state directory has bought on `chain` (its buyer's counter
+    /// under this machine's key), read from the chain.
+    pub async fn bought_on(&self, chain: &Chain, product: B256) -> u64 {
+        chain
+            .reader()
+            .await
+            .signer_status(product, self.customer, self.signer, self.buyer())
+            .await
+            .expect("read the signer status")
+            .bought_units
+    }
+
+    /// `runtime -v serve --module SEALED… --listen 127.0.0.1:0 <chain, state,
+    /// cache, meter args> --customer C ARGS…`, started and waited for until it
+    /// listens. Stopped (SIGTERM, then SIGKILL) when the handle drops.
+    pub fn serve(&self, modules: &[&Path], args: &[&str]) -> Serving {
+        let mut all: Vec<String> = vec!["-v".into(), "serve".into()];
+        for module in modules {
+            all.extend(["--module".into(), module.display().to_string()]);
+        }
+        all.extend(["--listen".into(), "127.0.0.1:0".into()]);
+        all.extend(self.common_args());
+        all.extend(["--customer".into(), self.customer.to_string()]);
+        all.extend(args.iter().map(|s| s.to_string()));
+        let (mut cmd, line) = command(&bin("runtime"), &all);
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {line}: {e}"));
+        // Read both pipes on threads so that the server never blocks on a full pipe.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let out_reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut all = String::new();
+            for l in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(l.clone());
+                all.push_str(&l);
+                all.push('\n');
+            }
+            all
+        });
+        let err_reader = std::thread::spawn(move || {
+            use std::io::Read;
+            let mut all = String::new();
+            let _ = std::io::BufReader::new(stderr).read_to_string(&mut all);
+            all
+        });
+        let mut serving = Serving {
+            child: Some(child),
+            line,
+            out_reader: Some(out_reader),
+            err_reader: Some(err_reader),
+            url: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(l) => {
+                    if let Some(url) = l.strip_prefix("listening on ") {
+                        serving.url = url.trim().to_string();
+                        return serving;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    let out = serving.stop();
+                    panic!("runtime serve ended before listening\n{}", out.dump());
+                }
+            }
+            if Instant::now() > deadline {
+                let out = serving.stop();
+                panic!("runtime serve did not listen within 60 s\n{}", out.dump());
+            }
         }
     }
 
@@ -835,8 +1022,9 @@ impl Machine {
         all
     }
 
-    /// `runtime -v settle <chain, state, cache, meter args> ARGS…`: settles this
-    /// machine's journal (the runtime key signs the receipts and pays the gas).
+    /// `runtime -v settle <chain, state, cache, meter args> ARGS…`: finishes a
+    /// purchase this state directory left in flight (re-sent with the runtime
+    /// key, which pays the gas) and reports bought / used / unused units.
     pub fn settle(&self, args: &[&str]) -> Out {
         let mut all: Vec<String> = vec!["-v".into(), "settle".into()];
         all.extend(self.common_args());
@@ -872,20 +1060,41 @@ impl Machine {
             .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{}", out.stdout))
     }
 
-    /// The journal's counter for `product`, read directly (works with the chain down).
+    /// The journal's counter for `product`, read directly (works with the chain
+    /// down): this state directory's (buyer's) counter under the deployment it
+    /// last connected to.
     pub fn usage(&self, product: B256) -> Usage {
         let path = self
             .state_dir()
-            .join(format!("journal-{}.db", self.registry));
+            .join(format!("journal-v2-{}.db", self.registry));
         assert!(path.is_file(), "no journal at {}", path.display());
         let journal = Journal::open(&path).expect("open the journal");
-        journal
-            .usage(&UsageKey {
-                product: product.0,
-                customer: self.customer.into_array(),
-                signer: self.signer.into_array(),
-            })
+        let deployment = journal
+            .last_deployment()
             .expect("read the journal")
+            .expect("the journal records its deployment")
+            .id;
+        let buyer = self.buyer().0;
+        let keys: Vec<UsageKey> = journal
+            .keys()
+            .expect("read the journal")
+            .into_iter()
+            .filter(|k| {
+                k.deployment == deployment
+                    && k.buyer == buyer
+                    && k.product == product.0
+                    && k.customer == self.customer.into_array()
+                    && k.signer == self.signer.into_array()
+            })
+            .collect();
+        match keys.as_slice() {
+            [] => Usage::default(),
+            [key] => journal.usage(key).expect("read the journal"),
+            more => panic!(
+                "{} counters for one product in one state directory",
+                more.len()
+            ),
+        }
     }
 
     /// The compiled modules in the cache, with the identity of each file.
@@ -918,6 +1127,75 @@ impl Machine {
             before,
             "the module cache changed although the run was refused"
         );
+    }
+}
+
+/// A running `runtime serve` (see [`Machine::serve`]).
+pub struct Serving {
+    child: Option<std::process::Child>,
+    line: String,
+    out_reader: Option<std::thread::JoinHandle<String>>,
+    err_reader: Option<std::thread::JoinHandle<String>>,
+    /// `http://127.0.0.1:PORT`, as it printed.
+    pub url: String,
+}
+
+impl Serving {
+    /// Whether the server is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().expect("wait for serve").is_none())
+    }
+
+    /// SIGTERM, waits up to 30 s (then SIGKILL), and returns what it printed.
+    pub fn stop(&mut self) -> Out {
+        let started = Instant::now();
+        let mut code = None;
+        if let Some(mut child) = self.child.take() {
+            let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+            if child.try_wait().expect("wait for serve").is_none() {
+                // SAFETY: kill(2) on the pid of our own child, not reaped yet.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let status = loop {
+                if let Some(status) = child.try_wait().expect("wait for serve") {
+                    break status;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    break child.wait().expect("wait for serve");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            code = status.code();
+        }
+        let stdout = self
+            .out_reader
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        let stderr = self
+            .err_reader
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        Out {
+            command: self.line.clone(),
+            code,
+            stdout,
+            stderr,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
     }
 }
 
