@@ -62,7 +62,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             ),
         };
         // A call the sandbox would refuse is refused before anything is bought.
-        product.program().bytes_call(&export, &input)?;
+        product
+            .program()
+            .bytes_call(&export, &input)
+            .map_err(RuntimeError::Call)?;
         ensure_bought(&session, &product, &policy).await?;
         let out = product.call_bytes(&export, &input)?;
         write_output(args.output.as_deref(), &out)?;
@@ -71,7 +74,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .split_first()
             .context("--invoke needs the export name")?;
         let params: Vec<&str> = rest.iter().map(String::as_str).collect();
-        product.program().numeric_call(export, &params)?;
+        product
+            .program()
+            .numeric_call(export, &params)
+            .map_err(RuntimeError::Call)?;
         ensure_bought(&session, &product, &policy).await?;
         let results = product.call_numeric(export, &params)?;
         let text: Vec<String> = results.iter().map(ToString::to_string).collect();
