@@ -588,3 +588,84 @@ async fn refused_transactions_do_not_stall_the_client() {
     ok.unwrap();
     assert_eq!(w.balance().await, U256::from(7));
 }
+
+/// Attack (a) in the mempool, as a vendor would run it: with automine off the customer's purchase
+/// is pending when the vendor sends `setPrice` with a higher tip; the block orders the price rise
+/// first. The purchase is mined and reverts (`PriceAboveCap`): nothing is charged, nothing bought.
+#[tokio::test]
+async fn vendor_front_running_a_pending_purchase_in_the_mempool_gets_nothing() {
+    let w = World::new(wei(1000)).await;
+    let provider = w.relayer.provider().clone();
+    let pending_txs = || {
+        let provider = provider.clone();
+        async move {
+            let status: serde_json::Value = provider
+                .raw_request("txpool_status".into(), ())
+                .await
+                .unwrap();
+            let pending = status["pending"].as_str().map_or_else(
+                || status["pending"].as_u64().unwrap_or(0),
+                |hex| u64::from_str_radix(hex.trim_start_matches("0x"), 16).unwrap_or(0),
+            );
+            pending
+        }
+    };
+    let _: serde_json::Value = provider
+        .raw_request("evm_setAutomine".into(), (false,))
+        .await
+        .unwrap();
+
+    // The customer's purchase of 100 units at PRICE goes into the mempool.
+    let receipt = w.receipt(100);
+    let relayer = w.relayer.clone();
+    let purchase = tokio::spawn(async move { relayer.settle(&receipt).await });
+    for _ in 0..200 {
+        if pending_txs().await >= 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(pending_txs().await, 1, "the purchase is pending");
+
+    // The vendor sees it and sends a price rise with a much higher tip.
+    let registry = license_contract::bindings::LicenseRegistry::new(
+        w.vendor.address(),
+        w.vendor.provider().clone(),
+    );
+    let rise = registry
+        .setPrice(w.product_id, U256::from(PRICE * 10))
+        .max_priority_fee_per_gas(100_000_000_000)
+        .max_fee_per_gas(200_000_000_000)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pending_txs().await, 2);
+    let _: serde_json::Value = provider.raw_request("evm_mine".into(), ()).await.unwrap();
+    let rise = rise.get_receipt().await.unwrap();
+    assert!(rise.status(), "the price rise was mined");
+
+    let err = purchase.await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, RegistryError::TxFailed { .. }),
+        "the purchase must be mined and revert: {err}"
+    );
+    let mined = provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mined.transactions.len(), 2, "both in one block");
+    assert_eq!(w.balance().await, wei(1000), "nothing charged");
+    assert_eq!(
+        w.signer_status(BUYER).await.bought_units,
+        0,
+        "nothing bought"
+    );
+    assert_eq!(
+        w.vendor
+            .pending_revenue(w.vendor.sender().unwrap())
+            .await
+            .unwrap(),
+        U256::ZERO
+    );
+}

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use sealed_format::Manifest;
+use sealed_format::{Manifest, Metering};
 
 use alloy::primitives::B256;
 
@@ -40,18 +40,33 @@ impl std::fmt::Debug for Product {
 
 impl Product {
     /// Wraps a compiled program; registers its counter with the kernel meter.
+    /// A counter the meter cannot take (e.g. its map is full) fails a
+    /// `kernel-required` module and falls back, with a warning, for a
+    /// `kernel-preferred` one — the same rule as a meter that is not attached.
     pub fn new(
         manifest: Manifest,
         program: Program,
         key: UsageKey,
         journal: Arc<Journal>,
-        meter: Option<Arc<KernelMeter>>,
+        mut meter: Option<Arc<KernelMeter>>,
     ) -> Result<Self, RuntimeError> {
         let kernel_key = kernel_key(&key);
-        if let Some(meter) = &meter {
-            meter
-                .register(kernel_key)
-                .map_err(|e| RuntimeError::MeterRequired(e.to_string()))?;
+        if let Some(attached) = &meter
+            && let Err(e) = attached.register(kernel_key)
+        {
+            match manifest.metering {
+                Metering::KernelRequired => {
+                    return Err(RuntimeError::MeterRequired(e.to_string()));
+                }
+                Metering::KernelPreferred => {
+                    tracing::warn!(
+                        product = %manifest.name,
+                        "the kernel meter cannot count this product ({e}); counting calls in the \
+                         runtime only"
+                    );
+                    meter = None;
+                }
+            }
         }
         let product = Self {
             manifest,
