@@ -603,11 +603,10 @@ async fn vendor_front_running_a_pending_purchase_in_the_mempool_gets_nothing() {
                 .raw_request("txpool_status".into(), ())
                 .await
                 .unwrap();
-            let pending = status["pending"].as_str().map_or_else(
+            status["pending"].as_str().map_or_else(
                 || status["pending"].as_u64().unwrap_or(0),
                 |hex| u64::from_str_radix(hex.trim_start_matches("0x"), 16).unwrap_or(0),
-            );
-            pending
+            )
         }
     };
     let _: serde_json::Value = provider
