@@ -9,13 +9,13 @@
 //! Env: SEALBOX_BENCH_CALLS (calls per round, default 1,000,000).
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use aya::EbpfLoader;
 use aya::programs::UProbe;
 use aya::programs::uprobe::UProbeScope;
 use sealbox_ebpf::{Meter, MeterOptions, bpf_object, meter_call, read_pinned_count};
+use sealbox_testkit::bpf::PinDir;
 
 const ROUNDS: usize = 9;
 const KEY: u64 = 0x5e57_0000_0000_be9c;
@@ -85,13 +85,6 @@ fn getppid_ns(calls: u64) -> Timing {
     })
 }
 
-struct PinDir(PathBuf);
-impl Drop for PinDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The first five bytes of the entry as this process sees them now.
 fn entry_bytes() -> [u8; 5] {
     let addr = sealbox_ebpf::sealbox_meter_entry as *const u8;
@@ -114,8 +107,17 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for a list: there is nothing to list
     }
-    if std::env::var("SEALBOX_SKIP_BPF").as_deref() == Ok("1") {
-        eprintln!("SKIPPED meter benchmark: SEALBOX_SKIP_BPF=1 (it needs root and BPF)");
+    let dir = PinDir::new();
+    // The testkit's BPF rule: SEALBOX_SKIP_BPF=1 skips only where no meter attaches.
+    let probe = || {
+        Meter::attach(&MeterOptions {
+            pin_dir: dir.path.join("probe"),
+            ..MeterOptions::default()
+        })
+        .map(drop)
+        .map_err(|e| e.to_string())
+    };
+    if sealbox_testkit::bpf::skip_if_unavailable("meter benchmark", probe) {
         return;
     }
     // `cargo bench` passes --bench; under `cargo test --all-targets` run a short smoke pass.
@@ -124,10 +126,6 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(if full { 1_000_000 } else { 20_000 });
-    let dir = PinDir(PathBuf::from(format!(
-        "/sys/fs/bpf/sealbox-bench-{}",
-        std::process::id()
-    )));
 
     // Warm up, then measure without any probe.
     per_call_ns(calls / 10, meter_call);
@@ -136,14 +134,11 @@ fn main() {
     let floor = getppid_ns(calls);
 
     let meter = match Meter::attach(&MeterOptions {
-        pin_dir: dir.0.join("meter"),
+        pin_dir: dir.path.join("meter"),
         ..MeterOptions::default()
     }) {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("cannot attach the kernel meter: {e}\n(run the benchmark as root)");
-            std::process::exit(1);
-        }
+        Err(e) => sealbox_testkit::bpf::missing(format!("cannot attach the kernel meter: {e}")),
     };
     meter.register(KEY).expect("register");
     let start = Instant::now();
@@ -157,13 +152,13 @@ fn main() {
     let expected = 1 + calls * ROUNDS as u64;
     assert_eq!(counted, expected, "metered calls not counted exactly");
     assert_eq!(
-        read_pinned_count(&dir.0.join("meter"), KEY).expect("read"),
+        read_pinned_count(&dir.path.join("meter"), KEY).expect("read"),
         expected,
         "calls counted after detach"
     );
 
     // The same BPF program on the prologue-first function.
-    let prologue_dir = dir.0.join("prologue");
+    let prologue_dir = dir.path.join("prologue");
     std::fs::create_dir_all(&prologue_dir).expect("create bench pin dir");
     let mut bpf = EbpfLoader::new()
         .btf(None)

@@ -1,10 +1,11 @@
 //! Exact counting in one process: single thread, two threads, key isolation,
-//! full map, attach by file offset, one meter per pin directory.
-//! Needs root and BPF; set SEALBOX_SKIP_BPF=1 to skip.
+//! full map, attach by file offset, one meter per pin directory. Needs root
+//! and BPF; where there is none, SEALBOX_SKIP_BPF=1 skips (the testkit's BPF
+//! rule).
 
 mod common;
 
-use common::{TestPinDir, attach, serial, skip_bpf, test_key};
+use common::{MeterPins, PinDir, attach, serial, skip_bpf, test_key};
 use sealbox_ebpf::{
     AttachMode, AttachPoint, Meter, MeterError, MeterOptions, meter_call, read_pinned_count,
 };
@@ -21,7 +22,7 @@ fn counts_exactly_on_one_thread() {
         return;
     }
     let _serial = serial();
-    let dir = TestPinDir::new();
+    let dir = PinDir::new();
     let key = test_key(1);
     let before = 12_345;
     for _ in 0..before {
@@ -54,7 +55,7 @@ fn counts_a_million_calls_over_two_threads_exactly() {
         return;
     }
     let _serial = serial();
-    let dir = TestPinDir::new();
+    let dir = PinDir::new();
     let meter = attach(&dir.options());
     let shared = test_key(2);
     let (own_a, own_b) = (test_key(3), test_key(4));
@@ -84,7 +85,7 @@ fn keys_never_count_into_each_other() {
         return;
     }
     let _serial = serial();
-    let dir = TestPinDir::new();
+    let dir = PinDir::new();
     let meter = attach(&dir.options());
     let keys = [test_key(5), test_key(6), test_key(7)];
     let unused = test_key(8);
@@ -107,7 +108,7 @@ fn a_full_map_refuses_new_keys_and_reports_dropped_calls() {
         return;
     }
     let _serial = serial();
-    let dir = TestPinDir::new();
+    let dir = PinDir::new();
     let meter = attach(&MeterOptions {
         max_entries: 4,
         ..dir.options()
@@ -144,7 +145,7 @@ fn attaches_by_file_offset_as_for_a_stripped_binary() {
         return;
     }
     let _serial = serial();
-    let dir = TestPinDir::new();
+    let dir = PinDir::new();
     let meter = attach(&MeterOptions {
         attach: AttachMode::Offset,
         ..dir.options()
@@ -169,7 +170,7 @@ fn attaches_by_symbol_when_asked() {
         return;
     }
     let _serial = serial();
-    let dir = TestPinDir::new();
+    let dir = PinDir::new();
     let meter = attach(&MeterOptions {
         attach: AttachMode::Symbol,
         ..dir.options()
@@ -188,7 +189,7 @@ fn one_meter_per_pin_directory_per_process() {
         return;
     }
     let _serial = serial();
-    let dir = TestPinDir::new();
+    let dir = PinDir::new();
     let first = attach(&dir.options());
     match Meter::attach(&dir.options()) {
         Err(MeterError::AlreadyAttached { pin_dir }) => assert_eq!(pin_dir, first.pin_dir()),
@@ -211,7 +212,7 @@ fn the_self_test_key_is_reserved() {
         return;
     }
     let _serial = serial();
-    let dir = TestPinDir::new();
+    let dir = PinDir::new();
     let meter = attach(&dir.options());
     assert!(matches!(
         meter.register(u64::MAX),

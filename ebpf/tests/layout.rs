@@ -1,12 +1,12 @@
 //! Pinned maps from another layout are refused with a clear error and left
-//! untouched; reading without attaching. Needs root and BPF; set
-//! SEALBOX_SKIP_BPF=1 to skip.
+//! untouched; reading without attaching. Needs root and BPF; where there
+//! is none, SEALBOX_SKIP_BPF=1 skips (the testkit's BPF rule).
 
 mod common;
 
 use common::{
-    BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, TestPinDir, attach, pin_raw_map, pinned_shape, serial,
-    set_array_u64, skip_bpf, test_key,
+    BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, MeterPins, PinDir, attach, pin_raw_map, pinned_shape,
+    serial, set_array_u64, skip_bpf, test_key,
 };
 use sealbox_ebpf::{Meter, MeterError, MeterOptions, PinnedCounts, meter_call, read_pinned_count};
 
@@ -30,7 +30,7 @@ fn expect_stale(opts: &MeterOptions, expected_path: &std::path::Path) -> String 
     }
 }
 
-fn names(dir: &TestPinDir) -> Vec<String> {
+fn names(dir: &PinDir) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(&dir.path)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -45,7 +45,7 @@ fn a_counter_map_with_another_value_size_is_refused_and_left_alone() {
         return;
     }
     let _serial = serial();
-    let dir = TestPinDir::new();
+    let dir = PinDir::new();
     dir.create();
     let counts = dir.path.join("meter_counts");
     pin_raw_map(&counts, BPF_MAP_TYPE_HASH, 8, 4, 4096);
@@ -72,7 +72,7 @@ fn maps_without_a_layout_marker_are_refused() {
         return;
     }
     let _serial = serial();
-    let dir = TestPinDir::new();
+    let dir = PinDir::new();
     dir.create();
     // Same shapes as today, but pinned by something that wrote no marker.
     pin_raw_map(
@@ -93,7 +93,7 @@ fn another_layout_version_is_refused() {
         return;
     }
     let _serial = serial();
-    let dir = TestPinDir::new();
+    let dir = PinDir::new();
     let key = test_key(70);
     {
         let meter = attach(&dir.options());
@@ -121,7 +121,7 @@ fn another_capacity_is_refused_but_readers_accept_it() {
         return;
     }
     let _serial = serial();
-    let dir = TestPinDir::new();
+    let dir = PinDir::new();
     let key = test_key(71);
     {
         let meter = attach(&MeterOptions {
@@ -150,7 +150,7 @@ fn reading_where_nothing_is_pinned_says_so() {
         return;
     }
     let _serial = serial();
-    let dir = TestPinDir::new();
+    let dir = PinDir::new();
     dir.create();
     match read_pinned_count(&dir.path, 1) {
         Err(MeterError::NotPinned { path }) => assert_eq!(path, dir.path.join("meter_counts")),
@@ -182,7 +182,7 @@ fn recreated_maps_get_a_new_epoch() {
         return;
     }
     let _serial = serial();
-    let dir = TestPinDir::new();
+    let dir = PinDir::new();
     let key = test_key(72);
     let first = {
         let meter = attach(&dir.options());

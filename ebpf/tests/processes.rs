@@ -1,7 +1,8 @@
 //! Several processes: per-process probes never count each other's calls,
 //! counts survive SIGKILL in the pinned map, and a stripped binary attaches by
 //! file offset. The children are this test binary re-run as the ignored
-//! `child_process` test. Needs root and BPF; set SEALBOX_SKIP_BPF=1 to skip.
+//! `child_process` test. Needs root and BPF; where there is none,
+//! SEALBOX_SKIP_BPF=1 skips (the testkit's BPF rule).
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{TestPinDir, attach, serial, skip_bpf, test_key};
+use common::{MeterPins, PinDir, attach, serial, skip_bpf, test_key};
 use sealbox_ebpf::{AttachMode, AttachPoint, Meter, MeterOptions, meter_call, read_pinned_count};
 
 const CHILD_ENV: &str = "SEALBOX_EBPF_CHILD";
@@ -257,7 +258,7 @@ fn processes_count_only_their_own_calls() {
         return;
     }
     let _serial = serial();
-    let dir = TestPinDir::new();
+    let dir = PinDir::new();
     let (parent_key, key_a, key_b) = (test_key(40), test_key(41), test_key(42));
     // The parent's probe is on the same file offset of the same binary the
     // children run: it must not fire for their calls.
@@ -290,7 +291,7 @@ fn counts_survive_sigkill_and_continue_without_loss_or_doubling() {
         return;
     }
     let _serial = serial();
-    let dir = TestPinDir::new();
+    let dir = PinDir::new();
     let key = test_key(50);
     let (n, m) = (77_777u64, 22_223u64);
     let mut child = ChildRun::spawn(
@@ -333,7 +334,7 @@ fn a_kill_mid_stream_loses_nothing_that_returned() {
         return;
     }
     let _serial = serial();
-    let dir = TestPinDir::new();
+    let dir = PinDir::new();
     let key = test_key(51);
     let progress_file = TempFile::new("progress");
     let progress_path = progress_file.0.clone();
@@ -372,7 +373,7 @@ fn a_stripped_binary_attaches_by_file_offset() {
         return;
     }
     let _serial = serial();
-    let dir = TestPinDir::new();
+    let dir = PinDir::new();
     let stripped_file = TempFile::new("stripped");
     let stripped = stripped_file.0.clone();
     std::fs::copy(exe(), &stripped).unwrap();

@@ -4,19 +4,15 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use alloy::primitives::{Address, B256, U256};
-use common::{PRICE, dead_rpc_url, dev_key, spawn_anvil};
-use license_contract::RegistryClient;
+use common::PRICE;
+use sealbox_testkit::{Anvil, bin, command, dead_rpc_url, dev_key};
 
-/// Runs `registry ARGS` without any `SEALBOX_PASSWORD` the test runner may have.
+/// Runs `registry ARGS` without any `SEALBOX_*` variable the test runner may have.
 fn registry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_registry"))
-        .args(args)
-        .env_remove("SEALBOX_PASSWORD")
-        .output()
-        .unwrap()
+    command(bin("registry")).args(args).output().unwrap()
 }
 
 /// Runs `registry HEAD... TAIL...`: a fixed command line with the options under test appended.
@@ -54,17 +50,16 @@ fn assert_refused(out: &Output, needle: &str) {
 
 /// Writes `key` as a raw key file `platform.key` in `dir`; returns its path.
 fn key_file(dir: &Path, key: &alloy::signers::local::PrivateKeySigner) -> String {
-    let path = dir.join("platform.key");
-    sealbox_keyfile::write_raw(&path, key).unwrap();
+    let path = sealbox_testkit::key_file(dir, "platform.key", key);
     path.to_str().unwrap().to_owned()
 }
 
 #[tokio::test]
 async fn deploy_prints_only_the_address_and_status_reads_it() {
-    let anvil = spawn_anvil();
+    let anvil = Anvil::spawn();
     let dir = tempfile::tempdir().unwrap();
-    let key = key_file(dir.path(), &dev_key(&anvil, 0));
-    let treasury = dev_key(&anvil, 4).address().to_string();
+    let key = key_file(dir.path(), &dev_key(0));
+    let treasury = dev_key(4).address().to_string();
     let url = anvil.endpoint();
     let out = registry(&[
         "deploy",
@@ -90,9 +85,7 @@ async fn deploy_prints_only_the_address_and_status_reads_it() {
         .parse()
         .unwrap_or_else(|e| panic!("not an address {text:?}: {e}"));
 
-    let client = RegistryClient::connect(&url, address, Some(31337), Some(dev_key(&anvil, 1)))
-        .await
-        .unwrap();
+    let client = anvil.client(address, Some(dev_key(1))).await;
     let info = client.info().await.unwrap();
     assert_eq!(
         (info.fee_bps, info.thaw_seconds, info.treasury.to_string()),
@@ -104,7 +97,7 @@ async fn deploy_prints_only_the_address_and_status_reads_it() {
         .register_product("cli-product", U256::from(PRICE))
         .await
         .unwrap();
-    let customer = dev_key(&anvil, 2).address();
+    let customer = dev_key(2).address();
     client
         .deposit(pid, Some(customer), U256::from(PRICE) * U256::from(3))
         .await
@@ -174,16 +167,16 @@ async fn deploy_prints_only_the_address_and_status_reads_it() {
     assert_eq!(v["license"]["reason"], "ReleaseRevoked");
     assert_eq!(
         v["product"]["vendor"].as_str().unwrap().to_lowercase(),
-        dev_key(&anvil, 1).address().to_string().to_lowercase()
+        dev_key(1).address().to_string().to_lowercase()
     );
     assert_eq!(v["registry"]["fee_bps"], 2500);
 }
 
 #[test]
 fn deploy_refuses_a_world_readable_key_file_and_sends_nothing() {
-    let anvil = spawn_anvil();
+    let anvil = Anvil::spawn();
     let dir = tempfile::tempdir().unwrap();
-    let key = key_file(dir.path(), &dev_key(&anvil, 0));
+    let key = key_file(dir.path(), &dev_key(0));
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = registry(&["deploy", "--rpc", &anvil.endpoint(), "--key", &key]);
     assert!(!out.status.success());
@@ -191,16 +184,16 @@ fn deploy_refuses_a_world_readable_key_file_and_sends_nothing() {
     let err = stderr(&out);
     assert!(err.contains("0600") || err.contains("mode"), "{err}");
     assert!(
-        !err.contains(&hex::encode(dev_key(&anvil, 0).to_bytes())),
+        !err.contains(&hex::encode(dev_key(0).to_bytes())),
         "key material leaked: {err}"
     );
 }
 
 #[test]
 fn errors_are_messages_not_blobs() {
-    let anvil = spawn_anvil();
+    let anvil = Anvil::spawn();
     let dir = tempfile::tempdir().unwrap();
-    let key = key_file(dir.path(), &dev_key(&anvil, 0));
+    let key = key_file(dir.path(), &dev_key(0));
     let endpoint = anvil.endpoint();
     let deploy =
         |rpc: &str, extra: &[&str]| registry_with(&["deploy", "--rpc", rpc, "--key", &key], extra);

@@ -7,13 +7,11 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
-use common::{
-    BUYER, EXPIRES, PRICE, PRODUCT, World, dead_rpc_url, dev_key, expect_revert, revert_name,
-    spawn_anvil, spawn_anvil_with, wei,
-};
+use common::{BUYER, EXPIRES, PRICE, PRODUCT, World, expect_revert, revert_name, wei};
 use license_contract::{
     DeployParams, RegistryClient, RegistryError, SignedUsage, UsageReceipt, usage_domain,
 };
+use sealbox_testkit::{Anvil, dead_rpc_url, dev_key};
 
 /// A 500-unit receipt for the fixture customer, signed by the authorized runtime key but under
 /// the EIP-712 domain of `registry` on `chain_id` with deployment salt `salt`.
@@ -75,7 +73,7 @@ async fn wrong_chain_id_is_refused_before_anything_happens() {
         } => assert_eq!((*expected, *actual), (1, 31337)),
         other => panic!("expected WrongChain, got {other:?}"),
     }
-    let key = dev_key(&w.anvil, 5);
+    let key = dev_key(5);
     let nonce_before = w
         .platform
         .provider()
@@ -103,7 +101,7 @@ async fn wrong_chain_id_is_refused_before_anything_happens() {
 
 #[tokio::test]
 async fn address_without_code_is_not_a_registry() {
-    let anvil = spawn_anvil();
+    let anvil = Anvil::spawn();
     let nobody = Address::repeat_byte(0x5A);
     let err = RegistryClient::connect(&anvil.endpoint(), nobody, None, None)
         .await
@@ -118,11 +116,11 @@ async fn address_without_code_is_not_a_registry() {
 
 #[tokio::test]
 async fn contract_that_is_not_a_registry_is_refused() {
-    let anvil = spawn_anvil();
-    let key = dev_key(&anvil, 0);
+    let anvil = Anvil::spawn();
+    let key = dev_key(0);
     let provider = alloy::providers::ProviderBuilder::new()
         .wallet(key)
-        .connect_http(anvil.endpoint_url());
+        .connect_http(anvil.endpoint().parse().unwrap());
     // init code deploying runtime `PUSH1 32 PUSH1 0 RETURN`: answers every call with 32 zero bytes
     let init = Bytes::from_static(&[
         0x64, 0x60, 0x20, 0x60, 0x00, 0xf3, 0x60, 0x00, 0x52, 0x60, 0x05, 0x60, 0x1b, 0xf3,
@@ -144,12 +142,12 @@ async fn contract_that_is_not_a_registry_is_refused() {
 
 #[tokio::test]
 async fn bad_deploy_parameters_are_decoded() {
-    let anvil = spawn_anvil();
+    let anvil = Anvil::spawn();
     let params = DeployParams {
         fee_bps: 10_001,
         ..DeployParams::default()
     };
-    let err = RegistryClient::deploy(&anvil.endpoint(), dev_key(&anvil, 0), params)
+    let err = RegistryClient::deploy(&anvil.endpoint(), dev_key(0), params)
         .await
         .unwrap_err();
     assert_eq!(revert_name(&err), Some("FeeTooHigh"), "{err:?}");
@@ -163,7 +161,7 @@ async fn bad_deploy_parameters_are_decoded() {
         thaw_seconds: 20 * 365 * 86_400,
         ..DeployParams::default()
     };
-    let err = RegistryClient::deploy(&anvil.endpoint(), dev_key(&anvil, 0), params)
+    let err = RegistryClient::deploy(&anvil.endpoint(), dev_key(0), params)
         .await
         .unwrap_err();
     assert_eq!(revert_name(&err), Some("ThawTooLong"), "{err:?}");
@@ -399,7 +397,7 @@ async fn receipt_signed_for_another_deployment_at_the_same_address_does_not_char
         .as_secs()
         + 3600)
         .to_string();
-    let fresh = spawn_anvil_with(&["--timestamp", &later]);
+    let fresh = Anvil::spawn_with(&["--timestamp", &later]);
     let second = World::build(fresh, wei(1000), first.runtime_key.clone()).await;
     assert_eq!(second.platform.address(), first.platform.address());
     assert_eq!(second.product_id, first.product_id);

@@ -127,13 +127,10 @@ async fn license_lifecycle_deposit_buy_and_revenue_split() {
 async fn runtime_signer_buys_with_its_own_gas() {
     let w = World::new(wei(100)).await;
     // the runtime key pays for its purchases: fund it, then it submits its own receipt
-    let runtime = common::connect(
-        &w.url,
-        w.platform.address(),
-        Some(31337),
-        w.runtime_key.clone(),
-    )
-    .await;
+    let runtime = w
+        .anvil
+        .client(w.platform.address(), Some(w.runtime_key.clone()))
+        .await;
     let err = runtime.settle(&w.receipt(10)).await.unwrap_err();
     assert!(
         matches!(

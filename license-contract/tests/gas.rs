@@ -10,8 +10,9 @@ use std::path::Path;
 
 use alloy::primitives::{B256, U256};
 use alloy::signers::local::PrivateKeySigner;
-use common::{PRICE, advance_clock, connect, dev_key, spawn_anvil};
+use common::PRICE;
 use license_contract::{DeployParams, RegistryClient};
+use sealbox_testkit::{Anvil, dev_key};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -27,23 +28,24 @@ struct Snapshot {
 const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/gas-snapshot.json");
 
 async fn measure() -> BTreeMap<String, u64> {
-    let anvil = spawn_anvil();
+    let anvil = Anvil::spawn();
     let url = anvil.endpoint();
     let mut gas = BTreeMap::new();
     let params = DeployParams {
         fee_bps: 3000,
-        treasury: Some(dev_key(&anvil, 4).address()),
+        treasury: Some(dev_key(4).address()),
         thaw_seconds: 3600,
         expected_chain_id: None,
     };
-    let (platform, tx) = RegistryClient::deploy(&url, dev_key(&anvil, 0), params)
+    // The deploy is measured, so it is made here (not with Anvil::deploy).
+    let (platform, tx) = RegistryClient::deploy(&url, dev_key(0), params)
         .await
         .unwrap();
     gas.insert("deploy".into(), tx.gas_used);
     let reg = platform.address();
-    let vendor = connect(&url, reg, None, dev_key(&anvil, 1)).await;
-    let customer = connect(&url, reg, None, dev_key(&anvil, 2)).await;
-    let relayer = connect(&url, reg, None, dev_key(&anvil, 3)).await;
+    let vendor = anvil.client(reg, Some(dev_key(1))).await;
+    let customer = anvil.client(reg, Some(dev_key(2))).await;
+    let relayer = anvil.client(reg, Some(dev_key(3))).await;
     let c = customer.sender().unwrap();
     // a fixed runtime key keeps signatures (and so calldata gas) identical from run to run
     let runtime = PrivateKeySigner::from_bytes(&B256::repeat_byte(0x11)).unwrap();
@@ -111,7 +113,7 @@ async fn measure() -> BTreeMap<String, u64> {
     vendor.withdraw_revenue().await.unwrap();
     let st = relayer.settle(&receipt(4_000)).await.unwrap();
     gas.insert("settle_after_vendor_slot_emptied".into(), st.tx.gas_used);
-    let treasury = connect(&url, reg, None, dev_key(&anvil, 4)).await;
+    let treasury = anvil.client(reg, Some(dev_key(4))).await;
     let (_, tx) = treasury.withdraw_revenue().await.unwrap();
     gas.insert("withdraw_revenue_treasury".into(), tx.gas_used);
 
@@ -120,7 +122,7 @@ async fn measure() -> BTreeMap<String, u64> {
         .await
         .unwrap();
     gas.insert("request_withdrawal".into(), tx.gas_used);
-    advance_clock(&platform, 3600).await;
+    anvil.advance_time(3600).await;
     let (_, tx) = customer.complete_withdrawal(pid).await.unwrap();
     gas.insert("complete_withdrawal".into(), tx.gas_used);
     gas

@@ -4,6 +4,7 @@
 //! write the module, then add its variant to [`Command`] and its arm to [`Command::run`].
 
 mod chain;
+mod customer;
 mod exit;
 mod inspect;
 mod keygen;
@@ -47,6 +48,9 @@ enum Command {
     Publish(publish::Args),
     /// Revoke a sealed module's published release of its product (runtimes then refuse to run it).
     Revoke(revoke::Args),
+    /// Revoke or reinstate a customer's license of the module's product (`revoke` stops its
+    /// runtimes at their next license check, bought units included).
+    Customer(customer::Args),
     /// Withdraw the key's revenue from a registry: a vendor's share, or for the treasury key the
     /// platform fee (collected from every vendor that owes some first).
     Withdraw(withdraw::Args),
@@ -62,6 +66,7 @@ impl Command {
             Command::Verify(args) => verify::run(args),
             Command::Publish(args) => publish::run(args),
             Command::Revoke(args) => revoke::run(args),
+            Command::Customer(args) => customer::run(args),
             Command::Withdraw(args) => withdraw::run(args),
         }
     }

@@ -9,40 +9,22 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
 use common::{assert_exit, assert_ok, assert_ok_says, key_info, ok_json, packager};
-use license_contract::{DeployParams, Product, Reason, RegistryClient, Release};
+use license_contract::{Product, Reason, RegistryClient, Release};
+use sealbox_testkit::{Anvil, CHAIN_ID, Deploy, dead_rpc_url, dev_key, key_file};
 use serde_json::Value;
 
-/// Anvil's chain id.
-const CHAIN_ID: u64 = 31337;
 /// An address with no code on the test chain.
 const NOT_A_REGISTRY: &str = "0x4242424242424242424242424242424242424242";
-
-/// Path of the anvil binary: $SEALBOX_ANVIL, else the npm-installed one of license-contract.
-fn anvil_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("SEALBOX_ANVIL") {
-        return PathBuf::from(p);
-    }
-    let p =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../license-contract/node_modules/.bin/anvil");
-    assert!(
-        p.exists(),
-        "anvil not found at {}: run `npm ci` in license-contract/ (or scripts/setup), or point \
-         SEALBOX_ANVIL at an anvil 1.7.1 binary",
-        p.display()
-    );
-    p
-}
 
 /// A fresh anvil with a registry (fee 3000 bps, treasury = deployer = dev account 0) and key
 /// files in a temp dir: `platform.key` (0), `vendor.key` (1), `customer.key` (2).
 struct Chain {
-    anvil: AnvilInstance,
+    anvil: Anvil,
     url: String,
     /// The deployer's client; also used for reads.
     platform: RegistryClient,
@@ -52,21 +34,12 @@ struct Chain {
 impl Chain {
     /// Spawns anvil, deploys the registry and writes the three key files.
     async fn new() -> Chain {
-        let path = anvil_path();
-        let anvil = Anvil::at(&path)
-            .try_spawn()
-            .unwrap_or_else(|e| panic!("cannot start anvil at {}: {e}", path.display()));
+        let anvil = Anvil::spawn();
         let url = anvil.endpoint();
-        let params = DeployParams {
-            expected_chain_id: Some(CHAIN_ID),
-            ..DeployParams::default()
-        };
-        let (platform, _) = RegistryClient::deploy(&url, dev_key(&anvil, 0), params)
-            .await
-            .unwrap();
+        let platform = anvil.deploy(Deploy::default()).await;
         let dir = tempfile::tempdir().unwrap();
         for (name, i) in [("platform.key", 0), ("vendor.key", 1), ("customer.key", 2)] {
-            sealbox_keyfile::write_raw(&dir.path().join(name), &dev_key(&anvil, i)).unwrap();
+            key_file(dir.path(), name, &dev_key(i));
         }
         Chain {
             anvil,
@@ -88,7 +61,7 @@ impl Chain {
 
     /// Address of anvil dev account `i`.
     fn address(&self, i: usize) -> Address {
-        dev_key(&self.anvil, i).address()
+        dev_key(i).address()
     }
 
     /// The vendor's address (dev account 1, `vendor.key`).
@@ -175,14 +148,9 @@ impl Chain {
 
     /// A client of the registry transacting with dev account `i`.
     async fn client(&self, i: usize) -> RegistryClient {
-        RegistryClient::connect(
-            &self.url,
-            self.platform.address(),
-            Some(CHAIN_ID),
-            Some(dev_key(&self.anvil, i)),
-        )
-        .await
-        .unwrap()
+        self.anvil
+            .client(self.platform.address(), Some(dev_key(i)))
+            .await
     }
 
     /// Why `customer`'s license for `product_id` running `code_hash` is (in)active.
@@ -226,11 +194,6 @@ impl Chain {
         assert_eq!(report["gas_used"], gas_total);
         cost
     }
-}
-
-/// Anvil dev account `i` as a signer.
-fn dev_key(anvil: &AnvilInstance, i: usize) -> PrivateKeySigner {
-    anvil.keys()[i].clone().into()
 }
 
 /// A path as a command-line argument.
@@ -502,13 +465,8 @@ fn unreachable_or_invalid_rpc_is_a_clear_error() {
         NOT_A_REGISTRY,
         &[],
     );
-    // A port nobody listens on: bind one, then release it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
+    // A port nobody listens on.
+    let url = dead_rpc_url();
     let file = path_str(&module);
     for out in [
         on_chain(d, &["publish", file], &url, "vendor.key", &["--price", "1"]),
@@ -566,6 +524,59 @@ async fn revoke_pulls_a_release_once_and_for_good() {
         &["was published and then revoked", "seal a new build"],
     );
     assert_eq!(chain.nonce(chain.vendor()).await, nonce);
+}
+
+#[tokio::test]
+async fn customer_revoke_and_reinstate_change_the_license_once_each() {
+    let chain = Chain::new().await;
+    let module = chain.seal("standing", "scorer", "1.0.0", &[]);
+    let (product_id, code_hash) = ids(&module);
+    let file = path_str(&module);
+    chain.publish_json(&module, "vendor.key", &["--price", "5"]);
+    let customer = chain.address(2);
+    let customer_arg = customer.to_string();
+    let customer_cmd = |action: &str, key: &str, extra: &[&str]| {
+        let mut args = vec![action, file, "--customer", customer_arg.as_str()];
+        args.extend_from_slice(extra);
+        on_chain(chain.dir(), &["customer"], &chain.url, key, &args)
+    };
+    assert_ne!(
+        chain.license_reason(product_id, customer, code_hash).await,
+        Reason::CustomerRevoked
+    );
+
+    // Only the vendor may; nothing changes when another key tries.
+    let nonce = chain.nonce(chain.vendor()).await;
+    assert_refused(&customer_cmd("revoke", "customer.key", &[]), &["vendor"]);
+
+    let report = ok_json(&customer_cmd("revoke", "vendor.key", &["--json"]));
+    assert_eq!(report["status"], "revoked");
+    chain.check_txs(&report, &["revoke-customer"]).await;
+    assert_eq!(
+        chain.license_reason(product_id, customer, code_hash).await,
+        Reason::CustomerRevoked
+    );
+    assert_eq!(chain.nonce(chain.vendor()).await, nonce + 1);
+
+    // Again: reported, nothing sent.
+    assert_ok_says(
+        &customer_cmd("revoke", "vendor.key", &[]),
+        &["already revoked, nothing to do"],
+    );
+    assert_eq!(chain.nonce(chain.vendor()).await, nonce + 1);
+
+    let report = ok_json(&customer_cmd("reinstate", "vendor.key", &["--json"]));
+    assert_eq!(report["status"], "reinstated");
+    chain.check_txs(&report, &["reinstate-customer"]).await;
+    assert_ne!(
+        chain.license_reason(product_id, customer, code_hash).await,
+        Reason::CustomerRevoked
+    );
+    assert_ok_says(
+        &customer_cmd("reinstate", "vendor.key", &[]),
+        &["not revoked, nothing to do"],
+    );
+    assert_eq!(chain.nonce(chain.vendor()).await, nonce + 2);
 }
 
 #[tokio::test]

@@ -5,7 +5,6 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
 use common::{assert_exit, assert_ok, assert_ok_says, command, key_info, ok_json, packager};
 
@@ -205,13 +204,11 @@ fn keystore_keys_and_wrong_password() {
 
     // No password and no terminal: a clear message, not a hang. `setsid` detaches the child
     // from any controlling terminal the test runner may have.
-    let out = Command::new("setsid")
+    let out = sealbox_testkit::command("setsid")
         .arg("-w")
-        .arg(env!("CARGO_BIN_EXE_packager"))
+        .arg(sealbox_testkit::bin("packager"))
         .current_dir(d)
-        .env_remove("SEALBOX_PASSWORD")
         .args(seal_args("ks3.wasm", "vendor.json"))
-        .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     assert_exit(&out, 1, &["SEALBOX_PASSWORD"]);

@@ -10,17 +10,15 @@
 //! Run: `cargo bench -p sealbox-runtime --bench load` (anvil from
 //! `license-contract/node_modules/.bin/anvil`, or `SEALBOX_ANVIL`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use alloy::node_bindings::Anvil;
 use alloy::primitives::{Address, U256};
-use alloy::signers::local::PrivateKeySigner;
 use k256::ecdsa::SigningKey;
-use license_contract::{DeployParams, RegistryClient};
 use sealbox_runtime::journal::{Journal, UsageKey};
 use sealbox_runtime::lease::Lease;
-use sealbox_runtime::sandbox::{GuestLimits, Sandbox, SandboxConfig};
+use sealbox_sandbox::{GuestLimits, Sandbox, SandboxConfig};
+use sealbox_testkit::{Anvil, Deploy, dev_key};
 
 const ROUNDS: usize = 5;
 
@@ -28,7 +26,7 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     cold_starts(&root);
     let rt = tokio::runtime::Runtime::new().expect("tokio");
-    rt.block_on(license_checks(&root));
+    rt.block_on(license_checks());
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -101,35 +99,17 @@ fn cold_starts(root: &Path) {
     }
 }
 
-fn anvil_path(root: &Path) -> PathBuf {
-    std::env::var_os("SEALBOX_ANVIL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("license-contract/node_modules/.bin/anvil"))
-}
-
-async fn license_checks(root: &Path) {
+async fn license_checks() {
     const N: u32 = 2_000;
-    let anvil = Anvil::at(anvil_path(root))
-        .try_spawn()
-        .expect("spawn anvil (run scripts/setup)");
-    let platform: PrivateKeySigner = anvil.keys()[0].clone().into();
-    let vendor: PrivateKeySigner = anvil.keys()[1].clone().into();
-    let customer: PrivateKeySigner = anvil.keys()[2].clone().into();
-    let url = anvil.endpoint();
-    let deployed = RegistryClient::deploy(&url, platform, DeployParams::default())
-        .await
-        .expect("deploy");
-    let registry = deployed.0.address();
-    let as_vendor = RegistryClient::connect(&url, registry, None, Some(vendor))
-        .await
-        .expect("vendor");
+    let anvil = Anvil::spawn();
+    let customer = dev_key(2);
+    let registry = anvil.deploy(Deploy::default()).await.address();
+    let as_vendor = anvil.client(registry, Some(dev_key(1))).await;
     let (product, _) = as_vendor
         .register_product("bench", U256::from(1))
         .await
         .expect("register");
-    let as_customer = RegistryClient::connect(&url, registry, None, Some(customer.clone()))
-        .await
-        .expect("customer");
+    let as_customer = anvil.client(registry, Some(customer.clone())).await;
     as_customer
         .deposit(product, None, U256::from(1_000_000_000u64))
         .await
@@ -170,7 +150,7 @@ async fn license_checks(root: &Path) {
     };
     journal.store_lease(&key, &lease).expect("lease");
     journal
-        .record_bought(&key, u64::MAX, 1)
+        .record_bought(&key, 1 << 62, 1)
         .expect("record a purchase");
     let t = Instant::now();
     for _ in 0..N {

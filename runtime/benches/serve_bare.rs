@@ -37,7 +37,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use sealbox_runtime::journal::{Journal, UsageKey};
 use sealbox_runtime::lease::Lease;
-use sealbox_runtime::sandbox::{GuestLimits, Program, Sandbox, SandboxConfig};
+use sealbox_sandbox::{GuestLimits, Program, Sandbox, SandboxConfig};
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, InstancePre, Linker, Module, ModuleExport, Store};
 
@@ -308,7 +308,7 @@ fn lease_journal(db: &std::path::Path) -> Ledger {
     };
     journal.store_lease(&key, &lease).expect("lease");
     journal
-        .record_bought(&key, u64::MAX, 1)
+        .record_bought(&key, 1 << 62, 1)
         .expect("record a purchase");
     Ledger { journal, key }
 }

@@ -3,11 +3,11 @@
 
 use alloy::primitives::Address;
 use license_contract::{Reason, RegistryError};
+use sealbox_sandbox::{CallError, SandboxError};
 use sealed_format::FormatError;
 
 use crate::journal::JournalError;
 use crate::lease::LeaseRefusal;
-use crate::sandbox::{CallError, SandboxError};
 use crate::state_dir::StateDirError;
 
 /// Why loading or running a sealed module failed.

@@ -7,8 +7,9 @@
 //!   ([`sealed_format::open`]), check it names the trusted chain and
 //!   registry, check the license on chain ([`gate`]) or, offline, the stored
 //!   [`lease`], require the kernel meter if the manifest does, decrypt, then
-//!   compile in the [`sandbox`]. Nothing is decrypted or compiled before the
-//!   license holds.
+//!   compile in the sandbox ([`sealbox_sandbox`], a crate of its own: the
+//!   security boundary the vendor's code runs in). Nothing is decrypted or
+//!   compiled before the license holds.
 //! - [`product`]: a loaded [`Product`]; each call is admitted in the usage
 //!   [`journal`] only on a unit already bought, entered in the kernel meter
 //!   ([`metering`]), then run in a fresh sandbox instance.
@@ -29,7 +30,6 @@ pub mod load;
 pub mod metering;
 pub mod product;
 pub mod purchase;
-pub mod sandbox;
 pub mod serve;
 pub mod state_dir;
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use alloy::primitives::{Address, B256};
 use k256::ecdsa::SigningKey;
 use license_contract::RegistryClient;
+use sealbox_sandbox::{GuestLimits, Sandbox};
 use sealed_format::{Metering, Opened};
 
 use crate::error::RuntimeError;
@@ -22,7 +23,6 @@ use crate::journal::{Journal, LastDeployment, UsageKey};
 use crate::lease::LeaseRefusal;
 use crate::metering::KernelMeter;
 use crate::product::Product;
-use crate::sandbox::{GuestLimits, Sandbox};
 
 /// How the chain is reached for this load.
 #[derive(Debug, Clone, Copy)]

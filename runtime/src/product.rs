@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use sealed_format::{Manifest, Metering};
 
 use alloy::primitives::B256;
+use sealbox_sandbox::{NumValue, Program};
 
 use crate::error::RuntimeError;
 use crate::journal::{Journal, JournalError, Usage, UsageKey};
 use crate::lease::LeaseRefusal;
 use crate::metering::{KernelMeter, kernel_key};
-use crate::sandbox::{NumValue, Program};
 
 /// A sealed module that passed every check and is compiled, ready to call.
 pub struct Product {

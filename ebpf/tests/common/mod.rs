@@ -1,16 +1,16 @@
-//! Shared helpers for the kernel meter tests: BPF availability, unique pin
-//! directories, serialisation, raw map creation and child processes.
+//! Shared helpers for the kernel meter tests: the BPF skip rule and pin
+//! directories (from `sealbox-testkit`), serialisation, raw map creation and
+//! child processes.
 #![allow(dead_code)]
 
 use std::ffi::CString;
-use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use sealbox_ebpf::{Meter, MeterError, MeterOptions};
+pub use sealbox_testkit::bpf::PinDir;
 
 /// Every meter in a process probes the same function, so a test's calls would
 /// also hit another test's probe: tests that attach run one at a time.
@@ -23,72 +23,50 @@ pub fn serial() -> MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// True (after saying so) when the environment opts out of BPF tests.
+/// True (after saying so) when `test` must skip under the testkit's BPF
+/// rule: `SEALBOX_SKIP_BPF=1` and no meter can attach here (probed once per
+/// process). Where BPF works the test runs, opt-out or not; without the
+/// opt-out it runs and fails saying why if BPF is missing.
 pub fn skip_bpf(test: &str) -> bool {
-    if std::env::var("SEALBOX_SKIP_BPF").as_deref() == Ok("1") {
-        // Straight to stderr, past libtest's capture, so the skip is visible.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {test}: SEALBOX_SKIP_BPF=1 (this test needs root and BPF)"
-        );
-        return true;
-    }
-    false
+    static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+    sealbox_testkit::bpf::skip_if_unavailable(test, || {
+        PROBE
+            .get_or_init(|| {
+                let _serial = serial();
+                let dir = PinDir::new();
+                Meter::attach(&dir.options())
+                    .map(drop)
+                    .map_err(|e| format!("the meter cannot attach: {e}"))
+            })
+            .clone()
+    })
 }
 
-/// A unique pin directory under /sys/fs/bpf, removed (with its pins) on drop.
-pub struct TestPinDir {
-    pub path: PathBuf,
+/// [`MeterOptions`] pinning into a test's own [`PinDir`].
+pub trait MeterPins {
+    /// The default options with this pin directory.
+    fn options(&self) -> MeterOptions;
 }
 
-impl TestPinDir {
-    pub fn new() -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = PathBuf::from(format!(
-            "/sys/fs/bpf/sealbox-test-{}-{n}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        Self { path }
-    }
-
-    pub fn options(&self) -> MeterOptions {
+impl MeterPins for PinDir {
+    fn options(&self) -> MeterOptions {
         MeterOptions {
             pin_dir: self.path.clone(),
             ..MeterOptions::default()
         }
     }
-
-    /// Creates the directory itself (for tests that pin maps before any meter does).
-    pub fn create(&self) {
-        std::fs::create_dir_all(&self.path).unwrap_or_else(|e| {
-            panic!(
-                "cannot create {} ({e}): is bpffs mounted at /sys/fs/bpf and are we root? \
-                    Set SEALBOX_SKIP_BPF=1 to skip BPF tests",
-                self.path.display()
-            )
-        });
-    }
-}
-
-impl Drop for TestPinDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
 }
 
 /// Attaches a meter or fails the test with a message saying BPF is unavailable.
+#[track_caller]
 pub fn attach(opts: &MeterOptions) -> Meter {
     Meter::attach(opts).unwrap_or_else(|e| bpf_unavailable(&e))
 }
 
+/// Fails the test: the meter could not attach (`e`) for want of BPF.
+#[track_caller]
 pub fn bpf_unavailable(e: &MeterError) -> ! {
-    panic!(
-        "kernel meter unavailable: {e}\n\
-         These tests need root and a kernel with BPF and uprobes, and bpffs at /sys/fs/bpf. \
-         Set SEALBOX_SKIP_BPF=1 to skip them."
-    )
+    sealbox_testkit::bpf::missing(format!("kernel meter unavailable: {e}"))
 }
 
 /// A meter key unlikely to collide with any other test's.

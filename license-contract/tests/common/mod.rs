@@ -1,16 +1,14 @@
-//! Shared fixtures: a real anvil (the npm-installed one) and a deployed registry with one client per role.
+//! Shared fixtures: a deployed registry with one client per role on a real
+//! anvil (from `sealbox-testkit`, which also gives the dev keys and URLs).
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-
-use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use license_contract::{
-    DeployParams, LicenseStatus, RegistryClient, RegistryError, Settlement, SignedUsage,
-    SignerStatus, TxInfo,
+    LicenseStatus, RegistryClient, RegistryError, Settlement, SignedUsage, SignerStatus, TxInfo,
 };
+use sealbox_testkit::{Anvil, Deploy, dev_key};
 
 /// Price per unit of the fixture product: 1 gwei.
 pub const PRICE: u64 = 1_000_000_000;
@@ -26,72 +24,6 @@ pub const BUYER: B256 = B256::repeat_byte(0xB1);
 /// The price of `units` units of the fixture product, in wei.
 pub fn wei(units: u64) -> U256 {
     U256::from(units) * U256::from(PRICE)
-}
-
-/// Path of the anvil binary: $SEALBOX_ANVIL, else license-contract/node_modules/.bin/anvil.
-pub fn anvil_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("SEALBOX_ANVIL") {
-        return PathBuf::from(p);
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("node_modules/.bin/anvil");
-    assert!(
-        p.exists(),
-        "anvil not found at {}: run `npm ci` in license-contract/ (or the repository's scripts/setup), \
-         or point SEALBOX_ANVIL at an anvil 1.7.1 binary",
-        p.display()
-    );
-    p
-}
-
-/// Spawns a fresh anvil (killed when dropped).
-pub fn spawn_anvil() -> AnvilInstance {
-    spawn_anvil_with(&[])
-}
-
-/// Spawns a fresh anvil with extra command-line arguments (killed when dropped).
-pub fn spawn_anvil_with(args: &[&str]) -> AnvilInstance {
-    let path = anvil_path();
-    Anvil::at(&path)
-        .args(args)
-        .try_spawn()
-        .unwrap_or_else(|e| panic!("cannot start anvil at {}: {e}", path.display()))
-}
-
-/// Anvil dev account `i` as a signer.
-pub fn dev_key(anvil: &AnvilInstance, i: usize) -> PrivateKeySigner {
-    anvil.keys()[i].clone().into()
-}
-
-/// A client of the registry at `registry` that transacts with `key`.
-pub async fn connect(
-    url: &str,
-    registry: Address,
-    chain_id: Option<u64>,
-    key: PrivateKeySigner,
-) -> RegistryClient {
-    RegistryClient::connect(url, registry, chain_id, Some(key))
-        .await
-        .unwrap()
-}
-
-/// Moves the chain's clock forward by `seconds` and mines a block (RPC calls, no transaction).
-pub async fn advance_clock(client: &RegistryClient, seconds: u64) {
-    let p = client.provider();
-    let _: serde_json::Value = p
-        .raw_request("evm_increaseTime".into(), (seconds,))
-        .await
-        .unwrap();
-    let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.unwrap();
-}
-
-/// An `http://` URL of a local port nobody listens on (bound, then released).
-pub fn dead_rpc_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("http://127.0.0.1:{port}")
 }
 
 /// Name of the contract error a call reverted with, if it did.
@@ -112,7 +44,7 @@ pub fn expect_revert<T: std::fmt::Debug>(
 
 /// A registry deployed on its own anvil, with a client per role.
 pub struct World {
-    pub anvil: AnvilInstance,
+    pub anvil: Anvil,
     pub url: String,
     pub platform: RegistryClient,
     pub vendor: RegistryClient,
@@ -131,29 +63,22 @@ impl World {
     /// Deploys (fee 3000 bps, treasury = dev account 4, thaw 1 h), registers and publishes the
     /// fixture product, deposits `deposit` wei for the customer and authorizes a new runtime key.
     pub async fn new(deposit: U256) -> World {
-        World::build(spawn_anvil(), deposit, PrivateKeySigner::random()).await
+        World::build(Anvil::spawn(), deposit, PrivateKeySigner::random()).await
     }
 
     /// [`World::new`] on a given anvil with a given runtime key. On a fresh anvil the registry
     /// lands at the same address every time (deployer dev account 0, nonce 0).
-    pub async fn build(
-        anvil: AnvilInstance,
-        deposit: U256,
-        runtime_key: PrivateKeySigner,
-    ) -> World {
+    pub async fn build(anvil: Anvil, deposit: U256, runtime_key: PrivateKeySigner) -> World {
         let url = anvil.endpoint();
-        let treasury_key = dev_key(&anvil, 4);
-        let params = DeployParams {
-            fee_bps: 3000,
-            treasury: Some(treasury_key.address()),
-            thaw_seconds: THAW,
-            expected_chain_id: Some(anvil.chain_id()),
-        };
-        let (platform, _) = RegistryClient::deploy(&url, dev_key(&anvil, 0), params)
-            .await
-            .unwrap();
+        let platform = anvil
+            .deploy(Deploy {
+                fee_bps: 3000,
+                treasury: Some(dev_key(4).address()),
+                thaw_seconds: THAW,
+            })
+            .await;
         let reg = platform.address();
-        let role = |i: usize| connect(&url, reg, Some(31337), dev_key(&anvil, i));
+        let role = |i: usize| anvil.client(reg, Some(dev_key(i)));
         let vendor = role(1).await;
         let customer = role(2).await;
         let relayer = role(3).await;
@@ -273,7 +198,7 @@ impl World {
 
     /// Moves the chain's clock forward and mines a block.
     pub async fn advance(&self, seconds: u64) {
-        advance_clock(&self.platform, seconds).await;
+        self.anvil.advance_time(seconds).await;
     }
 
     /// ETH balance of an account.

@@ -5,10 +5,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// The `packager` binary, run in `dir`, without any `SEALBOX_PASSWORD` the test runner may have.
+/// The `packager` binary, run in `dir`, without any `SEALBOX_*` variable (`SEALBOX_PASSWORD`, …)
+/// the test runner may have.
 pub fn command(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_packager"));
-    cmd.current_dir(dir).env_remove("SEALBOX_PASSWORD");
+    let mut cmd = sealbox_testkit::command(sealbox_testkit::bin("packager"));
+    cmd.current_dir(dir);
     cmd
 }
 

@@ -15,8 +15,8 @@ use sealbox_runtime::journal::{Journal, LastDeployment};
 use sealbox_runtime::load::{ChainAccess, Loader};
 use sealbox_runtime::metering::{self, KernelMeter};
 use sealbox_runtime::purchase::PrepayPolicy;
-use sealbox_runtime::sandbox::{Sandbox, SandboxConfig};
 use sealbox_runtime::state_dir::StateDir;
+use sealbox_sandbox::{Sandbox, SandboxConfig};
 
 /// Where the chain is and which registry the customer trusts.
 #[derive(Debug, Clone, clap::Args)]

@@ -7,8 +7,8 @@ use alloy::primitives::Address;
 use anyhow::{Context as _, bail};
 
 use sealbox_runtime::purchase::Buyer;
-use sealbox_runtime::sandbox::CallError;
 use sealbox_runtime::{Product, RuntimeError};
+use sealbox_sandbox::CallError;
 
 use super::context::{ChainArgs, PrepayArgs, RuntimeArgs, Session, read_file};
 

@@ -28,6 +28,8 @@ use crate::purchase::{Bought, Buyer, PrepayPolicy};
 const TICK: Duration = Duration::from_millis(500);
 /// How often the journal's counters are flushed to the disk.
 const SYNC_EVERY: Duration = Duration::from_secs(10);
+/// Shortest window the call rate is measured over, in seconds.
+const RATE_WINDOW_SECS: f64 = 0.25;
 /// First delay after a failed purchase; doubled up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -42,6 +44,8 @@ struct Track {
     rate: f64,
     retry_at: Option<Instant>,
     backoff: Duration,
+    /// The last block bought: a product found starved buys at least 4× it.
+    last_block: u64,
 }
 
 /// Runs until `stop` turns true; then flushes the journal once more.
@@ -61,6 +65,7 @@ pub(crate) async fn run(
             rate: 0.0,
             retry_at: None,
             backoff: FIRST_BACKOFF,
+            last_block: 0,
         })
         .collect();
     let mut last_sync = Instant::now();
@@ -113,21 +118,29 @@ async fn round(served: &Arc<Served>, track: &mut Track, ledger: &Ledger, policy:
     let used = usage.used_units();
     let now = Instant::now();
     // The rate is measured from this process's first look on, over at least a
-    // second: units used before a restart are not calls of the last instant.
+    // quarter second: units used before a restart are not calls of the last
+    // instant.
     if !track.started {
         track.started = true;
         track.last_used = used;
         track.last_at = now;
     } else {
         let dt = now.duration_since(track.last_at).as_secs_f64();
-        if dt >= 1.0 {
+        if dt >= RATE_WINDOW_SECS {
             let measured = used.saturating_sub(track.last_used) as f64 / dt;
             track.rate = 0.5 * track.rate + 0.5 * measured;
             track.last_used = used;
             track.last_at = now;
         }
     }
-    let block = policy.block_units(track.rate);
+    let mut block = policy.block_units(track.rate);
+    if usage.unused_units() == 0 && track.last_block > 0 {
+        // Calls are being refused while the rate is still being measured (a
+        // burst, a cold start): ramp up geometrically instead of waiting.
+        block = block
+            .max(track.last_block.saturating_mul(4))
+            .min(policy.max_units.max(policy.min_units));
+    }
     let low_water = block / 2;
     served
         .product
@@ -151,6 +164,7 @@ async fn round(served: &Arc<Served>, track: &mut Track, ledger: &Ledger, policy:
             served.product.take_wants_units();
             track.retry_at = None;
             track.backoff = FIRST_BACKOFF;
+            track.last_block = block;
         }
         Err(e) => {
             served.stats.purchase_failed();

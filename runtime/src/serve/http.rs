@@ -24,13 +24,13 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use sealbox_sandbox::CallError;
 
 use super::auth::require_token;
 use super::guard::{Guard, refuse_browsers};
 use super::metrics;
 use super::state::App;
 use crate::error::RuntimeError;
-use crate::sandbox::CallError;
 
 /// The router: `/healthz` open, everything else behind the token (if any);
 /// every route and the fallback behind the browser guard, which runs first.

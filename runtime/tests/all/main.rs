@@ -3,16 +3,12 @@
 //! ten saves minutes of linking and gigabytes of disk (as wasmtime's own
 //! `tests/all` does).
 //!
-//! `sandbox_*`: the wasmtime sandbox on `.wat` fixtures, no chain.
-//! `serve_*`: the real `runtime serve` binary against a real anvil.
+//! `serve_*`: the real `runtime serve` binary against a real anvil. The
+//! sandbox's own tests (`.wat` fixtures, no chain) are in
+//! `runtime/sandbox/tests/all/` (`cargo test -p sealbox-sandbox`).
 
-mod sandbox_support;
 mod serve_support;
 
-mod sandbox_cache;
-mod sandbox_calls;
-mod sandbox_concurrency;
-mod sandbox_load;
 mod serve_crash;
 mod serve_gating;
 mod serve_http;

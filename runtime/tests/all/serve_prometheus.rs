@@ -3,10 +3,11 @@
 //! bought for them.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use crate::serve_support::*;
+use sealbox_testkit::Port;
 
 /// Path of the Prometheus server: $SEALBOX_PROMETHEUS, else the Debian package's.
 fn prometheus_path() -> PathBuf {
@@ -25,6 +26,8 @@ fn prometheus_path() -> PathBuf {
 struct Prometheus {
     child: Child,
     base: String,
+    /// Its port, reserved until it is gone (it binds alongside, as anvil does).
+    _port: Port,
 }
 
 impl Drop for Prometheus {
@@ -32,14 +35,6 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The single value of an instant query, if the result has exactly one series.
@@ -109,9 +104,9 @@ async fn prometheus_scrapes_the_calls_that_were_made() {
          \x20   static_configs:\n      - targets: ['{target}']\n"
     );
     std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let port = free_port();
+    let port = Port::reserve();
     let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let child = Command::new(prometheus_path())
+    let child = sealbox_testkit::command(prometheus_path())
         .arg(format!(
             "--config.file={}",
             dir.path().join("prometheus.yml").display()
@@ -120,15 +115,15 @@ async fn prometheus_scrapes_the_calls_that_were_made() {
             "--storage.tsdb.path={}",
             dir.path().join("data").display()
         ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdin(Stdio::null())
+        .arg(format!("--web.listen-address=127.0.0.1:{}", port.number()))
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))
         .spawn()
         .unwrap();
     let prom = Prometheus {
         child,
-        base: format!("http://127.0.0.1:{port}"),
+        base: port.url(),
+        _port: port,
     };
     let log_text =
         || std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();

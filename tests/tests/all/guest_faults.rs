@@ -2,7 +2,7 @@
 //! past its limit, a missing export, an entry that is not a bytes-ABI export,
 //! and input over the configured maximum. Each ends the call with a message
 //! naming what happened and the guest-call exit code 41 (40 when the sandbox
-//! refuses the module itself). The guest is `tests/fixtures/faults.wat`.
+//! refuses the module itself). The guest is `tests/fixtures/limit_breaker.wat`.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +15,7 @@ const PAGES: &str = "4";
 
 /// The fault module sealed with `limits`, published and licensed.
 async fn faults(chain: &Chain, actors: &Actors, tag: &str, limits: &[&str]) -> (PathBuf, Release) {
-    let module = variant(&fixture("faults.wat"), tag, actors.path());
+    let module = variant(&fixture("limit_breaker.wat"), tag, actors.path());
     licensed(
         chain,
         actors,

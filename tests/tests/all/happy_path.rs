@@ -9,7 +9,8 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::common::{
-    Actors, Chain, Machine, Party, example, license, licensed, manifest, pubkey, seal, variant,
+    Actors, Chain, Machine, Party, example, license, licensed, logged_compiling, manifest, pubkey,
+    seal, variant,
 };
 
 /// The credit-score model of examples/algorithms/credit-score/README.md,
@@ -121,7 +122,7 @@ async fn credit_score_plain_and_encrypted_to_the_customer() {
     let out = machine.run(&plain, &["--input", &input]);
     out.ok();
     assert_eq!(score_of(&out.stdout), expected_score(48_000, 21_000, 1, 40));
-    assert!(out.logged_compiling());
+    assert!(logged_compiling(&out));
     let cache = machine.cache();
     assert_eq!(
         cache.len(),

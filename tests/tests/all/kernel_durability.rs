@@ -3,7 +3,8 @@
 //! (written before the guest runs) and in the kernel meter's pinned map (which
 //! outlives the process); later runs continue both counts on the block bought
 //! before the first call, and no unit is bought or used twice. Needs BPF
-//! (root); without it the test fails unless SEALBOX_SKIP_BPF=1.
+//! (root); where there is none the test fails, or skips with
+//! SEALBOX_SKIP_BPF=1 (the testkit's BPF rule).
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -33,11 +34,10 @@ fn journal_units(path: &Path, key: &UsageKey) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_mid_call_loses_nothing_and_doubles_nothing() {
-    let skip = std::env::var_os("SEALBOX_SKIP_BPF").is_some_and(|v| v == "1");
     let chain = Chain::shared().await;
     let actors = Actors::new(&chain).await;
     chain.fund(actors.runtime.address()).await;
-    let module = variant(&fixture("faults.wat"), "durable", actors.path());
+    let module = variant(&fixture("limit_breaker.wat"), "durable", actors.path());
     const DEPOSIT: u64 = 1_000_000;
     let (sealed, release) = licensed(
         &chain,
@@ -57,7 +57,7 @@ async fn sigkill_mid_call_loses_nothing_and_doubles_nothing() {
     .await;
     let pin_dir = PinDir::new();
     let mut machine = Machine::new(&chain, &actors);
-    machine.kernel_meter = Some(pin_dir.0.clone());
+    machine.kernel_meter = Some(pin_dir.path.clone());
     let input = actors.path().join("input.bin");
     std::fs::write(&input, b"durable").unwrap();
     let input = input.display().to_string();
@@ -99,20 +99,16 @@ async fn sigkill_mid_call_loses_nothing_and_doubles_nothing() {
             let out = child.wait_with_output().unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
             if status.code() == Some(36) {
-                if skip {
-                    eprintln!("SEALBOX_SKIP_BPF=1: skipping, the kernel meter cannot attach");
-                    return;
-                }
-                panic!(
-                    "the kernel meter cannot attach (BPF unavailable here?); run as root on a \
-                     kernel with uprobes and bpffs, or set SEALBOX_SKIP_BPF=1 to skip this \
-                     test:\n{stderr}"
+                sealbox_testkit::bpf::unavailable(
+                    "sigkill_mid_call_loses_nothing_and_doubles_nothing",
+                    format!("the kernel meter cannot attach (exit 36):\n{stderr}"),
                 );
+                return;
             }
             panic!("the spinning call ended ({status}) before it was killed:\n{stderr}");
         }
         let journalled = journal_units(&journal, &key);
-        let counted = sealbox_ebpf::read_pinned_count(&pin_dir.0, kernel).ok();
+        let counted = sealbox_ebpf::read_pinned_count(&pin_dir.path, kernel).ok();
         if journalled == Some(1) && counted == Some(1) {
             break;
         }
@@ -134,7 +130,7 @@ async fn sigkill_mid_call_loses_nothing_and_doubles_nothing() {
     // Counted exactly once, in the journal and in the kernel.
     assert_eq!(machine.usage(release.product_id).runtime_units, 1);
     assert_eq!(
-        sealbox_ebpf::read_pinned_count(&pin_dir.0, kernel).unwrap(),
+        sealbox_ebpf::read_pinned_count(&pin_dir.path, kernel).unwrap(),
         1
     );
     let status = machine.status(&sealed);
@@ -153,7 +149,7 @@ async fn sigkill_mid_call_loses_nothing_and_doubles_nothing() {
     assert_eq!(status["usage"]["kernel_units"], N + 1, "{status:#}");
     assert_eq!(status["kernel_meter"]["count"], N + 1, "{status:#}");
     assert_eq!(
-        sealbox_ebpf::read_pinned_count(&pin_dir.0, kernel).unwrap(),
+        sealbox_ebpf::read_pinned_count(&pin_dir.path, kernel).unwrap(),
         N + 1
     );
 

@@ -1,7 +1,8 @@
 //! The kernel meter end to end: a `kernel-required` module runs with the
 //! eBPF meter attached, and `runtime license status --json` then shows the
 //! kernel's count equal to the runtime's own, also after the pinned maps are
-//! lost. Needs BPF (root); without it the tests fail unless SEALBOX_SKIP_BPF=1.
+//! lost. Needs BPF (root); where there is none the tests fail, or skip with
+//! SEALBOX_SKIP_BPF=1 (the testkit's BPF rule).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,22 +11,21 @@ use alloy::primitives::B256;
 
 use crate::common::{Actors, Chain, Machine, PinDir, example, licensed, variant};
 
-/// Makes `n` calls with the kernel meter attached. False when BPF is
-/// unavailable and SEALBOX_SKIP_BPF=1 (the caller then skips); without the
-/// opt-out, a meter that cannot attach fails the test.
+/// Makes `n` calls with the kernel meter attached. False when the meter
+/// cannot attach and the BPF rule says skip (the caller then skips); else a
+/// meter that cannot attach fails the test.
 fn metered_calls(machine: &Machine, sealed: &Path, input: &str, n: u64) -> bool {
     for i in 0..n {
         let out = machine.run(sealed, &["--input", input]);
         if out.code == Some(36) {
-            if std::env::var_os("SEALBOX_SKIP_BPF").is_some_and(|v| v == "1") {
-                eprintln!("SEALBOX_SKIP_BPF=1: skipping, the kernel meter cannot attach");
-                return false;
-            }
-            panic!(
-                "the kernel meter cannot attach (BPF unavailable here?); run as root on a kernel \
-                 with uprobes and bpffs, or set SEALBOX_SKIP_BPF=1 to skip this test:\n{}",
-                out.stderr
-            );
+            let why = format!("the kernel meter cannot attach (exit 36):\n{}", out.stderr);
+            // libtest names the test's thread after the test.
+            let test = std::thread::current()
+                .name()
+                .unwrap_or("kernel_meter")
+                .to_string();
+            sealbox_testkit::bpf::unavailable(&test, why);
+            return false;
         }
         out.ok();
         assert!(
@@ -66,7 +66,7 @@ impl Metered {
         .await;
         let pin_dir = PinDir::new();
         let mut machine = Machine::new(&chain, &actors);
-        machine.kernel_meter = Some(pin_dir.0.clone());
+        machine.kernel_meter = Some(pin_dir.path.clone());
         Metered {
             _chain: chain,
             _actors: actors,
@@ -113,7 +113,7 @@ async fn lost_pinned_maps_do_not_lower_the_kernel_count() {
     }
     let first = m.machine.status(&m.sealed);
     assert_eq!(first["usage"]["kernel_units"], BEFORE, "{first:#}");
-    std::fs::remove_dir_all(&m.pin_dir.0).expect("remove the pin directory");
+    std::fs::remove_dir_all(&m.pin_dir.path).expect("remove the pin directory");
     assert!(m.calls(AFTER));
 
     let status = m.machine.status(&m.sealed);

@@ -6,20 +6,22 @@
 //! (the buyer) has already bought on chain, so the tests read what was
 //! bought with `signerStatus` for that buyer ([`Chain::bought`]) and what was
 //! used from the server's `/metrics` or its journal ([`Chain::journal_usage`]).
+//!
+//! Anvil, the registry deploy, keys, the `runtime` binary and the scrubbed
+//! child environment come from `sealbox-testkit`; what is here is `serve`'s.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256, U256};
-use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
-use license_contract::{DeployParams, RegistryClient};
+use license_contract::RegistryClient;
 use sealbox_runtime::journal::{Journal, Usage, UsageKey};
 use sealbox_runtime::state_dir::StateDir;
+use sealbox_testkit::{Anvil, CHAIN_ID, Deploy, dev_key, key_file, repo_root};
 use sealed_format::{Metering, SealOptions};
 use tempfile::TempDir;
 
@@ -29,28 +31,9 @@ pub const PRICE: u64 = 1_000_000_000;
 /// A token good enough for the server (≥ 16 characters).
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 
-/// The repository root.
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// Reads a file of `examples/`.
 pub fn example(rel: &str) -> Vec<u8> {
-    std::fs::read(repo().join("examples").join(rel)).unwrap()
-}
-
-/// Path of the anvil binary: $SEALBOX_ANVIL, else license-contract/node_modules/.bin/anvil.
-pub fn anvil_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("SEALBOX_ANVIL") {
-        return PathBuf::from(p);
-    }
-    let p = repo().join("license-contract/node_modules/.bin/anvil");
-    assert!(
-        p.exists(),
-        "anvil not found at {}: run scripts/setup (npm ci in license-contract/) or set SEALBOX_ANVIL",
-        p.display()
-    );
-    p
+    std::fs::read(repo_root().join("examples").join(rel)).unwrap()
 }
 
 /// A sealed, published product.
@@ -107,7 +90,7 @@ impl Cadence {
 /// it pays the gas of every purchase).
 pub struct Chain {
     /// The anvil node (killed on drop).
-    pub anvil: AnvilInstance,
+    pub anvil: Anvil,
     /// Its RPC endpoint.
     pub url: String,
     /// The deployed registry.
@@ -124,32 +107,20 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// Starts anvil and deploys the registry (thaw 1 h).
+    /// Starts anvil and deploys the registry (default fee, thaw 1 h).
     pub async fn new() -> Chain {
-        let path = anvil_path();
-        let anvil = Anvil::at(&path)
-            .try_spawn()
-            .unwrap_or_else(|e| panic!("cannot start anvil at {}: {e}", path.display()));
+        let anvil = Anvil::spawn();
         let url = anvil.endpoint();
-        let key = |i: usize| -> PrivateKeySigner { anvil.keys()[i].clone().into() };
-        let params = DeployParams {
-            thaw_seconds: 3600,
-            expected_chain_id: Some(anvil.chain_id()),
-            ..DeployParams::default()
-        };
-        let (platform, _) = RegistryClient::deploy(&url, key(0), params).await.unwrap();
-        let registry = platform.address();
-        let vendor = RegistryClient::connect(&url, registry, Some(31337), Some(key(1)))
-            .await
-            .unwrap();
-        let customer = RegistryClient::connect(&url, registry, Some(31337), Some(key(2)))
-            .await
-            .unwrap();
-        let runtime_key = key(3);
+        let registry = anvil.deploy(Deploy::default()).await.address();
+        let vendor = anvil.client(registry, Some(dev_key(1))).await;
+        let customer = anvil.client(registry, Some(dev_key(2))).await;
+        let runtime_key = dev_key(3);
         let dir = tempfile::tempdir().unwrap();
-        sealbox_keyfile::write_raw(&dir.path().join("runtime.key"), &runtime_key).unwrap();
-        let chain = Chain {
-            vendor_key: key(1),
+        key_file(dir.path(), "runtime.key", &runtime_key);
+        // The runtime key pays the gas of every purchase.
+        anvil.fund(runtime_key.address()).await;
+        Chain {
+            vendor_key: dev_key(1),
             anvil,
             url,
             registry,
@@ -157,31 +128,7 @@ impl Chain {
             customer,
             runtime_key,
             dir,
-        };
-        // The runtime key pays the gas of every purchase.
-        chain.fund(chain.runtime_key.address()).await;
-        chain
-    }
-
-    /// Gives `who` 100 ETH (`anvil_setBalance`: no transaction).
-    pub async fn fund(&self, who: Address) {
-        let amount = U256::from(100u64) * U256::from(10u64).pow(U256::from(18u64));
-        let params = serde_json::json!([who, amount]);
-        self.anvil_rpc("anvil_setBalance", params).await;
-    }
-
-    /// Calls an anvil control method (`evm_setAutomine`, `evm_mine`, …)
-    /// with `params` (a JSON array).
-    pub async fn anvil_rpc(
-        &self,
-        method: &'static str,
-        params: serde_json::Value,
-    ) -> serde_json::Value {
-        self.customer
-            .provider()
-            .raw_request(method.into(), params)
-            .await
-            .unwrap_or_else(|e| panic!("{method}: {e}"))
+        }
     }
 
     /// The customer's address.
@@ -198,8 +145,8 @@ impl Chain {
     /// runs with `--no-kernel-meter`), registers and publishes it at `price`,
     /// deposits `deposit` wei for the customer and authorizes the runtime key.
     pub async fn publish(&self, wat: &str, name: &str, price: u64, deposit: U256) -> Sealed {
-        let wasm = wat::parse_file(repo().join("examples/wat").join(wat)).unwrap();
-        let mut opts = SealOptions::new(name, "1.0.0", 31337, self.registry);
+        let wasm = wat::parse_file(repo_root().join("examples/wat").join(wat)).unwrap();
+        let mut opts = SealOptions::new(name, "1.0.0", CHAIN_ID, self.registry);
         opts.metering = Metering::KernelPreferred;
         let sealed = sealed_format::seal(&wasm, &opts, self.vendor_key.credential(), &[]).unwrap();
         let manifest = sealed_format::open(&sealed).unwrap().manifest;
@@ -450,18 +397,10 @@ impl Serve {
     /// [`Serve::start`] with `env` set (the `SEALBOX_*` variables are otherwise cleared).
     pub fn start_env(args: &[String], log: &Path, env: &[(&str, &str)]) -> Result<Serve, String> {
         let stderr = std::fs::File::create(log).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_runtime"))
+        let mut child = sealbox_testkit::command(sealbox_testkit::bin("runtime"))
             .arg("-v")
             .args(args)
-            .env_remove("SEALBOX_TOKEN")
-            .env_remove("SEALBOX_RPC")
-            .env_remove("SEALBOX_REGISTRY")
-            .env_remove("SEALBOX_KEY")
-            .env_remove("SEALBOX_STATE_DIR")
-            .env_remove("SEALBOX_CACHE_DIR")
-            .env_remove("RUST_LOG")
             .envs(env.iter().copied())
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
             .spawn()

@@ -3,28 +3,30 @@
 //! `packager` and `runtime` binaries, and one "customer machine" (state and
 //! cache directories) per scenario.
 //!
-//! The binaries are not built here: `cargo build --workspace --bins` must run
-//! first (scripts/test does), and [`bin`] finds them next to the test binary.
+//! Anvil, the registry deploy, funding, the binaries under test (built before
+//! their first use, never stale), child-process scrubbing and bpffs pin
+//! directories come from `sealbox-testkit`; what is here is end-to-end only.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use k256::ecdsa::SigningKey;
-use license_contract::{DeployParams, LicenseStatus, RegistryClient};
+use license_contract::{LicenseStatus, RegistryClient};
 use sealbox_runtime::journal::{Journal, Usage, UsageKey};
+use sealbox_testkit::{Anvil, Deploy, command_line, key_file};
 use sha2::{Digest, Sha256};
 
-/// Anvil's chain id.
-pub const CHAIN_ID: u64 = 31337;
+pub use sealbox_testkit::bpf::PinDir;
+pub use sealbox_testkit::{CHAIN_ID, Out, bin, command, run};
+
 /// Price per call of the test products, in wei.
 pub const PRICE_WEI: u64 = 1_000;
 /// What the runtime logs (at info level) right before it compiles a module
@@ -32,19 +34,16 @@ pub const PRICE_WEI: u64 = 1_000;
 /// proves nothing was compiled.
 pub const COMPILING: &str = "license holds; compiling";
 
-// ---------------------------------------------------------------- paths
-
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
+/// Whether the runtime logged (in `out`) that it was about to compile.
+pub fn logged_compiling(out: &Out) -> bool {
+    out.stderr.contains(COMPILING)
 }
+
+// ---------------------------------------------------------------- paths
 
 /// A file under `examples/`.
 pub fn example(rel: &str) -> PathBuf {
-    repo_root().join("examples").join(rel)
+    sealbox_testkit::repo_root().join("examples").join(rel)
 }
 
 /// A file under `tests/fixtures/`.
@@ -54,115 +53,62 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A workspace binary of the same target directory and profile as this test
-/// (`<target>/<profile>/<name>`; test binaries live in `<target>/<profile>/deps/`).
-pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary knows its path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in <target>/<profile>/deps/");
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} not found: run `cargo build --workspace --bins` first (with the same \
-         CARGO_TARGET_DIR and profile as `cargo test`); scripts/test does",
-        path.display()
-    );
-    path
-}
-
-/// The anvil binary: $SEALBOX_ANVIL, else license-contract/node_modules/.bin/anvil.
-pub fn anvil_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("SEALBOX_ANVIL") {
-        return PathBuf::from(p);
-    }
-    let p = repo_root().join("license-contract/node_modules/.bin/anvil");
-    assert!(
-        p.exists(),
-        "anvil not found at {}: run scripts/setup (npm ci in license-contract/), or point \
-         SEALBOX_ANVIL at an anvil 1.7.1 binary",
-        p.display()
-    );
-    p
-}
-
 // ---------------------------------------------------------------- chain
 
 /// A real anvil with a freshly deployed registry (fee 3000 bps, treasury =
-/// deployer = dev account 0, thaw 1 h). Dropping it kills anvil.
+/// deployer = dev account 0, thaw 1 h, bound to [`CHAIN_ID`]). Dropping it
+/// kills anvil.
 pub struct Chain {
-    node: Node,
+    anvil: Anvil,
     /// JSON-RPC endpoint.
     pub url: String,
     /// The registry's address.
     pub registry: Address,
 }
 
-/// Deploys a registry (30 % fee, 1 h thaw, bound to [`CHAIN_ID`]) and returns its address.
-async fn deploy_registry(url: &str, deployer: PrivateKeySigner) -> Address {
-    let params = DeployParams {
-        fee_bps: 3000,
-        treasury: None,
-        thaw_seconds: 3600,
-        expected_chain_id: Some(CHAIN_ID),
-    };
-    let (client, _) = RegistryClient::deploy(url, deployer, params)
-        .await
-        .expect("deploy the registry");
-    client.address()
-}
-
 impl Chain {
-    /// Spawns anvil and deploys a registry on it.
-    pub async fn start() -> Chain {
-        let path = anvil_path();
-        let anvil = Anvil::at(&path)
-            .try_spawn()
-            .unwrap_or_else(|e| panic!("cannot start anvil at {}: {e}", path.display()));
-        let url = anvil.endpoint();
-        let deployer: PrivateKeySigner = anvil.keys()[0].clone().into();
+    /// Deploys the registry on `anvil`.
+    async fn on(anvil: Anvil) -> Chain {
+        let params = Deploy {
+            fee_bps: 3000,
+            treasury: None,
+            thaw_seconds: 3600,
+        };
         Chain {
-            registry: deploy_registry(&url, deployer).await,
-            url,
-            node: Node::Alloy { _instance: anvil },
+            registry: anvil.deploy(params).await.address(),
+            url: anvil.endpoint(),
+            anvil,
         }
     }
 
-    /// Spawns an anvil of our own on a fixed port with `--state FILE` (it
-    /// dumps its state there on SIGTERM and loads it at start), so that
-    /// [`Chain::halt`] and [`Chain::resume`] can stop and restart the same
-    /// chain on the same URL; then deploys a registry as [`Chain::start`] does.
+    /// Spawns anvil and deploys a registry on it.
+    pub async fn start() -> Chain {
+        Chain::on(Anvil::spawn()).await
+    }
+
+    /// As [`Chain::start`], with extra anvil arguments (e.g. `--timestamp T`).
+    pub async fn start_with(args: &[&str]) -> Chain {
+        Chain::on(Anvil::spawn_with(args)).await
+    }
+
+    /// As [`Chain::start`], on an anvil run with `--state FILE` (it dumps its
+    /// state there on SIGTERM and loads it at start), so that [`Chain::halt`]
+    /// and [`Chain::resume`] can stop and restart the same chain on the same
+    /// URL (its port stays reserved meanwhile).
     pub async fn start_persistent() -> Chain {
-        let node = OwnAnvil::start();
-        let url = node.url();
-        let deployer: PrivateKeySigner = ANVIL_DEV_KEY_0.parse().expect("anvil's dev key 0");
-        Chain {
-            registry: deploy_registry(&url, deployer).await,
-            url,
-            node: Node::Own(std::sync::Mutex::new(node)),
-        }
+        Chain::on(Anvil::persistent()).await
     }
 
     /// Stops a [`Chain::start_persistent`] anvil with SIGTERM (it saves its
     /// state) and waits for it to exit: the RPC becomes unreachable.
     pub fn halt(&self) {
-        self.own_node().halt();
+        self.anvil.halt();
     }
 
     /// Restarts a halted [`Chain::start_persistent`] anvil on the same port
     /// from its saved state.
     pub fn resume(&self) {
-        self.own_node().spawn();
-    }
-
-    fn own_node(&self) -> std::sync::MutexGuard<'_, OwnAnvil> {
-        match &self.node {
-            Node::Own(node) => node.lock().unwrap_or_else(|e| e.into_inner()),
-            Node::Alloy { .. } => {
-                panic!("only a Chain::start_persistent chain can halt and resume")
-            }
-        }
+        self.anvil.resume();
     }
 
     /// The chain shared by the tests of one test binary that are running at
@@ -182,21 +128,17 @@ impl Chain {
 
     /// Kills anvil: the RPC becomes unreachable.
     pub fn stop(self) {
-        drop(self.node);
+        drop(self.anvil);
     }
 
     /// A client of the registry that sends transactions from `key`.
     pub async fn client(&self, key: &PrivateKeySigner) -> RegistryClient {
-        RegistryClient::connect(&self.url, self.registry, Some(CHAIN_ID), Some(key.clone()))
-            .await
-            .expect("connect to the registry")
+        self.anvil.client(self.registry, Some(key.clone())).await
     }
 
     /// A read-only client of the registry.
     pub async fn reader(&self) -> RegistryClient {
-        RegistryClient::connect(&self.url, self.registry, Some(CHAIN_ID), None)
-            .await
-            .expect("connect to the registry")
+        self.anvil.client(self.registry, None).await
     }
 
     /// The license of `customer` for `product` (no release check).
@@ -236,17 +178,7 @@ impl Chain {
 
     /// Moves the chain's clock `seconds` ahead and mines a block.
     pub async fn advance_time(&self, seconds: u64) {
-        let reader = self.reader().await;
-        let _: serde_json::Value = reader
-            .provider()
-            .raw_request("evm_increaseTime".into(), (seconds,))
-            .await
-            .expect("evm_increaseTime");
-        let _: serde_json::Value = reader
-            .provider()
-            .raw_request("evm_mine".into(), ())
-            .await
-            .expect("evm_mine");
+        self.anvil.advance_time(seconds).await;
     }
 
     /// Transactions `who` has sent (its nonce).
@@ -262,15 +194,7 @@ impl Chain {
     /// Gives `who` 100 ETH (anvil_setBalance: no transaction, so no nonce
     /// races between tests sharing the chain).
     pub async fn fund(&self, who: Address) {
-        let client = RegistryClient::connect(&self.url, self.registry, Some(CHAIN_ID), None)
-            .await
-            .expect("connect to the registry");
-        let amount = U256::from(100u64) * U256::from(10u64).pow(U256::from(18u64));
-        let _: serde_json::Value = client
-            .provider()
-            .raw_request("anvil_setBalance".into(), (who, amount))
-            .await
-            .expect("anvil_setBalance");
+        self.anvil.fund(who).await;
     }
 }
 
@@ -290,132 +214,6 @@ impl Revenue {
     }
 }
 
-/// Private key of anvil's first dev account (the default mnemonic's, public
-/// knowledge): deploys the registry of a [`Chain::start_persistent`] chain.
-const ANVIL_DEV_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-
-/// The anvil process behind a [`Chain`].
-enum Node {
-    /// Spawned by alloy (killed on drop).
-    Alloy { _instance: AnvilInstance },
-    /// Spawned by [`OwnAnvil`]: restartable on the same port and state.
-    Own(std::sync::Mutex<OwnAnvil>),
-}
-
-/// An anvil run with `--port P --state FILE`, restartable on both.
-struct OwnAnvil {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<std::process::Child>,
-    starts: u32,
-}
-
-impl OwnAnvil {
-    fn start() -> OwnAnvil {
-        let mut node = OwnAnvil {
-            dir: tempfile::tempdir().expect("tempdir"),
-            port: free_port(),
-            child: None,
-            starts: 0,
-        };
-        node.spawn();
-        node
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state.json")
-    }
-
-    /// Starts anvil and waits until it listens (its log says so).
-    fn spawn(&mut self) {
-        assert!(self.child.is_none(), "anvil is already running");
-        self.starts += 1;
-        let log = self.dir.path().join(format!("anvil-{}.log", self.starts));
-        let file = std::fs::File::create(&log).expect("create the anvil log");
-        let err = file.try_clone().expect("clone the log file handle");
-        let mut child = Command::new(anvil_path())
-            .args(["--port", &self.port.to_string(), "--state"])
-            .arg(self.state())
-            .stdin(Stdio::null())
-            .stdout(file)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", anvil_path().display()));
-        let listening = format!("Listening on 127.0.0.1:{}", self.port);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains(&listening) {
-                break;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("anvil exited ({status}) before listening:\n{text}");
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "anvil did not listen on port {} within 15 s:\n{text}",
-                    self.port
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.child = Some(child);
-    }
-
-    /// SIGTERM, then waits for the exit (anvil writes its state file first).
-    fn halt(&mut self) {
-        let mut child = self.child.take().expect("anvil is running");
-        let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
-        // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
-        assert_eq!(
-            unsafe { libc::kill(pid, libc::SIGTERM) },
-            0,
-            "SIGTERM anvil"
-        );
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait for anvil") {
-                assert!(status.success(), "anvil exited with {status} on SIGTERM");
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("anvil did not exit within 15 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(
-            self.state().is_file(),
-            "anvil saved no state at {}",
-            self.state().display()
-        );
-    }
-}
-
-impl Drop for OwnAnvil {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// A TCP port nothing listens on right now (the OS picks it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
-}
-
 // ---------------------------------------------------------------- keys
 
 /// A key and the 0600 raw-hex file holding it.
@@ -430,8 +228,7 @@ impl Party {
     /// A random key written to `dir/<name>.key`.
     pub fn new(dir: &Path, name: &str) -> Party {
         let signer = PrivateKeySigner::random();
-        let key = dir.join(format!("{name}.key"));
-        sealbox_keyfile::write_raw(&key, &signer).expect("write the key file");
+        let key = key_file(dir, &format!("{name}.key"), &signer);
         Party { signer, key }
     }
 
@@ -482,116 +279,6 @@ impl Actors {
     /// The scenario's directory.
     pub fn path(&self) -> &Path {
         self.dir.path()
-    }
-}
-
-// ---------------------------------------------------------------- processes
-
-/// What a finished process printed, and how it ended.
-#[derive(Debug)]
-pub struct Out {
-    /// The command line, for messages.
-    pub command: String,
-    /// Exit code (`None` = killed by a signal).
-    pub code: Option<i32>,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-    /// Wall-clock time the process took.
-    pub elapsed: Duration,
-}
-
-impl Out {
-    /// The command, its exit and everything it printed, for failure messages.
-    pub fn dump(&self) -> String {
-        format!(
-            "$ {}\nexit: {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.command, self.code, self.stdout, self.stderr
-        )
-    }
-
-    /// Asserts exit code 0.
-    #[track_caller]
-    pub fn ok(&self) -> &Out {
-        assert_eq!(self.code, Some(0), "expected success\n{}", self.dump());
-        self
-    }
-
-    /// Asserts the process failed with `code` and that stderr contains every needle.
-    #[track_caller]
-    pub fn refused(&self, code: i32, needles: &[&str]) -> &Out {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "expected exit code {code}\n{}",
-            self.dump()
-        );
-        for needle in needles {
-            assert!(
-                self.stderr.contains(needle),
-                "stderr does not contain {needle:?}\n{}",
-                self.dump()
-            );
-        }
-        assert!(
-            self.stdout.is_empty(),
-            "a refused run printed output\n{}",
-            self.dump()
-        );
-        self
-    }
-
-    /// Whether the runtime logged that it was about to compile.
-    pub fn logged_compiling(&self) -> bool {
-        self.stderr.contains(COMPILING)
-    }
-}
-
-/// `program` with `args`, with the environment cleaned of every SEALBOX_ and
-/// RUST_LOG variable and colours off; also returns the command line, for messages.
-pub fn command<I, S>(program: &Path, args: I) -> (Command, String)
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut cmd = Command::new(program);
-    cmd.args(args).stdin(Stdio::null()).env("NO_COLOR", "1");
-    for (name, _) in std::env::vars_os() {
-        let name_str = name.to_string_lossy();
-        if name_str.starts_with("SEALBOX_") || name_str == "RUST_LOG" {
-            cmd.env_remove(&name);
-        }
-    }
-    let line = format!(
-        "{} {}",
-        program.display(),
-        cmd.get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    (cmd, line)
-}
-
-/// Runs `program` with `args` (environment cleaned of every SEALBOX_ and
-/// RUST_LOG variable, colours off) and captures what it prints.
-pub fn run<I, S>(program: &Path, args: I) -> Out
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let (mut cmd, command) = command(program, args);
-    let started = Instant::now();
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-    Out {
-        command,
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: started.elapsed(),
     }
 }
 
@@ -907,7 +594,9 @@ impl Machine {
         all.extend(self.common_args());
         all.extend(["--customer".into(), self.customer.to_string()]);
         all.extend(args.iter().map(|s| s.to_string()));
-        let (mut cmd, line) = command(&bin("runtime"), &all);
+        let mut cmd = command(bin("runtime"));
+        cmd.args(&all);
+        let line = command_line(&cmd);
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -1004,7 +693,9 @@ impl Machine {
     /// Starts the same command as [`Machine::run`] without waiting for it
     /// (stdout and stderr piped), e.g. to kill it mid-call.
     pub fn spawn_run(&self, sealed: &Path, args: &[&str]) -> std::process::Child {
-        let (mut cmd, line) = command(&bin("runtime"), self.run_args(sealed, args));
+        let mut cmd = command(bin("runtime"));
+        cmd.args(self.run_args(sealed, args));
+        let line = command_line(&cmd);
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -1118,7 +809,7 @@ impl Machine {
     #[track_caller]
     pub fn assert_nothing_compiled(&self, out: &Out, before: &CacheSnapshot) {
         assert!(
-            !out.logged_compiling(),
+            !logged_compiling(out),
             "the runtime compiled although it refused:\n{}",
             out.stderr
         );
@@ -1237,25 +928,4 @@ pub fn pubkey(party: &Party) -> String {
         .find_map(|l| l.strip_prefix("pubkey"))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|| panic!("no pubkey line in:\n{}", out.stdout))
-}
-
-/// A pin directory of its own on bpffs for the kernel meter's maps, removed
-/// (with its pinned maps) on drop.
-pub struct PinDir(pub PathBuf);
-
-impl PinDir {
-    pub fn new() -> PinDir {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        PinDir(PathBuf::from(format!(
-            "/sys/fs/bpf/sealbox-e2e-{}-{n}",
-            std::process::id()
-        )))
-    }
-}
-
-impl Drop for PinDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

@@ -1,7 +1,7 @@
 //! Loading: what the sandbox refuses before (or instead of) running a
 //! module, and that a refusal compiles nothing.
 
-use sealbox_runtime::sandbox::{GuestLimits, Program, Sandbox, SandboxConfig, SandboxError};
+use sealbox_sandbox::{GuestLimits, Program, Sandbox, SandboxConfig, SandboxError};
 
 use crate::sandbox_support::*;
 

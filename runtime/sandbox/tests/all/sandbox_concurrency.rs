@@ -1,7 +1,7 @@
 //! One `Program` called from many threads at once, good calls mixed with
 //! faulting ones.
 
-use sealbox_runtime::sandbox::{CallError, GuestLimits};
+use sealbox_sandbox::{CallError, GuestLimits};
 
 use crate::sandbox_support::{assert_still_serves, call_fails, limit_fuel, load, sandbox};
 

@@ -3,9 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sealbox_runtime::sandbox::{
-    CallError, GuestLimits, Program, Sandbox, SandboxConfig, SandboxError,
-};
+use sealbox_sandbox::{CallError, GuestLimits, Program, Sandbox, SandboxConfig, SandboxError};
 use sha2::{Digest, Sha256};
 
 /// The Wasm bytes of `tests/fixtures/<name>.wat`.

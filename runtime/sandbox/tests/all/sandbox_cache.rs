@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use sealbox_runtime::sandbox::{GuestLimits, Program, Sandbox, SandboxError};
+use sealbox_sandbox::{GuestLimits, Program, Sandbox, SandboxError};
 
 use crate::sandbox_support::{code_hash, config, fixture, load};
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use sealbox_runtime::sandbox::{CallError, GuestLimits, NumValue};
+use sealbox_sandbox::{CallError, GuestLimits, NumValue};
 
 use crate::sandbox_support::*;
 
@@ -361,16 +361,50 @@ fn runaway_start_function_is_bounded_too() {
 
 #[test]
 fn pool_exhaustion_is_an_error_not_a_hang() {
-    let sb = sandbox_with(|c| c.pool_instances = 1);
-    let p = load(&sb, "faults", limit_deadline_ms(600));
+    // No timing assumption: wait until the pool's metrics show the spinner
+    // holding the only slot, then end the spinner ourselves by advancing the
+    // engine's epoch past its deadline (the long deadline is only a backstop;
+    // fuel metering is off so only the deadline can end the spin).
+    let sb = sandbox_with(|c| {
+        c.pool_instances = 1;
+        c.consume_fuel = false;
+    });
+    let p = load(&sb, "faults", limit_deadline_ms(10_000));
+    let pool = sb
+        .engine()
+        .pooling_allocator_metrics()
+        .expect("the sandbox uses the pooling allocator");
+    assert_eq!(pool.core_instances(), 0);
     std::thread::scope(|s| {
         let spinner = s.spawn(|| p.call_bytes("spin", b""));
-        std::thread::sleep(Duration::from_millis(200));
+        while pool.core_instances() == 0 {
+            assert!(
+                !spinner.is_finished(),
+                "the spinner ended before it was seen holding the slot"
+            );
+            std::thread::yield_now();
+        }
         let err = p.call_bytes("echo", b"busy?").unwrap_err();
         assert!(matches!(err, CallError::PoolExhausted(_)), "{err}");
         assert!(!err.is_guest_fault());
+        while !spinner.is_finished() {
+            for _ in 0..1000 {
+                sb.engine().increment_epoch();
+            }
+            std::thread::yield_now();
+        }
         let spun = spinner.join().unwrap().unwrap_err();
-        assert!(matches!(spun, CallError::DeadlineExceeded { .. }), "{spun}");
+        assert!(
+            matches!(
+                spun,
+                CallError::DeadlineExceeded {
+                    deadline_ms: 10_000,
+                    ..
+                }
+            ),
+            "{spun}"
+        );
     });
+    assert_eq!(pool.core_instances(), 0, "the slot is given back");
     assert_still_serves(&p);
 }

@@ -7,13 +7,13 @@
 //! 2. Cold compile versus warm start from the authenticated cache.
 //! 3. What the fuel and epoch instrumentation cost a compute-bound guest.
 //!
-//! Run: `cargo bench -p sealbox-runtime --bench instantiate`.
+//! Run: `cargo bench -p sealbox-sandbox --bench instantiate`.
 
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sealbox_runtime::sandbox::{GuestLimits, Sandbox, SandboxConfig};
+use sealbox_sandbox::{GuestLimits, Sandbox, SandboxConfig};
 use sha2::{Digest, Sha256};
 use wasmtime::{Config, Engine, Instance, InstancePre, Linker, Module, Store, TypedFunc};
 
