@@ -13,6 +13,7 @@ use alloy::primitives::{Address, B256, U256};
 use license_contract::{LicenseStatus, RegistryClient, SignerStatus};
 
 use crate::error::RuntimeError;
+use crate::journal::{Journal, UsageKey};
 use crate::lease::Lease;
 
 /// Who runs: the customer whose escrow pays, the runtime key that signs its
@@ -87,6 +88,36 @@ pub async fn check_license(
         signer,
         lease,
     })
+}
+
+/// Checks the license of the usage counter `key` running release `code_hash`
+/// and records the answer in `journal`: the fresh lease, or — when the
+/// license lapsed or the signer was deauthorized — the stored lease marked
+/// inactive, so that no call is admitted until a later check succeeds. Any
+/// other failure (RPC) leaves the journal as it was.
+pub async fn check_and_record(
+    client: &RegistryClient,
+    journal: &Journal,
+    key: &UsageKey,
+    code_hash: B256,
+) -> Result<Lease, RuntimeError> {
+    let holder = Holder {
+        customer: Address::from(key.customer),
+        signer: Address::from(key.signer),
+        buyer: B256::from(key.buyer),
+    };
+    match check_license(client, B256::from(key.product), code_hash, holder).await {
+        Ok(check) => {
+            journal.store_lease(key, &check.lease)?;
+            Ok(check.lease)
+        }
+        Err(e @ (RuntimeError::Unlicensed { .. } | RuntimeError::SignerNotAuthorized { .. })) => {
+            let signer = matches!(e, RuntimeError::SignerNotAuthorized { .. });
+            journal.deactivate_lease(key, &e.to_string(), signer)?;
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).

@@ -18,7 +18,7 @@ use sealbox_sandbox::{GuestLimits, Sandbox};
 use sealed_format::{Metering, Opened};
 
 use crate::error::RuntimeError;
-use crate::gate::{Holder, check_license};
+use crate::gate::{Holder, check_and_record};
 use crate::journal::{Journal, LastDeployment, UsageKey};
 use crate::lease::LeaseRefusal;
 use crate::metering::KernelMeter;
@@ -137,30 +137,8 @@ impl Loader<'_> {
         let manifest = &opened.manifest;
         let lease = match self.chain {
             ChainAccess::Online(client) => {
-                let check = match check_license(
-                    client,
-                    manifest.product_id,
-                    B256::from(manifest.code_hash.0),
-                    self.holder,
-                )
-                .await
-                {
-                    Ok(check) => check,
-                    Err(
-                        e @ (RuntimeError::Unlicensed { .. }
-                        | RuntimeError::SignerNotAuthorized { .. }),
-                    ) => {
-                        self.journal.deactivate_lease(
-                            key,
-                            &e.to_string(),
-                            matches!(e, RuntimeError::SignerNotAuthorized { .. }),
-                        )?;
-                        return Err(e);
-                    }
-                    Err(e) => return Err(e),
-                };
-                self.journal.store_lease(key, &check.lease)?;
-                check.lease
+                check_and_record(client, self.journal, key, B256::from(manifest.code_hash.0))
+                    .await?
             }
             ChainAccess::Offline => {
                 let mut lease = self.journal.lease(key)?.ok_or_else(|| {

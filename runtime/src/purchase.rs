@@ -27,7 +27,7 @@ use alloy::signers::local::PrivateKeySigner;
 use license_contract::{RegistryClient, Settlement, SignedUsage};
 
 use crate::error::RuntimeError;
-use crate::gate::{Holder, check_license};
+use crate::gate::check_and_record;
 use crate::journal::{Journal, UsageKey};
 use crate::lease::Lease;
 
@@ -187,29 +187,7 @@ impl Buyer<'_> {
     /// deactivates the stored one.
     async fn check(&self, key: &UsageKey, code_hash: B256) -> Result<Lease, RuntimeError> {
         debug_assert_eq!(self.signer.address().into_array(), key.signer);
-        let holder = Holder {
-            customer: Address::from(key.customer),
-            signer: Address::from(key.signer),
-            buyer: B256::from(key.buyer),
-        };
-        let check = match check_license(self.client, B256::from(key.product), code_hash, holder)
-            .await
-        {
-            Ok(check) => check,
-            Err(
-                e @ (RuntimeError::Unlicensed { .. } | RuntimeError::SignerNotAuthorized { .. }),
-            ) => {
-                self.journal.deactivate_lease(
-                    key,
-                    &e.to_string(),
-                    matches!(e, RuntimeError::SignerNotAuthorized { .. }),
-                )?;
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        };
-        self.journal.store_lease(key, &check.lease)?;
-        Ok(check.lease)
+        check_and_record(self.client, self.journal, key, code_hash).await
     }
 
     /// The receipt in flight, when the chain (as `lease` read it) has not

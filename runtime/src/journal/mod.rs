@@ -333,9 +333,21 @@ impl Journal {
     }
 
     fn read_lease(&self, conn: &Connection, key: &UsageKey) -> Result<Option<Lease>, JournalError> {
+        self.read_json(conn, key, "lease", "license lease")
+    }
+
+    /// Reads the JSON record in `column` of `key`'s row (`None` when there is
+    /// none); a record that does not parse is an error naming `what`.
+    fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        conn: &Connection,
+        key: &UsageKey,
+        column: &'static str,
+        what: &'static str,
+    ) -> Result<Option<T>, JournalError> {
         let text: Option<Option<String>> = conn
             .query_row(
-                "SELECT lease FROM usage WHERE key=?1",
+                &format!("SELECT {column} FROM usage WHERE key=?1"),
                 params![key.to_bytes()],
                 |r| r.get(0),
             )
@@ -345,7 +357,7 @@ impl Journal {
             None => Ok(None),
             Some(text) => serde_json::from_str(&text)
                 .map(Some)
-                .map_err(|e| self.corrupt("license lease", e)),
+                .map_err(|e| self.corrupt(what, e)),
         }
     }
 
@@ -466,20 +478,7 @@ impl Journal {
     /// The purchase receipt in flight, if any.
     pub fn pending(&self, key: &UsageKey) -> Result<Option<SignedUsage>, JournalError> {
         let conn = self.lock();
-        let text: Option<Option<String>> = conn
-            .query_row(
-                "SELECT pending FROM usage WHERE key=?1",
-                params![key.to_bytes()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.db_err(e))?;
-        match text.flatten() {
-            None => Ok(None),
-            Some(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| self.corrupt("receipt", e)),
-        }
+        self.read_json(&conn, key, "pending", "receipt")
     }
 
     /// Forgets the receipt in flight (confirmed, or refused by the chain).

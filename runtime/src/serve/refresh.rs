@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
 use tokio::sync::watch;
 
@@ -21,7 +20,7 @@ use super::Ledger;
 use super::metrics::CheckResult;
 use super::state::{App, Served};
 use crate::error::RuntimeError;
-use crate::gate::{Holder, check_license};
+use crate::gate::check_and_record;
 
 /// Re-checks every product each `every` until `stop` turns true.
 pub(crate) async fn run(
@@ -71,19 +70,8 @@ async fn refresh_one(served: &Served, ledger: &Ledger) -> CheckResult {
             return CheckResult::Error;
         }
     };
-    let holder = Holder {
-        customer: Address::from(key.customer),
-        signer: Address::from(key.signer),
-        buyer: B256::from(key.buyer),
-    };
-    match check_license(&client, served.id, served.product.code_hash(), holder).await {
-        Ok(check) => match ledger.journal.store_lease(key, &check.lease) {
-            Ok(()) => CheckResult::Active,
-            Err(e) => {
-                tracing::warn!(product = %served.id, "storing the renewed lease failed: {e}");
-                CheckResult::Error
-            }
-        },
+    match check_and_record(&client, &ledger.journal, key, served.product.code_hash()).await {
+        Ok(_) => CheckResult::Active,
         Err(e @ (RuntimeError::Unlicensed { .. } | RuntimeError::SignerNotAuthorized { .. })) => {
             let unused = ledger
                 .journal
@@ -95,13 +83,6 @@ async fn refresh_one(served: &Served, ledger: &Ledger) -> CheckResult {
                 unused_bought_units = unused,
                 "license lapsed, refusing its calls: {e}"
             );
-            if let Err(je) = ledger.journal.deactivate_lease(
-                key,
-                &e.to_string(),
-                matches!(e, RuntimeError::SignerNotAuthorized { .. }),
-            ) {
-                tracing::warn!(product = %served.id, "recording the lapsed license failed: {je}");
-            }
             CheckResult::Inactive
         }
         Err(e) => {
