@@ -18,13 +18,12 @@ pub const ENTRY_SYMBOL: &str = "sealbox_meter_entry";
 /// instruction with a breakpoint, and after the BPF program ran the kernel must
 /// execute the original instruction. A normal Rust prologue such as
 /// `mov %rdi,-8(%rsp)` cannot be emulated, so the kernel single-steps it out of
-/// line: about 11 µs per call on the reference machine. A nop is emulated
-/// (about 0.6 µs per call), and on kernels with the x86 uprobe optimisation
-/// (`arch_uprobe_optimize`, present in the 6.18 kernel measured) a probed nop5
-/// is rewritten into a call to a trampoline that enters the kernel by syscall
-/// instead of a trap: about 0.53 µs of CPU per call here, against 9.5 µs for a
-/// single-stepped prologue (`cargo bench -p sealbox-ebpf`). Being naked, the
-/// function is emitted exactly as written and is never inlined.
+/// line, which is many times slower. A nop is emulated, and on kernels with
+/// the x86 uprobe optimisation (`arch_uprobe_optimize`) a probed nop5 is
+/// rewritten into a call to a trampoline that enters the kernel by syscall
+/// instead of a trap, cheaper still (`cargo bench -p sealbox-ebpf` measures
+/// both). Being naked, the function is emitted exactly as written and is
+/// never inlined.
 #[unsafe(naked)]
 #[unsafe(no_mangle)]
 pub extern "C" fn sealbox_meter_entry(key: u64) {

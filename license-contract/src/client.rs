@@ -19,7 +19,7 @@ use crate::bindings::LicenseRegistry::{self, LicenseRegistryErrors, LicenseRegis
 use crate::error::RegistryError;
 use crate::receipt::{SignedUsage, UsageReceipt, usage_domain};
 use crate::revert::ContractRevert;
-use crate::status::{LicenseStatus, Product, RegistryInfo, Release, SignerStatus};
+use crate::status::{LicenseStatus, ProductRecord, RegistryInfo, Release, SignerStatus};
 
 /// Default platform fee: 3000 basis points (30 % treasury, 70 % vendor).
 pub const DEFAULT_FEE_BPS: u16 = 3000;
@@ -321,14 +321,14 @@ impl RegistryClient {
     }
 
     /// A product, or `None` if it is not registered.
-    pub async fn product(&self, product_id: B256) -> Result<Option<Product>, RegistryError> {
+    pub async fn product(&self, product_id: B256) -> Result<Option<ProductRecord>, RegistryError> {
         let p = self
             .contract
             .products(product_id)
             .call()
             .await
             .map_err(|e| self.chain.classify("read a product", e))?;
-        Ok((!p.vendor.is_zero()).then(|| Product {
+        Ok((!p.vendor.is_zero()).then(|| ProductRecord {
             id: product_id,
             vendor: p.vendor,
             price: U256::from(p.price),

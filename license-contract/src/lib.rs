@@ -28,4 +28,4 @@ pub use receipt::{
     DOMAIN_NAME, DOMAIN_VERSION, SignedUsage, USAGE_TYPE, UsageReceipt, product_id, usage_domain,
 };
 pub use revert::ContractRevert;
-pub use status::{LicenseStatus, Product, Reason, RegistryInfo, Release, SignerStatus};
+pub use status::{LicenseStatus, ProductRecord, Reason, RegistryInfo, Release, SignerStatus};

@@ -171,9 +171,9 @@ impl From<LicenseRegistry::SignerStatus> for SignerStatus {
     }
 }
 
-/// A registered product.
+/// A registered product, as the registry stores it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Product {
+pub struct ProductRecord {
     /// Product id.
     pub id: B256,
     /// Vendor address.

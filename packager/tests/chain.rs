@@ -14,7 +14,7 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
 use common::{assert_exit, assert_ok, assert_ok_says, key_info, ok_json, packager};
-use license_contract::{Product, Reason, RegistryClient, Release};
+use license_contract::{ProductRecord, Reason, RegistryClient, Release};
 use sealbox_testkit::{Anvil, CHAIN_ID, Deploy, dead_rpc_url, dev_key, key_file};
 use serde_json::Value;
 
@@ -133,7 +133,7 @@ impl Chain {
     }
 
     /// The registered product `id`, which must exist.
-    async fn product(&self, id: B256) -> Product {
+    async fn product(&self, id: B256) -> ProductRecord {
         self.platform.product(id).await.unwrap().unwrap()
     }
 

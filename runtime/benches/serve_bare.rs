@@ -294,9 +294,9 @@ fn lease_journal(db: &std::path::Path) -> Ledger {
     };
     // Units bought far ahead: admission never runs out in the benchmark.
     let lease = Lease {
-        checked_at: sealbox_runtime::gate::unix_now(),
+        checked_at: sealbox_runtime::clock::unix_now(),
         block: 1,
-        block_timestamp: sealbox_runtime::gate::unix_now(),
+        block_timestamp: sealbox_runtime::clock::unix_now(),
         price_wei: 1,
         available_wei: 0,
         bought_units: 0,

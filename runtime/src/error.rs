@@ -8,6 +8,7 @@ use sealed_format::FormatError;
 
 use crate::journal::JournalError;
 use crate::lease::LeaseRefusal;
+use crate::metering::MeterUnavailable;
 use crate::state_dir::StateDirError;
 
 /// Why loading or running a sealed module failed.
@@ -51,8 +52,10 @@ pub enum RuntimeError {
         /// The deployment the RPC serves now.
         found: alloy::primitives::B256,
     },
-    /// The chain cannot be reached and no usable lease exists.
-    #[error("license check failed: {0}")]
+    /// A registry client call failed (RPC unreachable, wrong chain, no
+    /// registry at the address, a read reverted…); the client's message names
+    /// the action that failed and what to do.
+    #[error("the chain: {0}")]
     Chain(#[from] RegistryError),
     /// The RPC is unreachable and nothing on record lets the module run offline.
     #[error("the chain cannot be reached and the module cannot run offline: {0}")]
@@ -107,7 +110,7 @@ pub enum RuntimeError {
         "the module requires kernel metering (`kernel-required`) but the eBPF meter is not \
          attached: {0}"
     )]
-    MeterRequired(String),
+    MeterRequired(#[source] MeterUnavailable),
     /// The sandbox refused the module (imports, ABI, limits) or could not start.
     #[error("{0}")]
     Sandbox(#[from] SandboxError),

@@ -7,13 +7,14 @@
 //! is still a license: units already bought keep running, and the lease
 //! records why no more can be bought.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, U256};
 use license_contract::{LicenseStatus, RegistryClient, SignerStatus};
 
+use crate::clock::unix_now;
 use crate::error::RuntimeError;
-use crate::journal::{Journal, UsageKey};
+use crate::journal::{Journal, UsageKey, off_worker};
 use crate::lease::Lease;
 
 /// Who runs: the customer whose escrow pays, the runtime key that signs its
@@ -94,10 +95,11 @@ pub async fn check_license(
 /// and records the answer in `journal`: the fresh lease, or — when the
 /// license lapsed or the signer was deauthorized — the stored lease marked
 /// inactive, so that no call is admitted until a later check succeeds. Any
-/// other failure (RPC) leaves the journal as it was.
+/// other failure (RPC) leaves the journal as it was. The journal is written
+/// on the blocking pool, off the async workers.
 pub async fn check_and_record(
     client: &RegistryClient,
-    journal: &Journal,
+    journal: &Arc<Journal>,
     key: &UsageKey,
     code_hash: B256,
 ) -> Result<Lease, RuntimeError> {
@@ -108,24 +110,18 @@ pub async fn check_and_record(
     };
     match check_license(client, B256::from(key.product), code_hash, holder).await {
         Ok(check) => {
-            journal.store_lease(key, &check.lease)?;
+            let (key, lease) = (*key, check.lease.clone());
+            off_worker(journal, move |j| j.store_lease(&key, &lease)).await?;
             Ok(check.lease)
         }
         Err(e @ (RuntimeError::Unlicensed { .. } | RuntimeError::SignerNotAuthorized { .. })) => {
             let signer = matches!(e, RuntimeError::SignerNotAuthorized { .. });
-            journal.deactivate_lease(key, &e.to_string(), signer)?;
+            let (key, why) = (*key, e.to_string());
+            off_worker(journal, move |j| j.deactivate_lease(&key, &why, signer)).await?;
             Err(e)
         }
         Err(e) => Err(e),
     }
-}
-
-/// Seconds since the Unix epoch (0 if the clock is before it).
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn saturating_u128(v: U256) -> u128 {

@@ -21,6 +21,7 @@
 //! - [`error`]: one [`RuntimeError`] naming the failed step, with an exit code.
 #![deny(missing_docs)]
 
+pub mod clock;
 pub mod deployment;
 pub mod error;
 pub mod gate;

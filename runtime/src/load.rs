@@ -21,7 +21,7 @@ use crate::error::RuntimeError;
 use crate::gate::{Holder, check_and_record};
 use crate::journal::{Journal, LastDeployment, UsageKey};
 use crate::lease::LeaseRefusal;
-use crate::metering::KernelMeter;
+use crate::metering::{KernelMeter, MeterUnavailable};
 use crate::product::Product;
 
 /// How the chain is reached for this load.
@@ -53,11 +53,18 @@ pub struct Loader<'a> {
     /// Key that decrypts modules encrypted to the customer.
     pub decrypt_key: Option<&'a SigningKey>,
     /// The kernel meter, when attached; `Err` holds why it is not.
-    pub meter: Result<&'a Arc<KernelMeter>, &'a str>,
+    pub meter: Result<&'a Arc<KernelMeter>, &'a MeterUnavailable>,
 }
 
 impl Loader<'_> {
     /// Runs the whole pipeline on `sealed`.
+    ///
+    /// Besides the license check (whose journal writes go to the blocking
+    /// pool), the journal is read here and written by [`Product::new`]
+    /// directly, and the module is compiled, on the calling thread: loading
+    /// happens before anything is served (`runtime run`, and `runtime serve`
+    /// before it binds, both on the thread blocking on the main future), so
+    /// no other task waits on it.
     pub async fn load(&self, sealed: &[u8]) -> Result<Product, RuntimeError> {
         let opened = sealed_format::open(sealed)?;
         self.check_trust(&opened)?;
@@ -74,7 +81,7 @@ impl Loader<'_> {
         let meter = match (self.meter, manifest.metering) {
             (Ok(meter), _) => Some(Arc::clone(meter)),
             (Err(why), Metering::KernelRequired) => {
-                return Err(RuntimeError::MeterRequired(why.to_owned()));
+                return Err(RuntimeError::MeterRequired(why.clone()));
             }
             (Err(why), Metering::KernelPreferred) => {
                 tracing::warn!(

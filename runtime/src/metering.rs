@@ -16,6 +16,23 @@ use crate::journal::UsageKey;
 /// The process's attached kernel meter.
 pub type KernelMeter = Meter;
 
+/// Why the kernel meter does not count a product.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MeterUnavailable {
+    /// The customer turned it off.
+    #[error("disabled with --no-kernel-meter")]
+    Disabled,
+    /// Attaching it, or registering the product's counter, failed.
+    #[error(transparent)]
+    Failed(Arc<MeterError>),
+}
+
+impl From<MeterError> for MeterUnavailable {
+    fn from(e: MeterError) -> Self {
+        MeterUnavailable::Failed(Arc::new(e))
+    }
+}
+
 /// Attaches the kernel meter with `opts`; the error says what is missing
 /// (privileges, bpffs, a stale pin…).
 pub fn attach(opts: &MeterOptions) -> Result<Arc<KernelMeter>, MeterError> {

@@ -56,7 +56,7 @@ impl Product {
         {
             match manifest.metering {
                 Metering::KernelRequired => {
-                    return Err(RuntimeError::MeterRequired(e.to_string()));
+                    return Err(RuntimeError::MeterRequired(e.into()));
                 }
                 Metering::KernelPreferred => {
                     tracing::warn!(
@@ -78,7 +78,7 @@ impl Product {
             buy_at: AtomicU64::new(u64::MAX),
             wants_units: AtomicBool::new(false),
         };
-        product.usage()?;
+        product.refresh_usage()?;
         Ok(product)
     }
 
@@ -172,8 +172,10 @@ impl Product {
         Ok(())
     }
 
-    /// The counter's usage, with the kernel count refreshed from the meter.
-    pub fn usage(&self) -> Result<Usage, RuntimeError> {
+    /// Reads the kernel meter's count for this counter, records it in the
+    /// journal (a write), and returns the counter's usage. Blocking (SQLite,
+    /// the BPF map): async code calls it on the blocking pool.
+    pub fn refresh_usage(&self) -> Result<Usage, RuntimeError> {
         if let Some(meter) = &self.meter {
             match crate::metering::read_attached(meter, self.kernel_key) {
                 Ok(k) => self

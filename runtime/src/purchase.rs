@@ -20,6 +20,7 @@
 //!   expired, signer deauthorized) change nothing on chain; the receipt is
 //!   dropped and the next attempt starts from a fresh license check.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256};
@@ -28,7 +29,7 @@ use license_contract::{RegistryClient, Settlement, SignedUsage};
 
 use crate::error::RuntimeError;
 use crate::gate::check_and_record;
-use crate::journal::{Journal, UsageKey};
+use crate::journal::{Journal, UsageKey, off_worker};
 use crate::lease::Lease;
 
 /// How many units to buy at a time, and at what price.
@@ -101,8 +102,9 @@ pub struct Buyer<'a> {
     pub client: &'a RegistryClient,
     /// The receipt-signing key.
     pub signer: &'a PrivateKeySigner,
-    /// The state directory's journal.
-    pub journal: &'a Journal,
+    /// The state directory's journal (written on the blocking pool, off the
+    /// async workers).
+    pub journal: &'a Arc<Journal>,
     /// Block size and price cap.
     pub policy: &'a PrepayPolicy,
 }
@@ -123,7 +125,7 @@ impl Buyer<'_> {
         units: u64,
     ) -> Result<Bought, RuntimeError> {
         let lease = self.check(key, code_hash).await?;
-        if let Some(pending) = self.resendable(key, &lease)? {
+        if let Some(pending) = self.resendable(key, &lease).await? {
             return self.send(key, &pending).await;
         }
         if let Some(why) = &lease.cannot_buy {
@@ -162,7 +164,8 @@ impl Buyer<'_> {
             )
             .map_err(RuntimeError::Purchase)?;
         // Kept before sending: a crash from here on re-sends this receipt.
-        self.journal.store_pending(key, &signed)?;
+        let k = *key;
+        off_worker(self.journal, move |j| j.store_pending(&k, &signed)).await?;
         self.send(key, &signed).await
     }
 
@@ -171,13 +174,13 @@ impl Buyer<'_> {
     /// re-sends a receipt in flight that the chain has not yet mined.
     /// Buys nothing new. `None` when there was nothing to re-send.
     pub async fn reconcile(&self, key: &UsageKey) -> Result<Option<Bought>, RuntimeError> {
-        let release = self
-            .journal
-            .lease(key)?
+        let k = *key;
+        let release = off_worker(self.journal, move |j| j.lease(&k))
+            .await?
             .map(|l| B256::from(l.release))
             .ok_or(crate::journal::JournalError::NoLease)?;
         let lease = self.check(key, release).await?;
-        match self.resendable(key, &lease)? {
+        match self.resendable(key, &lease).await? {
             Some(pending) => self.send(key, &pending).await.map(Some),
             None => Ok(None),
         }
@@ -193,12 +196,13 @@ impl Buyer<'_> {
     /// The receipt in flight, when the chain (as `lease` read it) has not
     /// bought up to it yet and it can still be mined; any other receipt in
     /// flight is dropped (mined, expired or priced out).
-    fn resendable(
+    async fn resendable(
         &self,
         key: &UsageKey,
         lease: &Lease,
     ) -> Result<Option<SignedUsage>, RuntimeError> {
-        let Some(pending) = self.journal.pending(key)? else {
+        let k = *key;
+        let Some(pending) = off_worker(self.journal, move |j| j.pending(&k)).await? else {
             return Ok(None);
         };
         let r = pending.receipt;
@@ -211,18 +215,18 @@ impl Buyer<'_> {
             );
             return Ok(Some(pending));
         }
-        self.journal.clear_pending(key)?;
+        off_worker(self.journal, move |j| j.clear_pending(&k)).await?;
         Ok(None)
     }
 
     async fn send(&self, key: &UsageKey, signed: &SignedUsage) -> Result<Bought, RuntimeError> {
         match self.client.settle(signed).await {
             Ok(settlement) => {
-                self.journal.record_bought(
-                    key,
-                    settlement.buyer_cumulative,
-                    settlement.tx.block_number,
-                )?;
+                let k = *key;
+                off_worker(self.journal, move |j| {
+                    j.record_bought(&k, settlement.buyer_cumulative, settlement.tx.block_number)
+                })
+                .await?;
                 tracing::info!(
                     product = %B256::from(key.product),
                     units = settlement.units_charged,
@@ -240,7 +244,8 @@ impl Buyer<'_> {
             Err(e) => {
                 if e.revert().is_some() {
                     // The chain refused it: it will never buy anything as it is.
-                    self.journal.clear_pending(key)?;
+                    let k = *key;
+                    off_worker(self.journal, move |j| j.clear_pending(&k)).await?;
                 }
                 Err(RuntimeError::Purchase(e))
             }

@@ -46,9 +46,9 @@ pub struct SandboxConfig {
     /// Bytes of each pooled linear memory kept resident between calls and
     /// reset with `memset` instead of being returned to the kernel with
     /// `madvise`. With a fresh instance per call, `madvise` means a TLB
-    /// shootdown on every call and page faults on the next one; keeping the
-    /// first MiB resident took a small guest from ~22k to ~38k calls/s on
-    /// this 2-core machine (at most `pool_instances` × this in RSS).
+    /// shootdown on every call and page faults on the next one, which keeping
+    /// the first MiB resident avoids for small guests (at most
+    /// `pool_instances` × this in RSS).
     pub keep_resident_bytes: usize,
 }
 

@@ -32,8 +32,7 @@
 //!   from the module's initial image. By default the first MiB of each
 //!   pooled memory stays resident and is reset with `memset` instead of
 //!   `madvise` ([`SandboxConfig::keep_resident_bytes`]): no TLB shootdown
-//!   and page faults on every call (a small guest went from ~22k to ~38k
-//!   calls/s).
+//!   and page faults on every call.
 //! * **An authenticated compile cache.** `Module::deserialize` runs machine
 //!   code from its input and is unsafe on bytes an attacker may have written,
 //!   so a cached artifact is only deserialized after its HMAC-SHA256 verifies

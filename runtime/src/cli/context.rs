@@ -1,5 +1,11 @@
 //! Options shared by the subcommands and the wiring they have in common:
 //! key, chain connection, state directory, journal, sandbox and kernel meter.
+//!
+//! The one-shot subcommands (`run`, `settle`, `license status`) call the
+//! usage journal directly from their async code: each runs a single future
+//! on the thread that blocks on it (`main`), with no other task to delay, so
+//! a blocking SQLite write there stalls nothing. `serve` keeps its journal
+//! work off the async workers (see `sealbox_runtime::journal::off_worker`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,7 +19,7 @@ use sealbox_runtime::deployment::Deployment;
 use sealbox_runtime::gate::Holder;
 use sealbox_runtime::journal::{Journal, LastDeployment};
 use sealbox_runtime::load::{ChainAccess, Loader};
-use sealbox_runtime::metering::{self, KernelMeter};
+use sealbox_runtime::metering::{self, KernelMeter, MeterUnavailable};
 use sealbox_runtime::purchase::PrepayPolicy;
 use sealbox_runtime::state_dir::StateDir;
 use sealbox_sandbox::{Sandbox, SandboxConfig};
@@ -49,23 +55,30 @@ impl ChainArgs {
     }
 }
 
-/// Where the runtime keeps its state, and the limits it enforces.
+/// Where the runtime keeps its state: the usage journal, leases, the buyer id,
+/// and where the kernel meter's maps are pinned.
 #[derive(Debug, Clone, clap::Args)]
-pub struct RuntimeArgs {
+pub struct StateArgs {
     /// State directory: usage journal, leases, the buyer id of its purchases (default:
     /// /var/lib/sealbox as root, else ~/.local/state/sealbox). One running process per
     /// directory; each directory buys its own units.
     #[arg(long, env = "SEALBOX_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// bpffs directory of the pinned meter maps.
+    #[arg(long, env = "SEALBOX_METER_PIN_DIR", default_value = sealbox_ebpf::DEFAULT_PIN_DIR)]
+    pub meter_pin_dir: PathBuf,
+}
+
+/// How sealed modules are opened and run: the module cache, the decryption
+/// key, the kernel meter and the caps the sandbox enforces.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SandboxArgs {
     /// Compiled-module cache (default: <state-dir>/modules). Entries are authenticated.
     #[arg(long, env = "SEALBOX_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Do not attach the eBPF meter (kernel-required modules then refuse to run).
     #[arg(long)]
     pub no_kernel_meter: bool,
-    /// bpffs directory of the pinned meter maps.
-    #[arg(long, env = "SEALBOX_METER_PIN_DIR", default_value = sealbox_ebpf::DEFAULT_PIN_DIR)]
-    pub meter_pin_dir: PathBuf,
     /// Cap on guest memory in 64 KiB pages (the manifest may ask for less).
     #[arg(long, default_value_t = SandboxConfig::default().max_memory_pages)]
     pub max_memory_pages: u64,
@@ -121,7 +134,7 @@ impl PrepayArgs {
     }
 }
 
-impl RuntimeArgs {
+impl StateArgs {
     /// The state directory's path.
     pub fn state_path(&self) -> PathBuf {
         match &self.state_dir {
@@ -160,12 +173,15 @@ impl RuntimeArgs {
         let journal = Journal::open(&path).map_err(sealbox_runtime::RuntimeError::from)?;
         Ok(Arc::new(journal))
     }
+}
 
-    /// Creates the sandbox with the customer's caps.
-    pub fn sandbox(&self) -> anyhow::Result<Sandbox> {
+impl SandboxArgs {
+    /// Creates the sandbox with the customer's caps; the module cache defaults
+    /// to a directory of `state`.
+    pub fn sandbox(&self, state: &StateArgs) -> anyhow::Result<Sandbox> {
         let cache_dir = match &self.cache_dir {
             Some(dir) => dir.clone(),
-            None => self.state_path().join("modules"),
+            None => state.state_path().join("modules"),
         };
         let cfg = SandboxConfig {
             cache_dir: Some(cache_dir),
@@ -178,25 +194,25 @@ impl RuntimeArgs {
         Ok(Sandbox::new(cfg)?)
     }
 
-    /// Attaches the kernel meter unless disabled; `Err` says why it is not attached.
-    pub fn kernel_meter(&self) -> Result<Arc<KernelMeter>, String> {
+    /// Attaches the kernel meter (maps pinned under `pin_dir`) unless disabled;
+    /// `Err` says why it is not attached.
+    pub fn kernel_meter(&self, pin_dir: &Path) -> Result<Arc<KernelMeter>, MeterUnavailable> {
         if self.no_kernel_meter {
-            return Err("disabled with --no-kernel-meter".into());
+            return Err(MeterUnavailable::Disabled);
         }
         let opts = MeterOptions {
-            pin_dir: self.meter_pin_dir.clone(),
+            pin_dir: pin_dir.to_path_buf(),
             ..MeterOptions::default()
         };
-        metering::attach(&opts).map_err(|e| e.to_string())
+        Ok(metering::attach(&opts)?)
     }
 }
 
-/// Everything needed to load sealed modules for one holder.
+/// One holder's connection to the chain and its state: enough to buy, settle
+/// and report (no sandbox, no kernel meter).
 pub struct Session {
     /// The runtime's key (signs receipts, pays gas).
     pub signer: PrivateKeySigner,
-    /// The key that decrypts modules encrypted to the customer.
-    pub decrypt: PrivateKeySigner,
     /// Who runs.
     pub holder: Holder,
     /// The chain, when reachable.
@@ -207,26 +223,33 @@ pub struct Session {
     pub _state: StateDir,
     /// The usage journal.
     pub journal: Arc<Journal>,
-    /// The sandbox.
-    pub sandbox: Sandbox,
-    /// The kernel meter or why there is none.
-    pub meter: Result<Arc<KernelMeter>, String>,
     /// The trusted registry.
     pub registry: Address,
 }
 
 impl Session {
-    /// Locks the state directory, loads the key, connects (tolerating an
-    /// unreachable RPC), opens the journal, creates the sandbox and attaches
-    /// the meter.
+    /// Locks the state directory, loads the key, opens the journal and
+    /// connects (tolerating an unreachable RPC).
     pub async fn open(
         chain: &ChainArgs,
-        runtime: &RuntimeArgs,
+        state: &StateArgs,
         customer: Option<Address>,
     ) -> anyhow::Result<Self> {
-        let state = runtime.open_state(true)?;
+        Ok(Self::open_with(chain, state, customer, None).await?.0)
+    }
+
+    /// [`Session::open`], loading the decryption key `decrypt_key` (default:
+    /// the signer) right after the signer so a bad key fails before the chain
+    /// is contacted.
+    async fn open_with(
+        chain: &ChainArgs,
+        state_args: &StateArgs,
+        customer: Option<Address>,
+        decrypt_key: Option<&Path>,
+    ) -> anyhow::Result<(Self, PrivateKeySigner)> {
+        let state = state_args.open_state(true)?;
         let signer = chain.signer()?;
-        let decrypt = match &runtime.decrypt_key {
+        let decrypt = match decrypt_key {
             Some(path) => sealbox_keyfile::load_signer(path)
                 .with_context(|| format!("cannot load the decryption key {}", path.display()))?,
             None => signer.clone(),
@@ -236,7 +259,7 @@ impl Session {
             signer: signer.address(),
             buyer: B256::from(state.buyer()),
         };
-        let journal = runtime.journal(&state, chain.registry)?;
+        let journal = state_args.journal(&state, chain.registry)?;
         let (client, deployment) = match chain.connect(Some(signer.clone())).await {
             Ok(client) => {
                 let deployment = Deployment::of(&client).await?;
@@ -259,40 +282,72 @@ impl Session {
             }
             Err(e) => return Err(e.into()),
         };
-        let sandbox = runtime.sandbox()?;
-        let meter = runtime.kernel_meter();
-        if let Err(why) = &meter {
-            tracing::warn!("kernel meter not attached: {why}");
-        }
-        Ok(Self {
+        let session = Self {
             signer,
-            decrypt,
             holder,
             client,
             deployment,
             _state: state,
             journal,
+            registry: chain.registry,
+        };
+        Ok((session, decrypt))
+    }
+}
+
+/// A [`Session`] that also loads and runs sealed modules: the decryption key,
+/// the sandbox and the kernel meter.
+pub struct RunSession {
+    /// The holder's session.
+    pub session: Session,
+    /// The key that decrypts modules encrypted to the customer.
+    pub decrypt: PrivateKeySigner,
+    /// The sandbox.
+    pub sandbox: Sandbox,
+    /// The kernel meter or why there is none.
+    pub meter: Result<Arc<KernelMeter>, MeterUnavailable>,
+}
+
+impl RunSession {
+    /// Opens the [`Session`] (loading the decryption key too), creates the
+    /// sandbox and attaches the meter.
+    pub async fn open(
+        chain: &ChainArgs,
+        state: &StateArgs,
+        sandbox: &SandboxArgs,
+        customer: Option<Address>,
+    ) -> anyhow::Result<Self> {
+        let (session, decrypt) =
+            Session::open_with(chain, state, customer, sandbox.decrypt_key.as_deref()).await?;
+        let meter_args = sandbox;
+        let sandbox = sandbox.sandbox(state)?;
+        let meter = meter_args.kernel_meter(&state.meter_pin_dir);
+        if let Err(why) = &meter {
+            tracing::warn!("kernel meter not attached: {why}");
+        }
+        Ok(Self {
+            session,
+            decrypt,
             sandbox,
             meter,
-            registry: chain.registry,
         })
     }
 
     /// The load pipeline for this session.
     pub fn loader(&self) -> Loader<'_> {
-        let chain = match &self.client {
+        let chain = match &self.session.client {
             Some(client) => ChainAccess::Online(client),
             None => ChainAccess::Offline,
         };
         Loader {
             sandbox: &self.sandbox,
-            journal: &self.journal,
-            registry: self.registry,
+            journal: &self.session.journal,
+            registry: self.session.registry,
             chain,
-            holder: self.holder,
-            deployment: self.deployment,
+            holder: self.session.holder,
+            deployment: self.session.deployment,
             decrypt_key: Some(self.decrypt.credential()),
-            meter: self.meter.as_ref().map_err(String::as_str),
+            meter: self.meter.as_ref(),
         }
     }
 }

@@ -6,7 +6,7 @@ use anyhow::bail;
 use sealbox_runtime::deployment::Deployment;
 use sealbox_runtime::journal::UsageKey;
 
-use super::context::{ChainArgs, RuntimeArgs, product_id};
+use super::context::{ChainArgs, StateArgs, product_id};
 
 /// Below this many wei (20 purchases at 60,000 gas and 1 gwei) the signer's
 /// balance is reported as low: it pays the gas of every purchase.
@@ -57,7 +57,7 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub chain: ChainArgs,
     #[command(flatten)]
-    pub runtime: RuntimeArgs,
+    pub state: StateArgs,
 }
 
 /// Arguments of `runtime license authorize` and `deauthorize`.
@@ -116,13 +116,13 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
     let me = signer.address();
     let customer = args.customer.unwrap_or(me);
     let client = args.chain.connect(None).await?;
-    let state = args.runtime.open_state(false)?;
+    let state = args.state.open_state(false)?;
     let buyer = B256::from(state.buyer());
     let license = client.license_status(product, customer, None).await?;
     let signer_status = client.signer_status(product, customer, me, buyer).await?;
     let gas_balance = client.provider().get_balance(me).await.ok();
     let deployment = Deployment::of(&client).await?;
-    let journal = args.runtime.journal(&state, args.chain.registry)?;
+    let journal = args.state.journal(&state, args.chain.registry)?;
     let key = UsageKey {
         deployment: deployment.id(),
         buyer: buyer.0,
@@ -131,7 +131,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
         signer: me.into_array(),
     };
     let kernel_key = sealbox_runtime::metering::kernel_key(&key);
-    let kernel = sealbox_runtime::metering::read_pinned(&args.runtime.meter_pin_dir, kernel_key);
+    let kernel = sealbox_runtime::metering::read_pinned(&args.state.meter_pin_dir, kernel_key);
     if let Ok(k) = &kernel {
         journal.record_kernel_units(&key, k.epoch, k.count)?;
     }
@@ -217,7 +217,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
         match &kernel {
             Ok(_) => println!(
                 "kernel      meter maps pinned at {}",
-                args.runtime.meter_pin_dir.display()
+                args.state.meter_pin_dir.display()
             ),
             Err(e) => println!("kernel      not available: {e}"),
         }

@@ -10,7 +10,9 @@ use sealbox_runtime::purchase::Buyer;
 use sealbox_runtime::{Product, RuntimeError};
 use sealbox_sandbox::CallError;
 
-use super::context::{ChainArgs, PrepayArgs, RuntimeArgs, Session, read_file};
+use super::context::{
+    ChainArgs, PrepayArgs, RunSession, SandboxArgs, Session, StateArgs, read_file,
+};
 
 /// Arguments of `runtime run`.
 #[derive(Debug, clap::Args)]
@@ -21,7 +23,9 @@ pub struct Args {
     #[command(flatten)]
     pub chain: ChainArgs,
     #[command(flatten)]
-    pub runtime: RuntimeArgs,
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
     #[command(flatten)]
     pub prepay: PrepayArgs,
     /// Customer whose license is used (default: the key's own address; the key must be a
@@ -46,12 +50,13 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let sealed = read_file(&args.sealed)?;
     let input = match &args.input {
-        Some(spec) => Some(read_input(spec, args.runtime.max_input_bytes)?),
+        Some(spec) => Some(read_input(spec, args.sandbox.max_input_bytes)?),
         None => None,
     };
     let policy = args.prepay.policy()?;
-    let session = Session::open(&args.chain, &args.runtime, args.customer).await?;
-    let product = session.loader().load(&sealed).await?;
+    let run = RunSession::open(&args.chain, &args.state, &args.sandbox, args.customer).await?;
+    let session = &run.session;
+    let product = run.loader().load(&sealed).await?;
 
     if let Some(input) = input {
         let export = match args.export.clone().or_else(|| product.default_export()) {
@@ -66,7 +71,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .program()
             .bytes_call(&export, &input)
             .map_err(RuntimeError::Call)?;
-        ensure_bought(&session, &product, &policy).await?;
+        ensure_bought(session, &product, &policy).await?;
         let out = product.call_bytes(&export, &input)?;
         write_output(args.output.as_deref(), &out)?;
     } else if let Some(invoke) = &args.invoke {
@@ -78,7 +83,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .program()
             .numeric_call(export, &params)
             .map_err(RuntimeError::Call)?;
-        ensure_bought(&session, &product, &policy).await?;
+        ensure_bought(session, &product, &policy).await?;
         let results = product.call_numeric(export, &params)?;
         let text: Vec<String> = results.iter().map(ToString::to_string).collect();
         write_output(
@@ -86,7 +91,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             format!("{}\n", text.join(" ")).as_bytes(),
         )?;
     }
-    let usage = product.usage()?;
+    let usage = product.refresh_usage()?;
     session.journal.sync()?;
     tracing::info!(
         runtime_units = usage.runtime_units,
@@ -106,7 +111,7 @@ async fn ensure_bought(
     product: &Product,
     policy: &sealbox_runtime::purchase::PrepayPolicy,
 ) -> anyhow::Result<()> {
-    if product.usage()?.unused_units() > 0 {
+    if product.refresh_usage()?.unused_units() > 0 {
         return Ok(());
     }
     let Some(client) = &session.client else {

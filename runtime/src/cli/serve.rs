@@ -11,7 +11,7 @@ use sealbox_runtime::serve::{
     AllowedHost, BearerToken, ChainLink, Ledger, Listen, ServeConfig, Server, check_bind,
 };
 
-use super::context::{ChainArgs, PrepayArgs, RuntimeArgs, Session, read_file};
+use super::context::{ChainArgs, PrepayArgs, RunSession, SandboxArgs, StateArgs, read_file};
 
 /// Arguments of `runtime serve`.
 #[derive(Debug, clap::Args)]
@@ -53,7 +53,9 @@ pub struct Args {
     #[command(flatten)]
     pub chain: ChainArgs,
     #[command(flatten)]
-    pub runtime: RuntimeArgs,
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
 }
 
 /// The environment variable that may hold the bearer token.
@@ -102,8 +104,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map(|path| read_file(path).map(|bytes| (path, bytes)))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
-    let session = Session::open(&args.chain, &args.runtime, args.customer).await?;
-    let loader = session.loader();
+    let run = RunSession::open(&args.chain, &args.state, &args.sandbox, args.customer).await?;
+    let session = &run.session;
+    let loader = run.loader();
     let mut products = Vec::with_capacity(sealed.len());
     for (path, bytes) in &sealed {
         let product = loader
@@ -129,8 +132,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         listen: args.listen.clone(),
         token,
         allow_hosts: args.allow_hosts.clone(),
-        max_input_bytes: args.runtime.max_input_bytes,
-        max_concurrent_calls: session.sandbox.config().pool_instances as usize,
+        max_input_bytes: args.sandbox.max_input_bytes,
+        max_concurrent_calls: run.sandbox.config().pool_instances as usize,
         prepay,
         refresh_every: Duration::from_secs(args.refresh_secs),
     };

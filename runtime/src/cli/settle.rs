@@ -11,7 +11,7 @@
 use alloy::primitives::{Address, B256};
 use sealbox_runtime::purchase::Buyer;
 
-use super::context::{ChainArgs, PrepayArgs, RuntimeArgs, Session, product_id};
+use super::context::{ChainArgs, PrepayArgs, Session, StateArgs, product_id};
 
 /// Arguments of `runtime settle`.
 #[derive(Debug, clap::Args)]
@@ -26,7 +26,7 @@ pub struct Args {
     #[command(flatten)]
     pub chain: ChainArgs,
     #[command(flatten)]
-    pub runtime: RuntimeArgs,
+    pub state: StateArgs,
     #[command(flatten)]
     pub prepay: PrepayArgs,
 }
@@ -39,7 +39,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|m| product_id(m))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let session = Session::open(&args.chain, &args.runtime, args.customer).await?;
+    let session = Session::open(&args.chain, &args.state, args.customer).await?;
     let Some(client) = &session.client else {
         anyhow::bail!(
             "the chain cannot be reached ({}): nothing can be finished offline",
@@ -71,8 +71,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     for key in keys {
         let kernel_key = sealbox_runtime::metering::kernel_key(&key);
-        if let Ok(k) =
-            sealbox_runtime::metering::read_pinned(&args.runtime.meter_pin_dir, kernel_key)
+        if let Ok(k) = sealbox_runtime::metering::read_pinned(&args.state.meter_pin_dir, kernel_key)
         {
             session
                 .journal

@@ -150,6 +150,26 @@ pub enum JournalError {
          chain cannot be reached to make one"
     )]
     NoLease,
+    /// A journal operation sent to the blocking pool did not run: the async
+    /// runtime is shutting down.
+    #[error("usage journal: the operation was cancelled (the runtime is shutting down)")]
+    Cancelled,
+}
+
+/// Runs `f` on `journal` on tokio's blocking pool, so that a SQLite write
+/// (which may fsync or wait for the database lock) never stalls an async
+/// worker. A panic in `f` is resumed in the caller.
+pub async fn off_worker<T, F>(journal: &Arc<Journal>, f: F) -> Result<T, JournalError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Journal) -> Result<T, JournalError> + Send + 'static,
+{
+    let journal = Arc::clone(journal);
+    match tokio::task::spawn_blocking(move || f(&journal)).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(JournalError::Cancelled),
+    }
 }
 
 /// The usage journal: a SQLite database in the runtime's state directory,

@@ -104,7 +104,7 @@ async fn sync(ledger: &Ledger) {
 /// half used.
 async fn round(served: &Arc<Served>, track: &mut Track, ledger: &Ledger, policy: &PrepayPolicy) {
     let product = Arc::clone(&served.product);
-    let usage = match tokio::task::spawn_blocking(move || product.usage()).await {
+    let usage = match tokio::task::spawn_blocking(move || product.refresh_usage()).await {
         Ok(Ok(usage)) => usage,
         Ok(Err(e)) => {
             tracing::warn!(product = %served.id, "reading usage failed: {e}");

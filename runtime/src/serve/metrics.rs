@@ -15,7 +15,7 @@ use std::time::Duration;
 use alloy::primitives::B256;
 
 use super::state::{App, Served};
-use crate::gate::unix_now;
+use crate::clock::unix_now;
 use crate::journal::Usage;
 use crate::lease::Lease;
 
@@ -158,7 +158,7 @@ pub(crate) fn read_journal(app: &App) -> Vec<Option<JournalView>> {
     app.products
         .iter()
         .map(|served| {
-            let usage = served.product.usage();
+            let usage = served.product.refresh_usage();
             let lease = app.journal.lease(served.product.usage_key());
             match (usage, lease) {
                 (Ok(usage), Ok(lease)) => Some(JournalView { usage, lease }),

@@ -21,6 +21,7 @@ use super::metrics::CheckResult;
 use super::state::{App, Served};
 use crate::error::RuntimeError;
 use crate::gate::check_and_record;
+use crate::journal::off_worker;
 
 /// Re-checks every product each `every` until `stop` turns true.
 pub(crate) async fn run(
@@ -73,9 +74,9 @@ async fn refresh_one(served: &Served, ledger: &Ledger) -> CheckResult {
     match check_and_record(&client, &ledger.journal, key, served.product.code_hash()).await {
         Ok(_) => CheckResult::Active,
         Err(e @ (RuntimeError::Unlicensed { .. } | RuntimeError::SignerNotAuthorized { .. })) => {
-            let unused = ledger
-                .journal
-                .usage(key)
+            let key = *key;
+            let unused = off_worker(&ledger.journal, move |j| j.usage(&key))
+                .await
                 .map(|u| u.unused_units())
                 .unwrap_or(0);
             tracing::warn!(

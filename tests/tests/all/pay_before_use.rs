@@ -379,7 +379,7 @@ async fn lease_and_clock_edits_grant_nothing() {
     refused("a huge escrow in the lease");
 
     // The clock: a check made ten years from now (and a block from then).
-    let later = sealbox_runtime::gate::unix_now() + 10 * 365 * 24 * 3600;
+    let later = sealbox_runtime::clock::unix_now() + 10 * 365 * 24 * 3600;
     edit_lease(&machine, registry, |l| {
         l.checked_at = later;
         l.block_timestamp = later;

@@ -664,7 +664,9 @@ impl Machine {
         self.dir.path().join("cache")
     }
 
-    fn common_args(&self) -> Vec<String> {
+    /// Chain and state arguments, taken by every subcommand that opens the
+    /// state directory (`run`, `serve`, `settle`, `license status`).
+    fn state_args(&self) -> Vec<String> {
         let mut args = vec![
             "--rpc".into(),
             self.rpc.clone(),
@@ -674,12 +676,20 @@ impl Machine {
             self.key.display().to_string(),
             "--state-dir".into(),
             self.state_dir().display().to_string(),
-            "--cache-dir".into(),
-            self.cache_dir().display().to_string(),
         ];
-        match &self.kernel_meter {
-            Some(pin_dir) => args.extend(["--meter-pin-dir".into(), pin_dir.display().to_string()]),
-            None => args.push("--no-kernel-meter".into()),
+        if let Some(pin_dir) = &self.kernel_meter {
+            args.extend(["--meter-pin-dir".into(), pin_dir.display().to_string()]);
+        }
+        args
+    }
+
+    /// [`Machine::state_args`] plus the cache and meter arguments of the
+    /// subcommands that run modules (`run`, `serve`).
+    fn common_args(&self) -> Vec<String> {
+        let mut args = self.state_args();
+        args.extend(["--cache-dir".into(), self.cache_dir().display().to_string()]);
+        if self.kernel_meter.is_none() {
+            args.push("--no-kernel-meter".into());
         }
         args
     }
@@ -713,12 +723,12 @@ impl Machine {
         all
     }
 
-    /// `runtime -v settle <chain, state, cache, meter args> ARGS…`: finishes a
+    /// `runtime -v settle <chain, state args> ARGS…`: finishes a
     /// purchase this state directory left in flight (re-sent with the runtime
     /// key, which pays the gas) and reports bought / used / unused units.
     pub fn settle(&self, args: &[&str]) -> Out {
         let mut all: Vec<String> = vec!["-v".into(), "settle".into()];
-        all.extend(self.common_args());
+        all.extend(self.state_args());
         all.extend(args.iter().map(|s| s.to_string()));
         run(&bin("runtime"), &all)
     }
@@ -733,11 +743,7 @@ impl Machine {
             "--customer".into(),
             self.customer.to_string(),
         ];
-        all.extend(
-            self.common_args()
-                .into_iter()
-                .filter(|a| a != "--no-kernel-meter"),
-        );
+        all.extend(self.state_args());
         if self.kernel_meter.is_none() {
             // Point the status reader at a pin directory that never exists.
             all.extend([
