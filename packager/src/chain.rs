@@ -162,3 +162,21 @@ mod tests {
         );
     }
 }
+
+/// The options of a vendor command that sends one transaction for a sealed module (`revoke`,
+/// `customer`): the endpoint, the vendor's key, the registry to insist on, the output form.
+#[derive(Debug, clap::Args)]
+pub struct VendorTxArgs {
+    /// JSON-RPC endpoint (http or https) of the chain the module is sealed for.
+    #[arg(long, value_name = "URL")]
+    pub rpc: String,
+    /// The vendor's key (pays the gas): keystore v3 JSON, 0600 raw hex file, or env:VARNAME.
+    #[arg(long, value_name = "FILE")]
+    pub key: std::path::PathBuf,
+    /// The registry address; if given it must equal the manifest's.
+    #[arg(long, value_name = "ADDR", value_parser = crate::keys::parse_address)]
+    pub registry: Option<Address>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -10,7 +10,7 @@ use license_contract::{Reason, RegistryClient};
 use sealed_format::{Address, Manifest};
 use serde_json::json;
 
-use crate::chain::{self, SentTx};
+use crate::chain::{self, SentTx, VendorTxArgs};
 use crate::{keys, vendor_module};
 
 /// What to do with the customer.
@@ -34,34 +34,25 @@ pub struct Args {
     /// The customer's address.
     #[arg(long, value_name = "ADDR", value_parser = keys::parse_address)]
     customer: Address,
-    /// JSON-RPC endpoint (http or https) of the chain the module is sealed for.
-    #[arg(long, value_name = "URL")]
-    rpc: String,
-    /// The vendor's key (pays the gas): keystore v3 JSON, 0600 raw hex file, or env:VARNAME.
-    #[arg(long, value_name = "FILE")]
-    key: PathBuf,
-    /// The registry address; if given it must equal the manifest's.
-    #[arg(long, value_name = "ADDR", value_parser = keys::parse_address)]
-    registry: Option<Address>,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    tx: VendorTxArgs,
 }
 
 /// Verifies `SEALED`, checks the key is its vendor's, and changes the customer's standing.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let module = vendor_module::open(&args.file, &args.key)?;
+    let module = vendor_module::open(&args.file, &args.tx.key)?;
     let manifest = &module.opened.manifest;
-    chain::manifest_registry(manifest.registry, args.registry)?;
+    chain::manifest_registry(manifest.registry, args.tx.registry)?;
     let tx = chain::block_on(async {
-        let client = chain::connect_for_module(&args.rpc, manifest, module.vendor.clone()).await?;
+        let client =
+            chain::connect_for_module(&args.tx.rpc, manifest, module.vendor.clone()).await?;
         apply(&client, manifest, args.customer, args.action).await
     })??;
     let (done, already) = match args.action {
         Action::Revoke => ("revoked", "already-revoked"),
         Action::Reinstate => ("reinstated", "not-revoked"),
     };
-    if args.json {
+    if args.tx.json {
         let value = json!({
             "product_id": manifest.product_id.to_string(),
             "customer": args.customer.to_string(),

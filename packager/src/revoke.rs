@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use license_contract::RegistryClient;
-use sealed_format::{Address, Manifest};
+use sealed_format::Manifest;
 use serde_json::json;
 
-use crate::chain::{self, SentTx};
-use crate::{keys, vendor_module};
+use crate::chain::{self, SentTx, VendorTxArgs};
+use crate::vendor_module;
 
 /// Arguments of `packager revoke`.
 #[derive(Debug, clap::Args)]
@@ -18,30 +18,21 @@ pub struct Args {
     /// The sealed module whose release to revoke.
     #[arg(value_name = "SEALED")]
     file: PathBuf,
-    /// JSON-RPC endpoint (http or https) of the chain the module is sealed for.
-    #[arg(long, value_name = "URL")]
-    rpc: String,
-    /// The vendor's key (pays the gas): keystore v3 JSON, 0600 raw hex file, or env:VARNAME.
-    #[arg(long, value_name = "FILE")]
-    key: PathBuf,
-    /// The registry address; if given it must equal the manifest's.
-    #[arg(long, value_name = "ADDR", value_parser = keys::parse_address)]
-    registry: Option<Address>,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    tx: VendorTxArgs,
 }
 
 /// Verifies `SEALED`, checks the key is its vendor's, and revokes its release.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let module = vendor_module::open(&args.file, &args.key)?;
+    let module = vendor_module::open(&args.file, &args.tx.key)?;
     let manifest = &module.opened.manifest;
-    chain::manifest_registry(manifest.registry, args.registry)?;
+    chain::manifest_registry(manifest.registry, args.tx.registry)?;
     let tx = chain::block_on(async {
-        let client = chain::connect_for_module(&args.rpc, manifest, module.vendor.clone()).await?;
+        let client =
+            chain::connect_for_module(&args.tx.rpc, manifest, module.vendor.clone()).await?;
         revoke(&client, manifest).await
     })??;
-    if args.json {
+    if args.tx.json {
         let value = json!({
             "product_id": manifest.product_id.to_string(),
             "code_hash": manifest.code_hash.to_string(),
