@@ -26,6 +26,8 @@ Exit codes:
   20  code-hash          the plaintext does not hash to the manifest's code_hash
   21  already-sealed     (seal) the input is already sealed
   22  options            (seal) the options make an invalid manifest
+  23  abi                (seal) the module's exports break the invocation ABI (no entry,
+                         no sealbox_alloc or memory, an entry of the wrong type)
   30  vendor pin         (verify --vendor) the module's vendor is another address";
 
 /// A `verify --vendor` mismatch (not a format check: the module is valid, just not the

@@ -9,6 +9,7 @@ mod exit;
 mod inspect;
 mod keygen;
 mod keys;
+mod new;
 mod pubkey;
 mod publish;
 mod revoke;
@@ -32,6 +33,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start a vendor project: a Rust crate (JSON in, JSON out, with a host test) that builds
+    /// to a module `seal` accepts, with the guest crate sealbox-guest beside it.
+    New(new::Args),
     /// Generate a new secp256k1 (Ethereum) key: keystore v3 JSON, or raw hex with --raw.
     Keygen(keygen::Args),
     /// Print the public key and address of a key file (customers give vendors their pubkey).
@@ -59,6 +63,7 @@ enum Command {
 impl Command {
     fn run(self) -> anyhow::Result<()> {
         match self {
+            Command::New(args) => new::run(args),
             Command::Keygen(args) => keygen::run(args),
             Command::Pubkey(args) => pubkey::run(args),
             Command::Seal(args) => seal::run(*args),

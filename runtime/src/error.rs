@@ -39,6 +39,19 @@ pub enum RuntimeError {
         /// Registry the customer configured.
         configured: Address,
     },
+    /// The manifest bills another unit than the one this command meters
+    /// (e.g. a `tls_handshake` tariff given to `runtime run`, which bills calls).
+    #[error("the module bills per `{unit}`, but `runtime {command}` meters `{expected}`{hint}")]
+    WrongUnit {
+        /// The manifest's `unit`.
+        unit: String,
+        /// The unit this command meters.
+        expected: String,
+        /// The subcommand.
+        command: &'static str,
+        /// What to run instead, when known (starts with "; ").
+        hint: &'static str,
+    },
     /// The RPC now serves another deployment of the registry than the one
     /// this process's counts belong to (a restarted development chain).
     #[error(
@@ -135,6 +148,7 @@ impl RuntimeError {
             RuntimeError::Format(e) => e.check().name(),
             RuntimeError::ChainMismatch { .. } => "chain-mismatch",
             RuntimeError::RegistryMismatch { .. } => "registry-mismatch",
+            RuntimeError::WrongUnit { .. } => "wrong-unit",
             RuntimeError::DeploymentMismatch { .. } => "deployment-mismatch",
             RuntimeError::Chain(_) => "chain",
             RuntimeError::Offline(_) => "offline",
@@ -157,8 +171,8 @@ impl RuntimeError {
         }
     }
 
-    /// Process exit code: 10–22 for the sealed-file checks (as `packager verify`),
-    /// 30–38 for trust, licensing and buying, 40–41 for the sandbox and the guest.
+    /// Process exit code: 10–23 for the sealed-file checks (as `packager verify`),
+    /// 30–39 for trust, licensing, buying and the billing unit, 40–41 for the sandbox and the guest.
     pub fn exit_code(&self) -> u8 {
         match self {
             RuntimeError::Format(e) => e.check().exit_code(),
@@ -174,6 +188,7 @@ impl RuntimeError {
             RuntimeError::MeterRequired(_) => 36,
             RuntimeError::Journal(_) | RuntimeError::StateDir(_) => 37,
             RuntimeError::Purchase(_) => 38,
+            RuntimeError::WrongUnit { .. } => 39,
             RuntimeError::Sandbox(_) => 40,
             RuntimeError::Call(_) => 41,
         }

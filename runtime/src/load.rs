@@ -54,7 +54,15 @@ pub struct Loader<'a> {
     pub decrypt_key: Option<&'a SigningKey>,
     /// The kernel meter, when attached; `Err` holds why it is not.
     pub meter: Result<&'a Arc<KernelMeter>, &'a MeterUnavailable>,
+    /// The billing unit the command meters, which the manifest's `unit` must
+    /// name: [`CALL_UNIT`] for `run` and `serve`.
+    pub unit: &'a str,
+    /// The subcommand loading, for errors.
+    pub command: &'static str,
 }
+
+/// The unit of products billed per call into the sandbox (`run`, `serve`).
+pub const CALL_UNIT: &str = "call";
 
 impl Loader<'_> {
     /// Runs the whole pipeline on `sealed`.
@@ -68,6 +76,7 @@ impl Loader<'_> {
     pub async fn load(&self, sealed: &[u8]) -> Result<Product, RuntimeError> {
         let opened = sealed_format::open(sealed)?;
         self.check_trust(&opened)?;
+        self.check_unit(&opened)?;
         let manifest = &opened.manifest;
         let key = UsageKey {
             deployment: self.deployment.id,
@@ -135,6 +144,27 @@ impl Loader<'_> {
             });
         }
         Ok(())
+    }
+
+    /// The manifest's unit must be what this command meters: a module billed
+    /// per kernel event never runs per call, and the reverse.
+    fn check_unit(&self, opened: &Opened) -> Result<(), RuntimeError> {
+        let unit = &opened.manifest.unit;
+        if unit == self.unit {
+            return Ok(());
+        }
+        Err(RuntimeError::WrongUnit {
+            unit: unit.clone(),
+            expected: self.unit.to_string(),
+            command: self.command,
+            hint: if self.unit == CALL_UNIT && unit == "tls_handshake" {
+                "; a TLS-handshake tariff runs under `runtime meter --tls --billing FILE`"
+            } else if self.unit == CALL_UNIT {
+                ""
+            } else {
+                "; a module billed per call runs under `runtime run` or `runtime serve`"
+            },
+        })
     }
 
     /// Online: ask the chain and store the lease. Offline: the stored lease.

@@ -36,11 +36,15 @@ pub enum Check {
     AlreadySealed,
     /// [`crate::seal`] was given options that cannot make a valid manifest.
     Options,
+    /// [`crate::seal`] was given a module whose exports break the invocation ABI v1 for the
+    /// entries it would list (no entry, no `sealbox_alloc`, no `memory`, an entry of the
+    /// wrong type): the runtime would refuse it.
+    Abi,
 }
 
 impl Check {
     /// Every check, in check order.
-    pub const ALL: [Check; 13] = [
+    pub const ALL: [Check; 14] = [
         Check::NotWasm,
         Check::Parse,
         Check::SignatureSection,
@@ -54,6 +58,7 @@ impl Check {
         Check::CodeHash,
         Check::AlreadySealed,
         Check::Options,
+        Check::Abi,
     ];
 
     /// Stable kebab-case name of the check, for messages and JSON.
@@ -72,10 +77,11 @@ impl Check {
             Check::CodeHash => "code-hash",
             Check::AlreadySealed => "already-sealed",
             Check::Options => "options",
+            Check::Abi => "abi",
         }
     }
 
-    /// Process exit code for this check: 10 + its position in [`Check::ALL`] (10..=22).
+    /// Process exit code for this check: 10 + its position in [`Check::ALL`] (10..=23).
     ///
     /// Codes below 10 stay free for generic failures (1) and usage errors (2).
     pub fn exit_code(self) -> u8 {
@@ -159,6 +165,9 @@ pub enum FormatError {
     /// See [`Check::Options`].
     #[error("invalid seal options: {0}")]
     Options(String),
+    /// See [`Check::Abi`].
+    #[error("not a Sealbox module: {0}")]
+    Abi(String),
 }
 
 fn list(addresses: &[Address]) -> String {
@@ -183,6 +192,7 @@ impl FormatError {
             FormatError::CodeHash { .. } => Check::CodeHash,
             FormatError::AlreadySealed(_) => Check::AlreadySealed,
             FormatError::Options(_) => Check::Options,
+            FormatError::Abi(_) => Check::Abi,
         }
     }
 }

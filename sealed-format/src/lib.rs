@@ -14,11 +14,20 @@
 //! ```
 //! # fn main() -> Result<(), sealed_format::FormatError> {
 //! use sealed_format::{Address, SealOptions, open, seal};
-//! let module = b"\0asm\x01\0\0\0";
+//! // The smallest module on the invocation ABI v1: `memory`, `sealbox_alloc`, one entry.
+//! let module = wat::parse_str(
+//!     r#"(module (memory (export "memory") 1)
+//!          (func (export "sealbox_alloc") (param i32) (result i32) i32.const 0)
+//!          (func (export "echo") (param i32 i32) (result i64)
+//!            (i64.or (i64.shl (i64.extend_i32_u (local.get 0)) (i64.const 32))
+//!                    (i64.extend_i32_u (local.get 1)))))"#,
+//! )
+//! .unwrap();
 //! let vendor = k256::ecdsa::SigningKey::random(&mut rand::thread_rng());
 //! let opts = SealOptions::new("demo", "1.0.0", 31337, Address::repeat_byte(0x11));
-//! let sealed = seal(module, &opts, &vendor, &[])?;
+//! let sealed = seal(&module, &opts, &vendor, &[])?;
 //! let opened = open(&sealed)?;
+//! assert_eq!(opened.manifest.entry, ["echo"]);
 //! assert_eq!(opened.plaintext(None)?, module);
 //! # Ok(()) }
 //! ```

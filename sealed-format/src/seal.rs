@@ -8,7 +8,7 @@ use k256::ecdsa::SigningKey;
 use sha2::{Digest, Sha256};
 
 use crate::manifest::{self, FORMAT_VERSION, Limits, Manifest, Metering, product_id};
-use crate::module::{self, ExportedFunc};
+use crate::module;
 use crate::signature::{self, MAX_SIGNATURES, SignatureData};
 use crate::wasm::{self, MODULE_HEADER};
 use crate::{FormatError, payload};
@@ -67,7 +67,7 @@ pub fn seal(
     cosigners: &[&SigningKey],
 ) -> Result<Vec<u8>, FormatError> {
     let exports = module::check_plaintext(plaintext)?;
-    let entry = resolve_entries(&exports, opts.entry.as_deref())?;
+    let entry = module::resolve_entries(&exports, opts.entry.as_deref())?;
     let mut keys = vec![vendor];
     keys.extend_from_slice(cosigners);
     check_keys(&keys)?;
@@ -134,29 +134,6 @@ pub fn seal(
 /// SHA-256 as a [`B256`].
 pub(crate) fn sha256(bytes: &[u8]) -> B256 {
     B256::from(<[u8; 32]>::from(Sha256::digest(bytes)))
-}
-
-fn resolve_entries(
-    exports: &[ExportedFunc],
-    given: Option<&[String]>,
-) -> Result<Vec<String>, FormatError> {
-    let Some(given) = given else {
-        return Ok(exports
-            .iter()
-            .filter(|f| f.is_abi_entry)
-            .map(|f| f.name.clone())
-            .collect());
-    };
-    for name in given {
-        if !exports.iter().any(|f| &f.name == name) {
-            let known: Vec<&str> = exports.iter().map(|f| f.name.as_str()).collect();
-            return Err(FormatError::Options(format!(
-                "entry {name:?} is not an exported function (exported functions: {})",
-                known.join(", ")
-            )));
-        }
-    }
-    Ok(given.to_vec())
 }
 
 fn check_keys(keys: &[&SigningKey]) -> Result<(), FormatError> {

@@ -6,8 +6,12 @@
 //!    the same plaintext module. Goal: ratio <= 1.1.
 //! 2. Cold compile versus warm start from the authenticated cache.
 //! 3. What the fuel and epoch instrumentation cost a compute-bound guest.
+//! 4. A std guest (examples/algorithms/name-match: std, serde_json, strsim)
+//!    beside a no_std one (credit-score), warm calls on their sample inputs.
 //!
-//! Run: `cargo bench -p sealbox-sandbox --bench instantiate`.
+//! Run: `cargo bench -p sealbox-sandbox --bench instantiate` (section 4 needs
+//! `examples/algorithms/build.sh` to have built name_match.wasm; `scripts/bench
+//! sandbox` runs it first).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -113,6 +117,8 @@ fn main() {
         );
     }
 
+    examples_side_by_side();
+
     println!("\n== instrumentation cost on compute-bound guests (best of 7, interleaved)");
     let kernels = wat::parse_str(
         r#"(module (memory 64)
@@ -185,6 +191,72 @@ fn main() {
             );
         }
     }
+}
+
+/// Section 4: warm `call_bytes` of a std guest beside a no_std one.
+fn examples_side_by_side() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let std_module = examples.join("algorithms/target/sealbox/name_match.wasm");
+    let modules = [
+        (
+            "credit-score (no_std)",
+            wat::parse_file(examples.join("wat/credit_score.wat")).expect("credit_score.wat"),
+            "score",
+            examples.join("inputs/applicant.json"),
+        ),
+        (
+            "name-match (std)",
+            std::fs::read(&std_module).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}; build it with examples/algorithms/build.sh",
+                    std_module.display()
+                )
+            }),
+            "screen",
+            examples.join("inputs/screening.json"),
+        ),
+    ];
+    println!(
+        "\n== warm call of a std guest beside a no_std guest (median of {ROUNDS} rounds, interleaved)"
+    );
+    let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
+    let programs: Vec<_> = modules
+        .iter()
+        .map(|(_, wasm, export, input)| {
+            let hash: [u8; 32] = Sha256::digest(wasm).into();
+            let program = sandbox
+                .compile(hash, wasm, &GuestLimits::default())
+                .expect("compile");
+            let input = std::fs::read(input).expect("sample input");
+            let out = program.call_bytes(export, &input).expect("call");
+            assert!(out.starts_with(b"{") && !out.starts_with(b"{\"error\""));
+            (program, *export, input)
+        })
+        .collect();
+    let mut times = vec![Vec::new(); programs.len()];
+    for _ in 0..ROUNDS {
+        for (slot, (program, export, input)) in programs.iter().enumerate() {
+            let call = || program.call_bytes(export, black_box(input)).expect("call");
+            times[slot].push(per_iter_n(&call, ITERS / 10));
+        }
+    }
+    for ((label, wasm, _, _), mut t) in modules.iter().zip(times) {
+        t.sort_by(f64::total_cmp);
+        println!(
+            "{label:<22} module {:>7} B: {:>8.0} ns per call",
+            wasm.len(),
+            t[ROUNDS / 2]
+        );
+    }
+}
+
+/// Nanoseconds per call of `f`, over `n` calls.
+fn per_iter_n<R>(f: &impl Fn() -> R, n: u32) -> f64 {
+    let t = Instant::now();
+    for _ in 0..n {
+        black_box(f());
+    }
+    t.elapsed().as_nanos() as f64 / f64::from(n)
 }
 
 /// Nanoseconds per call of `f`, over `ITERS` calls.

@@ -333,8 +333,9 @@ impl RunSession {
         })
     }
 
-    /// The load pipeline for this session.
-    pub fn loader(&self) -> Loader<'_> {
+    /// The load pipeline for this session, for products billed per call
+    /// (`command` names the subcommand in errors).
+    pub fn loader(&self, command: &'static str) -> Loader<'_> {
         let chain = match &self.session.client {
             Some(client) => ChainAccess::Online(client),
             None => ChainAccess::Offline,
@@ -348,6 +349,8 @@ impl RunSession {
             deployment: self.session.deployment,
             decrypt_key: Some(self.decrypt.credential()),
             meter: self.meter.as_ref(),
+            unit: sealbox_runtime::load::CALL_UNIT,
+            command,
         }
     }
 }

@@ -57,7 +57,7 @@ Exit codes:
   0       success
   1       other error (I/O, bad key file, …)
   2       usage error
-  10-22   the sealed file failed a check (same codes as `packager verify`)
+  10-23   the sealed file failed a check (same codes as `packager verify`)
   30      chain or deployment mismatch        31  registry mismatch
   32      chain unreachable / cannot run offline
   33      not licensed          34  signer not authorized by the customer
@@ -65,6 +65,8 @@ Exit codes:
   36      kernel meter required but not attached
   37      usage journal or state directory error (e.g. in use by another process)
   38      a purchase transaction failed or was refused by the contract
+  39      the module bills another unit than this command meters (e.g. a tls_handshake
+          tariff given to `run` or `serve`: it runs under `runtime meter`)
   40      sandbox refused the module (imports, ABI, limits)
   41      the guest call failed (trap, runaway loop, memory limit, missing export)";
 

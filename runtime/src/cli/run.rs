@@ -56,7 +56,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let policy = args.prepay.policy()?;
     let run = RunSession::open(&args.chain, &args.state, &args.sandbox, args.customer).await?;
     let session = &run.session;
-    let product = run.loader().load(&sealed).await?;
+    let product = run.loader("run").load(&sealed).await?;
 
     if let Some(input) = input {
         let export = match args.export.clone().or_else(|| product.default_export()) {

@@ -106,7 +106,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let run = RunSession::open(&args.chain, &args.state, &args.sandbox, args.customer).await?;
     let session = &run.session;
-    let loader = run.loader();
+    let loader = run.loader("serve");
     let mut products = Vec::with_capacity(sealed.len());
     for (path, bytes) in &sealed {
         let product = loader

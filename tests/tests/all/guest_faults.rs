@@ -6,7 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{Actors, Chain, Machine, Release, example, fixture, licensed, variant};
+use crate::common::{
+    Actors, CHAIN_ID, Chain, Machine, PRICE_WEI, Release, bin, example, fixture, license, licensed,
+    publish, rewrite_manifest, run, seal, variant,
+};
 
 /// Fuel the fault module is sealed with (per call).
 const FUEL: &str = "1000000";
@@ -162,15 +165,34 @@ async fn manifest_entry_that_is_not_a_bytes_abi_export_is_refused() {
     let chain = Chain::shared().await;
     let actors = Actors::new(&chain).await;
     let module = variant(&example("wat/text_redact.wat"), "bad-entry", actors.path());
-    // `version` is exported, so `packager seal` accepts it as an entry, but
-    // its type is () -> i32, not the (i32, i32) -> i64 of the bytes ABI.
-    let (sealed, release) = licensed(
-        &chain,
-        &actors,
+    // `packager seal --entry version` refuses (exit 23, see
+    // packager_refuses_an_entry_of_the_wrong_type): `version` is () -> i32,
+    // not the (i32, i32) -> i64 of the bytes ABI. A vendor who writes the
+    // manifest by hand and signs it still gets the module refused at load.
+    let sealed = seal(
         &module,
+        &actors.vendor,
         "tr-bad-entry",
+        CHAIN_ID,
+        chain.registry,
+        &actors.path().join("tr-bad-entry.plain.wasm"),
+        &[],
+    );
+    let forged = rewrite_manifest(
+        &std::fs::read(&sealed).unwrap(),
+        actors.vendor.signing_key(),
+        |m| m.entry = vec!["redact".into(), "version".into()],
+    );
+    let sealed = actors.path().join("tr-bad-entry.sealed.wasm");
+    std::fs::write(&sealed, forged).unwrap();
+    let vendor = chain.client(&actors.vendor.signer).await;
+    let release = publish(&vendor, &sealed, PRICE_WEI).await;
+    let customer = chain.client(&actors.customer.signer).await;
+    license(
+        &customer,
+        release.product_id,
         1_000_000,
-        &["--entry", "version"],
+        actors.runtime.address(),
     )
     .await;
     let machine = Machine::new(&chain, &actors);
@@ -224,4 +246,40 @@ async fn input_over_the_configured_maximum_is_refused_before_anything_runs() {
     out.refused(41, &["larger than", "13 bytes"]);
     machine.assert_nothing_compiled(&out, &before);
     assert_eq!(machine.usage(release.product_id).runtime_units, 1);
+}
+
+#[test]
+fn packager_refuses_an_entry_of_the_wrong_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let vendor = crate::common::Party::new(dir.path(), "vendor");
+    let out = run(
+        &bin("packager"),
+        [
+            "seal",
+            &example("wat/text_redact.wat").display().to_string(),
+            "--key",
+            &vendor.key.display().to_string(),
+            "--name",
+            "tr",
+            "--version",
+            "1.0.0",
+            "--chain-id",
+            "31337",
+            "--registry",
+            "0x1111111111111111111111111111111111111111",
+            "--entry",
+            "version",
+            "-o",
+            &dir.path().join("tr.sealed.wasm").display().to_string(),
+        ],
+    );
+    out.refused(
+        23,
+        &[
+            "entry `version` has type () -> i32",
+            "(i32, i32) -> i64",
+            "sealbox_guest::entry!",
+        ],
+    );
+    assert!(!dir.path().join("tr.sealed.wasm").exists());
 }

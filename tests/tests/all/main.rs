@@ -14,3 +14,4 @@ mod license_refusals;
 mod pay_before_use;
 mod purchase_faults;
 mod trust_refusals;
+mod vendor_sdk;

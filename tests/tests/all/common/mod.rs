@@ -418,6 +418,43 @@ pub fn resign(sealed: &[u8], key: &SigningKey) -> Vec<u8> {
     out
 }
 
+/// Replaces the manifest of `sealed` (a plaintext module) by `edit`ed copy and
+/// signs the result with `vendor`'s key: what a vendor who bypasses the
+/// packager's checks ships. The code sections stay as they are.
+pub fn rewrite_manifest(
+    sealed: &[u8],
+    vendor: &SigningKey,
+    edit: impl FnOnce(&mut sealed_format::Manifest),
+) -> Vec<u8> {
+    let name = sealed_format::manifest::SECTION_NAME;
+    // header, signature section, then the manifest section.
+    let mut pos = 9;
+    let size = read_leb(sealed, &mut pos);
+    let manifest_start = pos + size;
+    assert_eq!(
+        sealed[manifest_start], 0,
+        "the manifest is a custom section"
+    );
+    let mut pos = manifest_start + 1;
+    let size = read_leb(sealed, &mut pos);
+    let section_end = pos + size;
+    let name_len = read_leb(sealed, &mut pos);
+    assert_eq!(&sealed[pos..pos + name_len], name.as_bytes());
+    let json = &sealed[pos + name_len..section_end];
+    let mut manifest = sealed_format::Manifest::from_json(json).expect("parse the manifest");
+    edit(&mut manifest);
+    let json = manifest.to_json().expect("serialize the manifest");
+    let mut contents = leb(name.len());
+    contents.extend_from_slice(name.as_bytes());
+    contents.extend(json);
+    let mut out = sealed[..manifest_start].to_vec();
+    out.push(0);
+    out.extend(leb(contents.len()));
+    out.extend(contents);
+    out.extend_from_slice(&sealed[section_end..]);
+    resign(&out, vendor)
+}
+
 fn read_leb(bytes: &[u8], pos: &mut usize) -> usize {
     let mut value = 0usize;
     let mut shift = 0;

@@ -1,6 +1,7 @@
-//! The wasm32-only pieces: the global allocator over linear memory, the exported
-//! `sealbox_alloc`, and the panic handler.
+//! Feature `no-std`, on wasm32: the global allocator (a bump arena over linear
+//! memory), the exported `sealbox_alloc` that resets it, and the panic handler.
 
+use alloc::vec::Vec;
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::wasm32;
 use core::cell::UnsafeCell;
@@ -84,6 +85,13 @@ pub extern "C" fn sealbox_alloc(len: usize) -> *mut u8 {
         a.alloc(len, 8, fit)
     })
     .map_or(core::ptr::null_mut(), |p| p as *mut u8)
+}
+
+/// Keeps an entry's output for the host: the bytes stay in the arena until the
+/// next `sealbox_alloc` resets it. Returns its address and length.
+pub(crate) fn keep_output(out: Vec<u8>) -> (usize, usize) {
+    let out = out.leak();
+    (out.as_ptr() as usize, out.len())
 }
 
 #[panic_handler]

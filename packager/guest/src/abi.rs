@@ -25,13 +25,16 @@ pub unsafe fn input<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
     unsafe { core::slice::from_raw_parts(ptr, len) }
 }
 
-/// Hands `out` to the host: the bytes stay in the arena until the next
+/// Hands `out` to the host: the bytes stay where they are until the next
 /// `sealbox_alloc`, and the packed `(ptr << 32) | len` tells the host where.
 #[cfg(target_arch = "wasm32")]
 pub fn output(out: Vec<u8>) -> u64 {
-    let out = out.leak();
+    #[cfg(feature = "no-std")]
+    let (ptr, len) = crate::bare::keep_output(out);
+    #[cfg(not(feature = "no-std"))]
+    let (ptr, len) = crate::hosted::keep_output(out);
     // wasm32 addresses and lengths are 32 bits wide, so the casts are exact.
-    pack(out.as_ptr() as u32, out.len() as u32)
+    pack(ptr as u32, len as u32)
 }
 
 #[cfg(test)]
