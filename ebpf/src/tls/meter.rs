@@ -122,8 +122,10 @@ impl TlsMeter {
     /// reusing (or creating and pinning) the maps; writes the configuration
     /// and the port set; attaches `tls_egress` (client, or server with
     /// [`ServerHook::EgressServerHello`]) or `tls_ingress`, and on the client
-    /// side `tls_connect4` and `tls_connect6`, to the target cgroup (as
-    /// `BPF_F_ALLOW_MULTI` links: other programs on the cgroup stay).
+    /// side `tls_connect4` and `tls_connect6`, to the target cgroup as BPF
+    /// links (the kernel makes cgroup links multi-attach by itself: other
+    /// programs on the cgroup and its ancestors keep running; asking for
+    /// `BPF_F_ALLOW_MULTI` explicitly is refused with EINVAL).
     pub fn attach(config: &TlsConfig) -> Result<TlsMeter, TlsError> {
         let missing = missing_tls_capabilities();
         if !missing.is_empty() {
@@ -230,7 +232,7 @@ impl TlsMeter {
                 .load()
                 .map_err(|e| load_error(&format!("loading {name}"), &e))?;
             program
-                .attach(&cgroup, kind, CgroupAttachMode::AllowMultiple)
+                .attach(&cgroup, kind, CgroupAttachMode::Single)
                 .map(drop)
                 .map_err(|e| attach_error(name, &target, &e))
         };
@@ -253,7 +255,7 @@ impl TlsMeter {
                     .load()
                     .map_err(|e| load_error(&format!("loading {name}"), &e))?;
                 program
-                    .attach(&cgroup, CgroupAttachMode::AllowMultiple)
+                    .attach(&cgroup, CgroupAttachMode::Single)
                     .map_err(|e| attach_error(name, &target, &e))?;
             }
         }
