@@ -858,3 +858,73 @@ fn real_openssl_handshakes_count_exactly_on_both_sides() {
     assert_eq!(client.refused().unwrap(), 0);
     assert_eq!(client.quota().unwrap().admitted, k - 1);
 }
+
+// ---------------------------------------------------------------- measurement
+
+/// `(run_cnt, run_time_ns)` per TLS program name, from `bpftool prog show`
+/// (needs `kernel.bpf_stats_enabled=1`).
+fn program_stats() -> std::collections::HashMap<String, (u64, u64)> {
+    let out = Command::new("bpftool")
+        .args(["prog", "show"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut stats = std::collections::HashMap::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let field = |name: &str| {
+            words
+                .iter()
+                .position(|w| *w == name)
+                .and_then(|i| words.get(i + 1))
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let Some(name) = words
+            .iter()
+            .position(|w| *w == "name")
+            .and_then(|i| words.get(i + 1))
+        else {
+            continue;
+        };
+        if name.starts_with("tls_") {
+            let e = stats.entry(name.to_string()).or_insert((0, 0));
+            e.0 += field("run_cnt").unwrap_or(0);
+            e.1 += field("run_time_ns").unwrap_or(0);
+        }
+    }
+    stats
+}
+
+/// Not a test: prints the per-run cost of the programs (kernel BPF stats)
+/// over many synthetic handshakes and non-TLS segments. Run alone:
+/// `cargo test -p sealbox-ebpf --test tls -- --ignored --exact measure_program_cost --nocapture`.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn measure_program_cost() {
+    let stats_switch = Path::new("/proc/sys/kernel/bpf_stats_enabled");
+    let before = std::fs::read_to_string(stats_switch).unwrap();
+    std::fs::write(stats_switch, "1").unwrap();
+    let cgroup = test_cgroup();
+    let pins = PinDir::new();
+    let addr = server();
+    let mut meter = metering(&config(&cgroup, &pins, Side::Client, &[addr.port()]));
+    let mut events = meter.take_events().unwrap();
+    let n = 4000u32;
+    let start = Instant::now();
+    let out = run_concurrently(&spec("mixed", addr, n / 2), 2, Some(cgroup.path()));
+    let elapsed = start.elapsed();
+    let delivered = read_all(&mut events).len();
+    let stats = program_stats();
+    std::fs::write(stats_switch, before.trim()).unwrap();
+    assert_eq!(out.ok, 2 * n);
+    assert_eq!(meter.total(meter.target_id()).unwrap(), u64::from(n));
+    println!(
+        "{n} handshakes + {n} non-TLS connections from 2 processes in {elapsed:?}; {delivered} events delivered"
+    );
+    for (name, (count, ns)) in stats {
+        println!(
+            "{name}: {count} runs, {} ns per run",
+            ns.checked_div(count).unwrap_or(0)
+        );
+    }
+}
