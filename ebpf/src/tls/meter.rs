@@ -88,7 +88,10 @@ fn object_error(e: EbpfError) -> TlsError {
 /// buffer with what it still holds) stay for the next attach with the same
 /// pin directory, or for a [`PinnedTls`](crate::PinnedTls) reader.
 pub struct TlsMeter {
-    bpf: Ebpf,
+    /// Owns the programs and their links: dropped first (fields drop in
+    /// order), which closes the links and so detaches the programs before the
+    /// pin directory lock is released.
+    _bpf: Ebpf,
     maps: TlsMaps,
     config: Array<MapData, u64>,
     events: Option<TlsEvents>,
@@ -261,7 +264,7 @@ impl TlsMeter {
         }
 
         Ok(TlsMeter {
-            bpf,
+            _bpf: bpf,
             maps,
             config: cfg,
             events: Some(events),
@@ -384,15 +387,6 @@ impl TlsMeter {
     /// Detaches now (what dropping does).
     pub fn detach(self) {
         drop(self);
-    }
-}
-
-impl Drop for TlsMeter {
-    fn drop(&mut self) {
-        // The links are owned by the programs in `bpf`; dropping it closes them,
-        // which detaches the programs from the cgroup. Say so explicitly for the
-        // reader: nothing else to undo (maps stay pinned).
-        let _ = &mut self.bpf;
     }
 }
 
