@@ -1,8 +1,11 @@
-//! Compiles `bpf/meter.bpf.c` with clang into `$OUT_DIR/meter.bpf.o`.
+//! Compiles `bpf/meter.bpf.c` and `bpf/tls.bpf.c` with clang into
+//! `$OUT_DIR/meter.bpf.o` and `$OUT_DIR/tls.bpf.o`.
 //!
 //! Needs clang (Debian 12's `clang` = 14 works) and the libbpf and kernel uapi
 //! headers (`libbpf-dev`, `linux-libc-dev`). No `vmlinux.h`: the uprobe only
-//! reads user registers through the uapi `struct pt_regs`.
+//! reads user registers through the uapi `struct pt_regs`, and the TLS
+//! programs read packets and sockets through the uapi `__sk_buff`,
+//! `bpf_sock_addr` and IP/TCP headers.
 use std::{
     env,
     path::{Path, PathBuf},
@@ -16,11 +19,7 @@ fn main() {
     let manifest_dir =
         PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let src = manifest_dir.join("bpf").join("meter.bpf.c");
-    let out = out_dir.join("meter.bpf.o");
-    println!("cargo:rerun-if-changed={}", src.display());
     println!("cargo:rerun-if-env-changed=BPF_CLANG");
-
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     if arch != "x86_64" {
         panic!(
@@ -35,6 +34,18 @@ fn main() {
         }
     }
 
+    // meter.bpf.c: plain BPF v1 (its only atomic add discards the result).
+    compile(&manifest_dir, &out_dir, "meter", &[]);
+    // tls.bpf.c: fetch-and-add with a result and compare-and-swap need BPF v3
+    // atomics (kernel 5.12+).
+    compile(&manifest_dir, &out_dir, "tls", &["-mcpu=v3"]);
+}
+
+/// Compiles `bpf/<name>.bpf.c` into `$OUT_DIR/<name>.bpf.o`.
+fn compile(manifest_dir: &Path, out_dir: &Path, name: &str, extra: &[&str]) {
+    let src = manifest_dir.join("bpf").join(format!("{name}.bpf.c"));
+    let out = out_dir.join(format!("{name}.bpf.o"));
+    println!("cargo:rerun-if-changed={}", src.display());
     let clang = env::var("BPF_CLANG").unwrap_or_else(|_| "clang".into());
     let mut cmd = Command::new(&clang);
     cmd.args([
@@ -46,6 +57,7 @@ fn main() {
         "-Wall",
         "-Werror",
     ]);
+    cmd.args(extra);
     // <linux/types.h> includes <asm/types.h>, which Debian keeps in the multiarch dir;
     // `-target bpf` does not search it by itself.
     let multiarch = Path::new("/usr/include/x86_64-linux-gnu");

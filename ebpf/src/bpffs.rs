@@ -115,6 +115,31 @@ pub(crate) struct PinDirLock {
 }
 
 impl PinDirLock {
+    /// Takes the lock on `pin_dir` if no one holds it; `None` when someone does.
+    /// Held for a whole meter's life, it keeps a second meter (in this or
+    /// another process) from counting into the same maps.
+    pub(crate) fn try_acquire(pin_dir: &Path) -> Result<Option<Self>, MeterError> {
+        let io_err = |operation, source| MeterError::Io {
+            operation,
+            path: PathBuf::from(pin_dir),
+            source,
+        };
+        let dir = File::open(pin_dir).map_err(|e| io_err("opening pin directory", e))?;
+        loop {
+            // SAFETY: dir is an open file descriptor for the duration of the call.
+            let rc = unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                return Ok(Some(Self { _dir: dir }));
+            }
+            let err = std::io::Error::last_os_error();
+            match err.kind() {
+                std::io::ErrorKind::Interrupted => continue,
+                std::io::ErrorKind::WouldBlock => return Ok(None),
+                _ => return Err(io_err("locking pin directory", err)),
+            }
+        }
+    }
+
     /// Blocks until this process holds the lock on `pin_dir`.
     pub(crate) fn acquire(pin_dir: &Path) -> Result<Self, MeterError> {
         let io_err = |operation, source| MeterError::Io {

@@ -168,3 +168,125 @@ pub(crate) fn os_code(error: &(dyn std::error::Error + 'static)) -> Option<i32> 
 pub(crate) fn is_permission_error(error: &(dyn std::error::Error + 'static)) -> bool {
     matches!(os_code(error), Some(libc::EPERM) | Some(libc::EACCES))
 }
+
+/// Errors from the TLS handshake meter ([`TlsMeter`](crate::TlsMeter)) and
+/// its helpers.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The process lacks capabilities the TLS meter needs, or the kernel
+    /// refused an operation for lack of privilege.
+    #[error(
+        "the TLS meter needs root, or CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN (or CAP_SYS_ADMIN): \
+         {detail}"
+    )]
+    NotPermitted {
+        /// The capabilities found missing (empty when the kernel refused
+        /// although the capability mask looked sufficient).
+        missing: Vec<&'static str>,
+        /// What was missing or which operation the kernel refused.
+        detail: String,
+    },
+
+    /// The configuration cannot work.
+    #[error("invalid TLS meter configuration: {detail}")]
+    Config {
+        /// What is wrong and what would be accepted.
+        detail: String,
+    },
+
+    /// The target is not a usable cgroup v2 directory.
+    #[error("{path} is not a usable cgroup v2 directory: {reason}")]
+    NotCgroup2 {
+        /// The target path.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+
+    /// A cgroup file-system operation (mkdir, moving a pid, rmdir) failed.
+    #[error("{operation} {path}: {source}")]
+    Cgroup {
+        /// What was being done.
+        operation: &'static str,
+        /// The cgroup path or control file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Loading the BPF object or one of its programs failed.
+    #[error("loading the TLS meter's BPF programs failed: {detail}")]
+    Load {
+        /// The loader's error, including the verifier log when there is one.
+        detail: String,
+    },
+
+    /// A program could not be attached to the target cgroup.
+    #[error("attaching {program} to cgroup {cgroup} failed: {detail}")]
+    Attach {
+        /// The program (`tls_egress`, `tls_ingress`, `tls_connect4`, `tls_connect6`).
+        program: &'static str,
+        /// The target cgroup.
+        cgroup: PathBuf,
+        /// Why it failed.
+        detail: String,
+    },
+
+    /// Another TLS meter (in this or another process) holds the pin directory.
+    #[error(
+        "another TLS meter is attached with pin directory {pin_dir}; a second one would count \
+         into the same maps (stop it first, or use another pin directory)"
+    )]
+    Busy {
+        /// The pin directory in use.
+        pin_dir: PathBuf,
+    },
+
+    /// The pinned ring buffer has another size than the configuration asks for.
+    #[error(
+        "the ring buffer pinned at {path} holds {found} bytes, the configuration asks for \
+         {expected}: attach with ring_bytes = {found}, or read what it holds and remove it \
+         (`rm {path}`; events still in it are then lost, and show up as a sequence gap)"
+    )]
+    RingSize {
+        /// The pinned ring buffer.
+        path: PathBuf,
+        /// Its size in bytes.
+        found: u32,
+        /// The configured size in bytes.
+        expected: u32,
+    },
+
+    /// A BPF map operation failed.
+    #[error("TLS meter map {path}: {operation} failed: {detail}")]
+    Map {
+        /// The map's pin path (or name, for maps that are not pinned).
+        path: PathBuf,
+        /// What was being done.
+        operation: &'static str,
+        /// The kernel's or loader's error.
+        detail: String,
+    },
+
+    /// Waiting for the ring buffer failed.
+    #[error("polling the TLS event ring buffer: {source}")]
+    Poll {
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A ring buffer record is not a TLS event of this build's layout.
+    #[error("malformed TLS event: {detail}")]
+    BadEvent {
+        /// What is wrong with it.
+        detail: String,
+    },
+
+    /// Pin directory, bpffs, BTF and map-layout failures shared with the call
+    /// meter ([`MeterError::BpffsNotMounted`], [`MeterError::StaleLayout`],
+    /// [`MeterError::NotPinned`], [`MeterError::Io`], …).
+    #[error(transparent)]
+    Pins(#[from] MeterError),
+}

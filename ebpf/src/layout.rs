@@ -41,13 +41,15 @@ pub(crate) const SELFTEST_KEY: u64 = u64::MAX;
 pub const DEFAULT_MAX_ENTRIES: u32 = 4096;
 
 /// What one pinned map must look like.
-struct MapSpec {
-    name: &'static str,
-    kind: MapType,
-    key_size: u32,
-    value_size: u32,
+pub(crate) struct MapSpec {
+    pub(crate) name: &'static str,
+    pub(crate) kind: MapType,
+    pub(crate) key_size: u32,
+    pub(crate) value_size: u32,
     /// `None`: any capacity is acceptable (readers do not care).
-    max_entries: Option<u32>,
+    pub(crate) max_entries: Option<u32>,
+    /// The map flags it was created with (`BPF_F_*`).
+    pub(crate) flags: u32,
 }
 
 impl MapSpec {
@@ -56,8 +58,8 @@ impl MapSpec {
             .max_entries
             .map_or_else(|| "any".to_string(), |n| n.to_string());
         format!(
-            "{:?} map, key {} B, value {} B, max_entries {entries}, flags 0x0",
-            self.kind, self.key_size, self.value_size
+            "{:?} map, key {} B, value {} B, max_entries {entries}, flags {:#x}",
+            self.kind, self.key_size, self.value_size, self.flags
         )
     }
 }
@@ -70,6 +72,7 @@ fn specs(counts_max_entries: Option<u32>) -> [MapSpec; 3] {
             key_size: 8,
             value_size: 8,
             max_entries: counts_max_entries,
+            flags: 0,
         },
         MapSpec {
             name: STATS,
@@ -77,6 +80,7 @@ fn specs(counts_max_entries: Option<u32>) -> [MapSpec; 3] {
             key_size: 4,
             value_size: 8,
             max_entries: Some(STAT_SLOTS),
+            flags: 0,
         },
         MapSpec {
             name: LAYOUT,
@@ -84,6 +88,7 @@ fn specs(counts_max_entries: Option<u32>) -> [MapSpec; 3] {
             key_size: 4,
             value_size: 8,
             max_entries: Some(LAYOUT_SLOTS),
+            flags: 0,
         },
     ]
 }
@@ -94,7 +99,7 @@ pub(crate) fn pin_path(pin_dir: &Path, name: &str) -> PathBuf {
 }
 
 /// Opens the pinned map at `path`, or `None` when nothing is pinned there.
-fn open_pinned(path: &Path) -> Result<Option<MapData>, MeterError> {
+pub(crate) fn open_pinned(path: &Path) -> Result<Option<MapData>, MeterError> {
     match std::fs::symlink_metadata(path) {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -121,7 +126,7 @@ fn open_pinned(path: &Path) -> Result<Option<MapData>, MeterError> {
     })
 }
 
-fn check_spec(path: &Path, map: &MapData, spec: &MapSpec) -> Result<(), MeterError> {
+pub(crate) fn check_spec(path: &Path, map: &MapData, spec: &MapSpec) -> Result<(), MeterError> {
     let info = map.info().map_err(|e| MeterError::Map {
         path: path.to_owned(),
         operation: "reading map info",
@@ -132,7 +137,7 @@ fn check_spec(path: &Path, map: &MapData, spec: &MapSpec) -> Result<(), MeterErr
         && info.key_size() == spec.key_size
         && info.value_size() == spec.value_size
         && spec.max_entries.is_none_or(|n| n == info.max_entries())
-        && info.map_flags() == 0;
+        && info.map_flags() == spec.flags;
     if matches {
         return Ok(());
     }
@@ -163,7 +168,7 @@ fn read_layout(path: &Path, map: Map) -> Result<(u64, u64), MeterError> {
     Ok((marker, epoch))
 }
 
-fn to_map(path: &Path, data: MapData) -> Result<Map, MeterError> {
+pub(crate) fn to_map(path: &Path, data: MapData) -> Result<Map, MeterError> {
     Map::from_map_data(data).map_err(|e| MeterError::Map {
         path: path.to_owned(),
         operation: "opening",
@@ -219,7 +224,7 @@ pub(crate) fn validate_pins(
 }
 
 /// A random nonzero u64 from the kernel.
-fn random_epoch() -> Result<u64, MeterError> {
+pub(crate) fn random_epoch() -> Result<u64, MeterError> {
     loop {
         let mut bytes = [0u8; 8];
         // SAFETY: writes at most 8 bytes into `bytes`.

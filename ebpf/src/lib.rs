@@ -8,7 +8,12 @@
 //! Wasm guest cannot reach them, and [`read_pinned_count`] reads them back
 //! without attaching. See `docs/METERING.md` for the design and its limits.
 //!
-//! x86_64 Linux only; attaching needs root (or CAP_BPF + CAP_PERFMON).
+//! The TLS handshake meter ([`TlsMeter`], module `tls`) meters kernel events
+//! instead: TLS handshakes of a target cgroup, per tenant, with a ring buffer
+//! of events and a kernel-side connect quota (`bpf/tls.bpf.c`).
+//!
+//! x86_64 Linux only; attaching needs root (or CAP_BPF + CAP_PERFMON, plus
+//! CAP_NET_ADMIN for the TLS meter).
 #![deny(missing_docs)]
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
@@ -23,10 +28,20 @@ mod locate;
 mod meter;
 mod pinned;
 mod privilege;
+mod tls;
 
 pub use entry::{ENTRY_NOP5, ENTRY_SYMBOL, meter_call, sealbox_meter_entry};
-pub use error::MeterError;
+pub use error::{MeterError, TlsError};
 pub use key::meter_key;
 pub use layout::{DEFAULT_MAX_ENTRIES, LAYOUT_VERSION};
 pub use meter::{AttachMode, AttachPoint, DEFAULT_PIN_DIR, Meter, MeterOptions, bpf_object};
 pub use pinned::{PinnedCounts, read_pinned_count};
+pub use tls::cgroup::{CGROUP2_HYBRID_ROOT, CgroupDir, cgroup_id, cgroup2_root, is_cgroup2};
+pub use tls::config::{
+    DEFAULT_MAX_TENANTS, DEFAULT_RING_BYTES, DEFAULT_TLS_PIN_DIR, MAX_PORTS, Ports, ServerHook,
+    Side, Tenancy, TlsConfig,
+};
+pub use tls::event::{TLS_EVENT_SIZE, TlsEvent};
+pub use tls::maps::{PinnedTls, Quota, TLS_LAYOUT_VERSION, TlsStats};
+pub use tls::meter::{TlsMeter, tls_bpf_object};
+pub use tls::reader::TlsEvents;

@@ -3,6 +3,7 @@
 
 use crate::MeterError;
 
+const CAP_NET_ADMIN: u32 = 12;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
@@ -41,6 +42,33 @@ pub(crate) fn check_capabilities() -> Result<(), MeterError> {
             missing.join(" and ")
         ),
     })
+}
+
+/// The capabilities the TLS meter needs that this process lacks, by name;
+/// empty when it has them all (CAP_SYS_ADMIN stands in for each of them) or
+/// when the mask cannot be read (the kernel then decides).
+///
+/// CAP_BPF loads programs and creates maps; CAP_PERFMON lets the verifier
+/// accept the programs' pointer handling; CAP_NET_ADMIN is what the kernel
+/// asks for to load and attach cgroup networking programs (`cgroup_skb`,
+/// `cgroup/connect4`).
+pub(crate) fn missing_tls_capabilities() -> Vec<&'static str> {
+    let Some(caps) = effective_caps() else {
+        return Vec::new();
+    };
+    let has = |cap: u32| caps & (1u64 << cap) != 0;
+    if has(CAP_SYS_ADMIN) {
+        return Vec::new();
+    }
+    [
+        (CAP_BPF, "CAP_BPF"),
+        (CAP_PERFMON, "CAP_PERFMON"),
+        (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+    ]
+    .into_iter()
+    .filter(|(cap, _)| !has(*cap))
+    .map(|(_, name)| name)
+    .collect()
 }
 
 /// Lifts RLIMIT_MEMLOCK for kernels older than 5.11, which charge BPF maps to
