@@ -130,6 +130,9 @@ pub enum RuntimeError {
     /// The guest call failed (trap, runaway loop, memory limit, bad export…).
     #[error("{0}")]
     Call(#[from] CallError),
+    /// A tariff answered outside the tariff ABI (layout, flags, monotony).
+    #[error("{0}")]
+    Tariff(#[from] crate::event_meter::tariff::TariffError),
 }
 
 impl From<JournalError> for RuntimeError {
@@ -168,6 +171,7 @@ impl RuntimeError {
             RuntimeError::MeterRequired(_) => "meter-required",
             RuntimeError::Sandbox(_) => "sandbox",
             RuntimeError::Call(_) => "call",
+            RuntimeError::Tariff(_) => "tariff",
         }
     }
 
@@ -190,7 +194,7 @@ impl RuntimeError {
             RuntimeError::Purchase(_) => 38,
             RuntimeError::WrongUnit { .. } => 39,
             RuntimeError::Sandbox(_) => 40,
-            RuntimeError::Call(_) => 41,
+            RuntimeError::Call(_) | RuntimeError::Tariff(_) => 41,
         }
     }
 

@@ -18,12 +18,15 @@
 //!   every count belongs to one registry [`deployment`].
 //! - [`serve`]: the HTTP server with license refresh, a buying loop and
 //!   Prometheus metrics.
+//! - [`event_meter`]: kernel events (TLS handshakes) priced by a sealed
+//!   tariff, charged, bought on chain and exported (`runtime meter`).
 //! - [`error`]: one [`RuntimeError`] naming the failed step, with an exit code.
 #![deny(missing_docs)]
 
 pub mod clock;
 pub mod deployment;
 pub mod error;
+pub mod event_meter;
 pub mod gate;
 pub mod journal;
 pub mod lease;

@@ -59,6 +59,9 @@ pub struct Loader<'a> {
     pub unit: &'a str,
     /// The subcommand loading, for errors.
     pub command: &'static str,
+    /// The product's units are kernel events another meter counts (the TLS
+    /// meter of `runtime meter`): the call meter is neither needed nor used.
+    pub kernel_events: bool,
 }
 
 /// The unit of products billed per call into the sandbox (`run`, `serve`).
@@ -88,6 +91,7 @@ impl Loader<'_> {
         self.check_license(&opened, &key).await?;
 
         let meter = match (self.meter, manifest.metering) {
+            _ if self.kernel_events => None,
             (Ok(meter), _) => Some(Arc::clone(meter)),
             (Err(why), Metering::KernelRequired) => {
                 return Err(RuntimeError::MeterRequired(why.clone()));

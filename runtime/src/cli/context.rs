@@ -351,6 +351,7 @@ impl RunSession {
             meter: self.meter.as_ref(),
             unit: sealbox_runtime::load::CALL_UNIT,
             command,
+            kernel_events: false,
         }
     }
 }

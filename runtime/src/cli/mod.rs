@@ -2,6 +2,7 @@
 
 mod context;
 mod license;
+mod meter;
 mod run;
 mod serve;
 mod settle;
@@ -38,6 +39,10 @@ pub enum Command {
     Settle(Box<settle::Args>),
     /// Serve sealed modules over HTTP, buying units ahead, with license refresh and /metrics.
     Serve(Box<serve::Args>),
+    /// Meter TLS handshakes of a cgroup (or pid tree) in the kernel, price them with a sealed
+    /// tariff (hot-reloaded when its file changes), buy the units on chain ahead (the kernel
+    /// refuses connects past them unless the tariff allows overage), serve /metrics.
+    Meter(Box<meter::Args>),
 }
 
 impl Command {
@@ -48,6 +53,7 @@ impl Command {
             Command::License(cmd) => license::run(cmd).await,
             Command::Settle(args) => settle::run(*args).await,
             Command::Serve(args) => serve::run(*args).await,
+            Command::Meter(args) => meter::run(*args).await,
         }
     }
 }

@@ -16,7 +16,7 @@
 
 pub mod counter;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -216,6 +216,12 @@ CREATE TABLE IF NOT EXISTS kernel_counts (
     epoch INTEGER NOT NULL,
     count INTEGER NOT NULL,
     PRIMARY KEY (key, epoch)
+);
+CREATE TABLE IF NOT EXISTS event_progress (
+    epoch INTEGER NOT NULL,
+    tenant INTEGER NOT NULL,
+    events INTEGER NOT NULL,
+    PRIMARY KEY (epoch, tenant)
 );
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
@@ -571,6 +577,66 @@ impl Journal {
             open.kernel_units.fetch_max(kernel_units, Ordering::AcqRel);
         }
         Ok(())
+    }
+
+    /// Kernel events billed so far per tenant of the event meter whose pinned
+    /// maps are identified by `epoch` (`TlsMeter::epoch`: a new map set, after
+    /// a reboot, counts from zero again).
+    pub fn events_billed(&self, epoch: u64) -> Result<BTreeMap<u64, u64>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT tenant, events FROM event_progress WHERE epoch=?1")
+            .map_err(|e| self.db_err(e))?;
+        let rows = stmt
+            .query_map(params![epoch as i64], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(|e| self.db_err(e))?;
+        let mut billed = BTreeMap::new();
+        for row in rows {
+            let (tenant, events) = row.map_err(|e| self.db_err(e))?;
+            billed.insert(tenant, events);
+        }
+        Ok(billed)
+    }
+
+    /// Charges `units` to `key` for kernel events that already happened, and
+    /// records in the same transaction how many events of each tenant are
+    /// billed now (`progress`, cumulative per tenant of meter `epoch`): a
+    /// crash leaves either both or neither, so no event is billed twice or
+    /// lost. Unlike [`Journal::admit`] this never refuses (the events were
+    /// not stopped in time; the units are owed and bought next). Returns the
+    /// counter's usage after it.
+    pub fn charge_events(
+        &self,
+        key: &UsageKey,
+        epoch: u64,
+        progress: &BTreeMap<u64, u64>,
+        units: u64,
+    ) -> Result<Usage, JournalError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(|e| self.db_err(e))?;
+        let k = key.to_bytes();
+        tx.execute("INSERT OR IGNORE INTO usage (key) VALUES (?1)", params![k])
+            .map_err(|e| self.db_err(e))?;
+        let admitted = self.admitted(key)?;
+        // SQLite integers are signed: counts are stored as their bit pattern.
+        tx.execute(
+            "UPDATE usage SET runtime_units=MAX(runtime_units, ?2) + ?3 WHERE key=?1",
+            params![k, admitted as i64, units as i64],
+        )
+        .map_err(|e| self.db_err(e))?;
+        for (tenant, events) in progress {
+            tx.execute(
+                "INSERT INTO event_progress (epoch, tenant, events) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO UPDATE SET events=MAX(events, excluded.events)",
+                params![epoch as i64, *tenant as i64, *events as i64],
+            )
+            .map_err(|e| self.db_err(e))?;
+        }
+        let usage = read_usage(&tx, key).map_err(|e| self.db_err(e))?;
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(usage)
     }
 
     /// The deployment recorded by the last successful connection.
