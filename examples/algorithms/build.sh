@@ -39,7 +39,7 @@ build | --check | --verify) ;;
 esac
 
 # crate directory : output module name
-modules=("credit-score:credit_score" "text-redact:text_redact")
+modules=("credit-score:credit_score" "text-redact:text_redact" "tls-tariff:tls_tariff")
 # std guests, each a workspace of its own: built, not committed as .wat
 std_modules=("name-match:name_match")
 # The features rustc 1.95 enables by default for wasm32-unknown-unknown; wasm-opt
@@ -74,9 +74,13 @@ optimise() {
     local name="$1"
     local raw="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/$name.wasm"
     # rustc exports these linker symbols from every wasm32 cdylib; they are not
-    # part of ABI v1, so they go (wasm-opt then drops the unused globals).
-    wasm2wat "$raw" | grep -Ev '^ *\(export "(__heap_base|__data_end)" \(global [0-9]+\)\)$' \
-        >"$scratch/$name.raw.wat"
+    # part of ABI v1, so they go (wasm-opt then drops the unused globals). When
+    # one is the module's last field, its line also closes the module: that
+    # closing parenthesis stays.
+    wasm2wat "$raw" |
+        sed -E 's/^ *\(export "(__heap_base|__data_end)" \(global [0-9]+\)\)\)$/)/' |
+        grep -Ev '^ *\(export "(__heap_base|__data_end)" \(global [0-9]+\)\)$' \
+            >"$scratch/$name.raw.wat"
     # wabt enables these features by default.
     wat2wasm "$scratch/$name.raw.wat" -o "$scratch/$name.raw.wasm"
     wasm-opt -Oz "${features[@]}" --strip-debug --strip-producers --strip-target-features \
@@ -135,4 +139,4 @@ for m in "${modules[@]}"; do
     wat2wasm "$wat_dir/$name.wat" -o "$scratch/$name.wasm"
     wasm-validate "$scratch/$name.wasm"
 done
-node "$here/check.js" "$scratch/credit_score.wasm" "$scratch/text_redact.wasm"
+node "$here/check.js" "$scratch/credit_score.wasm" "$scratch/text_redact.wasm" "$scratch/tls_tariff.wasm"
