@@ -177,7 +177,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tenant,
         allowance: None,
         snapshot,
-        policy: policy.clone(),
+        policy,
         file_stamp: stamp(&args.billing),
         last_reload_look: Instant::now(),
         rate: Rate::default(),
@@ -214,7 +214,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .await;
         }
         if let Err(e) = state.round(&tariff, &events, &buyer).await {
-            tracing::error!("billing round failed (the events stay counted and are billed next round): {e:#}");
+            tracing::error!(
+                "billing round failed (the events stay counted and are billed next round): {e:#}"
+            );
         }
         if stopping {
             break;
@@ -320,9 +322,6 @@ impl Loop {
         let key = *tariff.product().usage_key();
         let journal = Arc::clone(buyer.journal);
         let mut usage = off_worker(&journal, move |j| j.usage(&key)).await?;
-        if let Some(charged) = &charged {
-            self.account(charged, &usage, tariff);
-        }
         self.rate.sample(usage.used_units());
 
         let block = self.policy.block_units(self.rate.per_sec);
@@ -344,7 +343,9 @@ impl Loop {
             }
         }
         self.keep_allowance(tariff, &usage)?;
-        self.refresh_snapshot(&totals, &usage, tariff)?;
+        // One update of everything, so that a reader never sees a bill
+        // without the kernel's counters of the same round.
+        self.refresh_snapshot(&totals, &usage, tariff, charged.as_ref())?;
         Ok(())
     }
 
@@ -360,44 +361,18 @@ impl Loop {
                 // First look of this process: what is left after every event the
                 // kernel has counted (billed or not).
                 let total = self.meter.total(self.tenant)?;
-                self.meter
-                    .set_allowance(affordable.saturating_sub(total))?;
+                self.meter.set_allowance(affordable.saturating_sub(total))?;
                 self.allowance = Some(Allowance {
                     granted: affordable,
                 });
             }
             Some(allowance) if affordable > allowance.granted => {
-                self.meter
-                    .add_allowance(affordable - allowance.granted)?;
+                self.meter.add_allowance(affordable - allowance.granted)?;
                 allowance.granted = affordable;
             }
             Some(_) => {}
         }
         Ok(())
-    }
-
-    fn account(&self, charged: &Charged, usage: &Usage, tariff: &Tariff) {
-        let price = self.snapshot_price();
-        self.with_snapshot(|s| {
-            for (tenant, units) in &charged.units {
-                *s.units_billed.entry(*tenant).or_default() += units;
-                *s.billed_wei.entry(*tenant).or_default() += u128::from(*units) * price;
-            }
-            s.units_used = usage.used_units();
-        });
-        tracing::debug!(
-            tariff = %tariff.product().manifest().name,
-            events = ?charged.events,
-            units = ?charged.units,
-            "billed"
-        );
-    }
-
-    fn snapshot_price(&self) -> u128 {
-        self.snapshot
-            .lock()
-            .map(|s| s.price_wei)
-            .unwrap_or_default()
     }
 
     fn with_snapshot(&self, f: impl FnOnce(&mut Snapshot)) {
@@ -420,7 +395,16 @@ impl Loop {
         totals: &BTreeMap<u64, u64>,
         usage: &Usage,
         tariff: &Tariff,
+        charged: Option<&Charged>,
     ) -> anyhow::Result<()> {
+        if let Some(charged) = charged {
+            tracing::debug!(
+                tariff = %tariff.product().manifest().name,
+                events = ?charged.events,
+                units = ?charged.units,
+                "billed"
+            );
+        }
         let stats = self.meter.stats()?;
         let remaining = self.meter.quota()?.remaining();
         let enforcing = self.meter.enforcing()?;
@@ -433,6 +417,15 @@ impl Loop {
             .flatten()
             .map(|l| l.price_wei);
         self.with_snapshot(|s| {
+            if let Some(price) = price {
+                s.price_wei = price;
+            }
+            if let Some(charged) = charged {
+                for (tenant, units) in &charged.units {
+                    *s.units_billed.entry(*tenant).or_default() += units;
+                    *s.billed_wei.entry(*tenant).or_default() += u128::from(*units) * s.price_wei;
+                }
+            }
             s.events = totals.clone();
             s.events_billed = self.biller.billed().clone();
             s.ringbuf_dropped = stats.dropped;
@@ -442,9 +435,6 @@ impl Loop {
             s.enforcing = enforcing;
             s.units_used = usage.used_units();
             s.units_bought = usage.bought_units;
-            if let Some(price) = price {
-                s.price_wei = price;
-            }
         });
         Ok(())
     }
@@ -531,7 +521,7 @@ async fn serve_metrics(
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    println!("metrics on http://{local}/metrics");
+    println!("listening on http://{local}");
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("the metrics server stopped: {e}");

@@ -75,7 +75,10 @@ impl Snapshot {
             "Events counted in the kernel per tenant (the total of record).",
         );
         for (tenant, n) in &self.events {
-            let _ = writeln!(out, "sealbox_meter_events_total{{{base},tenant=\"{tenant}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "sealbox_meter_events_total{{{base},tenant=\"{tenant}\"}} {n}"
+            );
         }
         family(
             &mut out,

@@ -13,5 +13,6 @@ mod lease;
 mod license_refusals;
 mod pay_before_use;
 mod purchase_faults;
+mod tls_billing;
 mod trust_refusals;
 mod vendor_sdk;

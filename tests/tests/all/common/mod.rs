@@ -631,66 +631,28 @@ impl Machine {
         all.extend(self.common_args());
         all.extend(["--customer".into(), self.customer.to_string()]);
         all.extend(args.iter().map(|s| s.to_string()));
-        let mut cmd = command(bin("runtime"));
-        cmd.args(&all);
-        let line = command_line(&cmd);
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {line}: {e}"));
-        // Read both pipes on threads so that the server never blocks on a full pipe.
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let out_reader = std::thread::spawn(move || {
-            use std::io::BufRead;
-            let mut all = String::new();
-            for l in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(l.clone());
-                all.push_str(&l);
-                all.push('\n');
-            }
-            all
-        });
-        let err_reader = std::thread::spawn(move || {
-            use std::io::Read;
-            let mut all = String::new();
-            let _ = std::io::BufReader::new(stderr).read_to_string(&mut all);
-            all
-        });
-        let mut serving = Serving {
-            child: Some(child),
-            line,
-            out_reader: Some(out_reader),
-            err_reader: Some(err_reader),
-            url: String::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(l) => {
-                    if let Some(url) = l.strip_prefix("listening on ") {
-                        serving.url = url.trim().to_string();
-                        return serving;
-                    }
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    let out = serving.stop();
-                    panic!("runtime serve ended before listening\n{}", out.dump());
-                }
-            }
-            if Instant::now() > deadline {
-                let out = serving.stop();
-                panic!("runtime serve did not listen within 60 s\n{}", out.dump());
-            }
-        }
+        spawn_listening("serve", all)
     }
 
+    /// `runtime -v meter --tls --billing TARIFF --listen 127.0.0.1:0 <chain, state,
+    /// cache args> --customer C ARGS…` (ARGS name the target and the TLS pin
+    /// directory), started and waited for until its /metrics listens.
+    pub fn meter(&self, tariff: &Path, args: &[&str]) -> Serving {
+        let mut all: Vec<String> = vec![
+            "-v".into(),
+            "meter".into(),
+            "--tls".into(),
+            "--billing".into(),
+            tariff.display().to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ];
+        all.extend(self.state_args());
+        all.extend(["--cache-dir".into(), self.cache_dir().display().to_string()]);
+        all.extend(["--customer".into(), self.customer.to_string()]);
+        all.extend(args.iter().map(|s| s.to_string()));
+        spawn_listening("meter", all)
+    }
     /// The state directory.
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
@@ -882,6 +844,14 @@ impl Serving {
             .is_some_and(|c| c.try_wait().expect("wait for serve").is_none())
     }
 
+    /// SIGKILL: no chance to finish anything. Returns what it printed.
+    pub fn kill(&mut self) -> Out {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+        }
+        self.stop()
+    }
+
     /// SIGTERM, waits up to 30 s (then SIGKILL), and returns what it printed.
     pub fn stop(&mut self) -> Out {
         let started = Instant::now();
@@ -971,4 +941,67 @@ pub fn pubkey(party: &Party) -> String {
         .find_map(|l| l.strip_prefix("pubkey"))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|| panic!("no pubkey line in:\n{}", out.stdout))
+}
+
+/// Starts `runtime ALL…` and waits until it prints `listening on URL`.
+/// Stopped (SIGTERM, then SIGKILL) when the handle drops.
+fn spawn_listening(what: &str, all: Vec<String>) -> Serving {
+    let mut cmd = command(bin("runtime"));
+    cmd.args(&all);
+    let line = command_line(&cmd);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {line}: {e}"));
+    // Read both pipes on threads so that the server never blocks on a full pipe.
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let out_reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(l.clone());
+            all.push_str(&l);
+            all.push('\n');
+        }
+        all
+    });
+    let err_reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut all = String::new();
+        let _ = std::io::BufReader::new(stderr).read_to_string(&mut all);
+        all
+    });
+    let mut serving = Serving {
+        child: Some(child),
+        line,
+        out_reader: Some(out_reader),
+        err_reader: Some(err_reader),
+        url: String::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(l) => {
+                if let Some(url) = l.strip_prefix("listening on ") {
+                    serving.url = url.trim().to_string();
+                    return serving;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let out = serving.stop();
+                panic!("runtime {what} ended before listening\n{}", out.dump());
+            }
+        }
+        if Instant::now() > deadline {
+            let out = serving.stop();
+            panic!("runtime {what} did not listen within 60 s\n{}", out.dump());
+        }
+    }
 }
