@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use sealbox_ebpf::CgroupDir;
 
 use crate::common::{
-    Actors, CHAIN_ID, Chain, Machine, PRICE_WEI, PinDir, Serving, fixture, license, publish, seal,
+    Actors, CHAIN_ID, Chain, Machine, PRICE_WEI, PinDir, Serving, example, fixture, license,
+    licensed, publish, seal,
 };
 
 /// A minimal TLS 1.2 ClientHello record (type 0x16, version 3.1, 45 bytes:
@@ -196,7 +197,27 @@ impl Tariffs {
         }
     }
 
-    /// Seals a release at `units` per handshake as `version` and publishes it.
+    /// Seals `wat` as a `tls_handshake` tariff of this product and publishes it.
+    async fn release_file(&self, wat: &Path, tag: &str) -> PathBuf {
+        let out = self
+            .actors
+            .path()
+            .join(format!("{}-{tag}.sealed.wasm", self.name));
+        let sealed = seal(
+            wat,
+            &self.actors.vendor,
+            &self.name,
+            CHAIN_ID,
+            self.chain.registry,
+            &out,
+            &["--unit", "tls_handshake"],
+        );
+        let vendor = self.chain.client(&self.actors.vendor.signer).await;
+        publish(&vendor, &sealed, PRICE_WEI).await;
+        sealed
+    }
+
+    /// Seals a release of the flat tariff at `units` per handshake and publishes it.
     async fn release(&self, units: u64, version: &str) -> PathBuf {
         let text = std::fs::read_to_string(fixture("flat_tariff.wat")).unwrap();
         let marked = "(i64.load offset=16 (local.get $src)) (i64.const 1)";
@@ -213,24 +234,7 @@ impl Tariffs {
             ),
         )
         .unwrap();
-        let out = self
-            .actors
-            .path()
-            .join(format!("{}-{version}.sealed.wasm", self.name));
-        let sealed = seal(
-            &wat,
-            &self.actors.vendor,
-            &self.name,
-            CHAIN_ID,
-            self.chain.registry,
-            &out,
-            &["--unit", "tls_handshake"],
-        );
-        // `seal` labels every release 1.0.0: the label is not what tells them apart.
-        let _ = version;
-        let vendor = self.chain.client(&self.actors.vendor.signer).await;
-        publish(&vendor, &sealed, PRICE_WEI).await;
-        sealed
+        self.release_file(&wat, version).await
     }
 
     async fn license(&self, sealed: &Path, deposit: u64) -> Machine {
@@ -385,9 +389,12 @@ async fn the_kernel_refuses_handshakes_past_the_units_bought() {
         return;
     };
     let tariffs = Tariffs::new("tls-quota").await;
-    let sealed = tariffs.release(1, "1").await;
-    // The escrow pays for 5 units: 5 handshakes.
-    let machine = tariffs.license(&sealed, 5 * PRICE_WEI).await;
+    // The example tariff: 2 units per handshake for the first 10 000.
+    let sealed = tariffs
+        .release_file(&example("wat/tls_tariff.wat"), "tiered")
+        .await;
+    // The escrow pays for 10 units: 5 handshakes (the meter inverts the tariff).
+    let machine = tariffs.license(&sealed, 10 * PRICE_WEI).await;
     let pins = PinDir::new();
     let port = server();
     let cg = cgroup.path().display().to_string();
@@ -401,12 +408,12 @@ async fn the_kernel_refuses_handshakes_past_the_units_bought() {
             "--tls-pin-dir",
             &pins.path.display().to_string(),
             "--prepay-min-units",
-            "5",
+            "10",
             "--batch-ms",
             "50",
         ],
     );
-    wait_for(&mut meter, "the 5 units bought", |m| {
+    wait_for(&mut meter, "the 10 units bought", |m| {
         value(m, "sealbox_meter_allowance_remaining", &[]) == Some(5.0)
     })
     .await;
@@ -421,8 +428,8 @@ async fn the_kernel_refuses_handshakes_past_the_units_bought() {
         "tenant=\"{}\"",
         sealbox_ebpf::cgroup_id(cgroup.path()).unwrap()
     );
-    let m = wait_for(&mut meter, "5 units billed", |m| {
-        value(m, "sealbox_meter_units_billed_total", &[&tenant]) == Some(5.0)
+    let m = wait_for(&mut meter, "10 units billed", |m| {
+        value(m, "sealbox_meter_units_billed_total", &[&tenant]) == Some(10.0)
     })
     .await;
     assert_eq!(value(&m, "sealbox_meter_refused_total", &[]), Some(3.0));
@@ -433,5 +440,52 @@ async fn the_kernel_refuses_handshakes_past_the_units_bought() {
     assert_eq!(stopped.code, Some(0), "{}", stopped.dump());
     let product = crate::common::manifest(&sealed).product_id;
     let usage = machine.usage(product);
-    assert_eq!((usage.runtime_units, usage.bought_units), (5, 5));
+    assert_eq!((usage.runtime_units, usage.bought_units), (10, 10));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tariff_never_runs_per_call_and_a_call_product_never_bills_events() {
+    let tariffs = Tariffs::new("tls-unit").await;
+    let tariff = tariffs.release(1, "1").await;
+    let machine = tariffs.license(&tariff, 1_000_000).await;
+    let input = tariffs.actors.path().join("input.bin");
+    std::fs::write(&input, [0u8; 16]).unwrap();
+    let out = machine.run(&tariff, &["--input", &input.display().to_string()]);
+    out.refused(
+        39,
+        &[
+            "bills per `tls_handshake`",
+            "`runtime run` meters `call`",
+            "runtime meter",
+        ],
+    );
+    assert!(!crate::common::logged_compiling(&out), "{}", out.dump());
+
+    let (calls, _) = licensed(
+        &tariffs.chain,
+        &tariffs.actors,
+        &example("wat/credit_score.wat"),
+        "tls-unit-calls",
+        1_000_000,
+        &[],
+    )
+    .await;
+    let pins = PinDir::new();
+    let out = machine.meter_refused(
+        &calls,
+        &[
+            "--cgroup",
+            "/sys/fs/cgroup/unified",
+            "--tls-pin-dir",
+            &pins.path.display().to_string(),
+        ],
+    );
+    out.refused(
+        39,
+        &[
+            "bills per `call`",
+            "`runtime meter` meters `tls_handshake`",
+            "runtime serve",
+        ],
+    );
 }

@@ -638,6 +638,15 @@ impl Machine {
     /// cache args> --customer C ARGS…` (ARGS name the target and the TLS pin
     /// directory), started and waited for until its /metrics listens.
     pub fn meter(&self, tariff: &Path, args: &[&str]) -> Serving {
+        spawn_listening("meter", self.meter_args(tariff, args))
+    }
+
+    /// The same command as [`Machine::meter`], run to its end (for refusals).
+    pub fn meter_refused(&self, tariff: &Path, args: &[&str]) -> Out {
+        run(&bin("runtime"), self.meter_args(tariff, args))
+    }
+
+    fn meter_args(&self, tariff: &Path, args: &[&str]) -> Vec<String> {
         let mut all: Vec<String> = vec![
             "-v".into(),
             "meter".into(),
@@ -651,7 +660,7 @@ impl Machine {
         all.extend(["--cache-dir".into(), self.cache_dir().display().to_string()]);
         all.extend(["--customer".into(), self.customer.to_string()]);
         all.extend(args.iter().map(|s| s.to_string()));
-        spawn_listening("meter", all)
+        all
     }
     /// The state directory.
     pub fn state_dir(&self) -> PathBuf {
