@@ -13,9 +13,11 @@ use std::time::{Duration, Instant, SystemTime};
 use alloy::primitives::Address;
 use anyhow::{Context as _, bail};
 use sealbox_ebpf::{CgroupDir, Ports, Side, TlsConfig, TlsEvents, TlsMeter};
+use sealbox_runtime::RuntimeError;
 use sealbox_runtime::event_meter::metrics::Snapshot;
 use sealbox_runtime::event_meter::tariff::{EventRecord, Tariff};
 use sealbox_runtime::event_meter::{Allowance, Biller, Charged};
+use sealbox_runtime::gate::check_and_record;
 use sealbox_runtime::journal::{Usage, off_worker};
 use sealbox_runtime::load::Loader;
 use sealbox_runtime::purchase::{Buyer, PrepayPolicy};
@@ -68,6 +70,12 @@ pub struct Args {
     #[arg(long, value_name = "MS", default_value_t = 200,
           value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub batch_ms: u64,
+    /// Re-check the tariff's license on chain this often (seconds); a lapsed license (or
+    /// signer) empties the kernel's allowance: metered connects are refused until it holds
+    /// again.
+    #[arg(long, value_name = "S", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub refresh_secs: u64,
     /// Customer whose license is used (default: the key's own address).
     #[arg(long)]
     pub customer: Option<Address>,
@@ -181,6 +189,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         file_stamp: stamp(&args.billing),
         last_reload_look: Instant::now(),
         rate: Rate::default(),
+        refresh: Duration::from_secs(args.refresh_secs),
+        last_check: Instant::now(),
+        licensed: true,
     };
     state.describe(&tariff);
     let buyer = Buyer {
@@ -252,6 +263,11 @@ struct Loop {
     file_stamp: Option<FileStamp>,
     last_reload_look: Instant,
     rate: Rate,
+    /// How often the license is checked between purchases.
+    refresh: Duration,
+    last_check: Instant,
+    /// Whether the last license check held (nothing is granted while not).
+    licensed: bool,
 }
 
 /// Units per second, smoothed, for the size of the next block.
@@ -323,6 +339,14 @@ impl Loop {
         let journal = Arc::clone(buyer.journal);
         let mut usage = off_worker(&journal, move |j| j.usage(&key)).await?;
         self.rate.sample(usage.used_units());
+        if self.last_check.elapsed() >= self.refresh {
+            self.last_check = Instant::now();
+            self.check_license(tariff, buyer).await?;
+        }
+        if !self.licensed {
+            self.refresh_snapshot(&totals, &usage, tariff, charged.as_ref())?;
+            return Ok(());
+        }
 
         let block = self.policy.block_units(self.rate.per_sec);
         let low_water = block / 2;
@@ -346,6 +370,36 @@ impl Loop {
         // One update of everything, so that a reader never sees a bill
         // without the kernel's counters of the same round.
         self.refresh_snapshot(&totals, &usage, tariff, charged.as_ref())?;
+        Ok(())
+    }
+
+    /// Re-checks the tariff's license: a lapsed license or signer empties the
+    /// kernel's allowance (nothing more gets through, bought units included,
+    /// as for calls); a license that holds again is granted anew.
+    async fn check_license(&mut self, tariff: &Tariff, buyer: &Buyer<'_>) -> anyhow::Result<()> {
+        let key = *tariff.product().usage_key();
+        match check_and_record(buyer.client, buyer.journal, &key, tariff.code_hash()).await {
+            Ok(_) => {
+                if !self.licensed {
+                    tracing::info!("the license holds again; granting the bought units");
+                    self.licensed = true;
+                    self.allowance = None;
+                }
+            }
+            Err(
+                e @ (RuntimeError::Unlicensed { .. } | RuntimeError::SignerNotAuthorized { .. }),
+            ) => {
+                if self.licensed {
+                    tracing::warn!("{e}: refusing every metered connection from now on");
+                }
+                self.licensed = false;
+                self.allowance = None;
+                if !tariff.overage() {
+                    self.meter.set_allowance(0)?;
+                }
+            }
+            Err(e) => tracing::warn!("license check failed (the allowance stays as it is): {e}"),
+        }
         Ok(())
     }
 

@@ -286,6 +286,8 @@ async fn handshakes_are_billed_exactly_across_a_reload_a_tampered_file_and_a_sig
         "50",
         "--batch-ms",
         "50",
+        "--refresh-secs",
+        "1",
     ];
     let mut meter = machine.meter(&live, &args);
     let tenant = format!(
@@ -369,10 +371,23 @@ async fn handshakes_are_billed_exactly_across_a_reload_a_tampered_file_and_a_sig
         value(&m, "sealbox_meter_events_total", &[&tenant]),
         Some(24.0)
     );
+
+    // The vendor revokes the customer: at the next license check the kernel
+    // refuses every metered connection, bought units left or not.
+    let product = crate::common::manifest(&v2).product_id;
+    let vendor = tariffs.chain.client(&tariffs.actors.vendor.signer).await;
+    vendor
+        .revoke_customer(product, tariffs.actors.customer.address())
+        .await
+        .expect("revoke the customer");
+    wait_for(&mut meter, "the allowance emptied", |m| {
+        value(m, "sealbox_meter_allowance_remaining", &[]) == Some(0.0)
+    })
+    .await;
+    assert_eq!(clients(cgroup.path(), port, 2, "hello"), (0, 2));
     let stopped = meter.stop();
     assert_eq!(stopped.code, Some(0), "{}", stopped.dump());
 
-    let product = crate::common::manifest(&v2).product_id;
     let usage = machine.usage(product);
     assert_eq!(usage.runtime_units, 12 + 5 * 2 + 3 * 2 + 4 * 2, "{usage:?}");
     let bought = machine.bought_on(&tariffs.chain, product).await;
