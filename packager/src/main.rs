@@ -25,7 +25,7 @@ use clap::{Parser, Subcommand};
 /// Seal Wasm algorithms for Sealbox: sign them, bind them to an on-chain product and
 /// optionally encrypt them to named customers; publish them and withdraw revenue.
 #[derive(Debug, Parser)]
-#[command(name = "packager", version)]
+#[command(name = "packager", version, after_long_help = exit::help())]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,7 +45,7 @@ enum Command {
     /// Show a sealed module's manifest, signers, hashes and sizes (after verifying it).
     Inspect(inspect::Args),
     /// Verify a sealed module; exit 0 only when every check passes.
-    #[command(after_long_help = exit::EXIT_CODES_HELP)]
+    #[command(after_long_help = exit::help())]
     Verify(verify::Args),
     /// Publish a sealed module's release in the registry its manifest names (registering the
     /// product if it is new); running it again changes nothing.
@@ -80,7 +80,7 @@ impl Command {
 fn main() -> ExitCode {
     match Cli::parse().command.run() {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => exit::report(&err),
+        Err(err) => exit::report(err),
     }
 }
 

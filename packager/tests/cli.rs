@@ -121,7 +121,7 @@ fn keygen_pubkey_seal_inspect_verify() {
         &["verify", "echo.sealed.wasm", "--vendor", &vendor],
     ));
     let out = packager(d, &["verify", "echo.sealed.wasm", "--vendor", REGISTRY]);
-    assert_exit(&out, 30, &["vendor-pin"]);
+    assert_exit(&out, 50, &["vendor-pin"]);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 use alloy::primitives::Address;
 use license_contract::{Reason, RegistryError};
+use sealbox_report::Exit;
 use sealbox_sandbox::{CallError, SandboxError};
 use sealed_format::FormatError;
 
@@ -10,6 +11,36 @@ use crate::journal::JournalError;
 use crate::lease::LeaseRefusal;
 use crate::metering::MeterUnavailable;
 use crate::state_dir::StateDirError;
+
+/// The exit codes `runtime` uses (rows of the shared table), for `--help`.
+pub const EXIT_CODES: &[Exit] = &[
+    Exit::Success,
+    Exit::Failure,
+    Exit::Usage,
+    Exit::NotWasm,
+    Exit::Parse,
+    Exit::SignatureSection,
+    Exit::Hash,
+    Exit::Signer,
+    Exit::VendorMismatch,
+    Exit::Manifest,
+    Exit::Layout,
+    Exit::NotRecipient,
+    Exit::Decrypt,
+    Exit::CodeHash,
+    Exit::ChainMismatch,
+    Exit::RegistryMismatch,
+    Exit::ChainUnreachable,
+    Exit::Unlicensed,
+    Exit::SignerNotAuthorized,
+    Exit::NoUnits,
+    Exit::MeterRequired,
+    Exit::State,
+    Exit::Purchase,
+    Exit::WrongUnit,
+    Exit::Sandbox,
+    Exit::Guest,
+];
 
 /// Why loading or running a sealed module failed.
 #[derive(Debug, thiserror::Error)]
@@ -175,26 +206,31 @@ impl RuntimeError {
         }
     }
 
-    /// Process exit code: 10–23 for the sealed-file checks (as `packager verify`),
-    /// 30–39 for trust, licensing, buying and the billing unit, 40–41 for the sandbox and the guest.
-    pub fn exit_code(&self) -> u8 {
+    /// Process exit code, a row of the shared table (`sealbox_report::Exit`): 10–20 for the
+    /// sealed-file checks (as `packager verify`), 30–39 for trust, licensing, buying and the
+    /// billing unit, 40–41 for the sandbox and the guest.
+    pub fn exit_code(&self) -> Exit {
         match self {
-            RuntimeError::Format(e) => e.check().exit_code(),
-            RuntimeError::ChainMismatch { .. } | RuntimeError::DeploymentMismatch { .. } => 30,
-            RuntimeError::RegistryMismatch { .. } => 31,
-            RuntimeError::Chain(_) | RuntimeError::Offline(_) => 32,
-            RuntimeError::Unlicensed { .. } => 33,
+            RuntimeError::Format(e) => {
+                Exit::from_code(e.check().exit_code()).unwrap_or(Exit::Failure)
+            }
+            RuntimeError::ChainMismatch { .. } | RuntimeError::DeploymentMismatch { .. } => {
+                Exit::ChainMismatch
+            }
+            RuntimeError::RegistryMismatch { .. } => Exit::RegistryMismatch,
+            RuntimeError::Chain(_) | RuntimeError::Offline(_) => Exit::ChainUnreachable,
+            RuntimeError::Unlicensed { .. } => Exit::Unlicensed,
             RuntimeError::SignerNotAuthorized { .. }
-            | RuntimeError::Lease(LeaseRefusal::SignerDeauthorized(_)) => 34,
+            | RuntimeError::Lease(LeaseRefusal::SignerDeauthorized(_)) => Exit::SignerNotAuthorized,
             RuntimeError::Lease(_)
             | RuntimeError::CannotBuy(_)
-            | RuntimeError::PriceAboveCap { .. } => 35,
-            RuntimeError::MeterRequired(_) => 36,
-            RuntimeError::Journal(_) | RuntimeError::StateDir(_) => 37,
-            RuntimeError::Purchase(_) => 38,
-            RuntimeError::WrongUnit { .. } => 39,
-            RuntimeError::Sandbox(_) => 40,
-            RuntimeError::Call(_) | RuntimeError::Tariff(_) => 41,
+            | RuntimeError::PriceAboveCap { .. } => Exit::NoUnits,
+            RuntimeError::MeterRequired(_) => Exit::MeterRequired,
+            RuntimeError::Journal(_) | RuntimeError::StateDir(_) => Exit::State,
+            RuntimeError::Purchase(_) => Exit::Purchase,
+            RuntimeError::WrongUnit { .. } => Exit::WrongUnit,
+            RuntimeError::Sandbox(_) => Exit::Sandbox,
+            RuntimeError::Call(_) | RuntimeError::Tariff(_) => Exit::Guest,
         }
     }
 

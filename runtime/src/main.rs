@@ -18,8 +18,8 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            let err = anyhow::Error::new(e).context("cannot start the async runtime");
+            return sealbox_report::report(cli::BIN, err.as_ref(), sealbox_report::Exit::Failure);
         }
     };
     match runtime.block_on(args.command.run()) {

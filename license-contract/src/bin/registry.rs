@@ -10,11 +10,12 @@ use clap::{Args, Parser, Subcommand};
 use license_contract::{
     DEFAULT_FEE_BPS, DEFAULT_THAW_SECONDS, DeployParams, LicenseStatus, RegistryClient,
 };
+use sealbox_report::Exit;
 use serde_json::json;
 
 /// Deploy and inspect the Sealbox LicenseRegistry (on-chain licenses, escrow and prepaid units).
 #[derive(Parser)]
-#[command(name = "registry", version)]
+#[command(name = "registry", version, after_long_help = sealbox_report::help(EXIT_CODES))]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -80,6 +81,9 @@ struct StatusArgs {
     json: bool,
 }
 
+/// The exit codes `registry` uses (rows of the shared table), for `--help`.
+const EXIT_CODES: &[Exit] = &[Exit::Success, Exit::Failure, Exit::Usage];
+
 fn parse_address(s: &str) -> Result<Address, String> {
     Address::from_str(s).map_err(|e| format!("not a 20-byte 0x-hex address: {e}"))
 }
@@ -97,10 +101,7 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("registry: error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => sealbox_report::report("registry", e.as_ref(), Exit::Failure),
     }
 }
 

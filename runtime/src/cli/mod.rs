@@ -11,11 +11,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use license_contract::RegistryError;
-use sealbox_runtime::RuntimeError;
+use sealbox_report::Exit;
+use sealbox_runtime::{EXIT_CODES, RuntimeError};
+
+/// The binary's name, as errors and `--help` show it.
+pub const BIN: &str = "runtime";
 
 /// Run sealed Wasm algorithms on-prem: verified, licensed on-chain, metered in the kernel.
 #[derive(Debug, Parser)]
-#[command(name = "runtime", version, after_long_help = EXIT_CODES_HELP)]
+#[command(name = BIN, version, after_long_help = sealbox_report::help(EXIT_CODES))]
 pub struct Cli {
     /// More log output on stderr (-v: info, -vv: debug). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -58,24 +62,6 @@ impl Command {
     }
 }
 
-const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0       success
-  1       other error (I/O, bad key file, …)
-  2       usage error
-  10-23   the sealed file failed a check (same codes as `packager verify`)
-  30      chain or deployment mismatch        31  registry mismatch
-  32      chain unreachable / cannot run offline
-  33      not licensed          34  signer not authorized by the customer
-  35      no bought unit left and none can be bought (escrow, price above --max-price)
-  36      kernel meter required but not attached
-  37      usage journal or state directory error (e.g. in use by another process)
-  38      a purchase transaction failed or was refused by the contract
-  39      the module bills another unit than this command meters (e.g. a tls_handshake
-          tariff given to `run` or `serve`: it runs under `runtime meter`)
-  40      sandbox refused the module (imports, ABI, limits)
-  41      the guest call failed (trap, runaway loop, memory limit, missing export)";
-
 /// Sets up logging to stderr.
 pub fn init_logging(verbose: u8) {
     let default = match verbose {
@@ -92,28 +78,20 @@ pub fn init_logging(verbose: u8) {
         .init();
 }
 
-/// Prints the error chain and picks the exit code of the step that failed.
+/// Prints the error and its distinct causes, and picks the exit code of the step that failed.
 pub fn report(err: &anyhow::Error) -> ExitCode {
-    let top = err.to_string();
-    eprintln!("error: {top}");
-    for cause in err.chain().skip(1) {
-        let text = cause.to_string();
-        if !top.contains(&text) {
-            eprintln!("  caused by: {text}");
-        }
-    }
-    let code = err
+    let exit = err
         .chain()
         .find_map(|e| {
             if let Some(e) = e.downcast_ref::<RuntimeError>() {
                 return Some(e.exit_code());
             }
             match e.downcast_ref::<RegistryError>()? {
-                RegistryError::Unreachable { .. } => Some(32),
-                RegistryError::WrongChain { .. } => Some(30),
+                RegistryError::Unreachable { .. } => Some(Exit::ChainUnreachable),
+                RegistryError::WrongChain { .. } => Some(Exit::ChainMismatch),
                 _ => None,
             }
         })
-        .unwrap_or(1);
-    ExitCode::from(code)
+        .unwrap_or(Exit::Failure);
+    sealbox_report::report(BIN, err.as_ref(), exit)
 }
