@@ -130,3 +130,83 @@ async fn lost_pinned_maps_do_not_lower_the_kernel_count() {
     assert_eq!(usage["runtime_units"], BEFORE + AFTER, "{status:#}");
     assert_eq!(m.machine.usage(m.product).kernel_units, BEFORE + AFTER);
 }
+
+/// Fills the pinned counter map of `pin_dir` from this process (a meter of
+/// its own, detached again when it drops), so that the runtime's meter
+/// attaches to a map with no slot left. False when BPF is unavailable and
+/// the BPF rule says skip.
+fn fill_meter_map(pin_dir: &PinDir) -> bool {
+    let opts = sealbox_ebpf::MeterOptions {
+        pin_dir: pin_dir.path.clone(),
+        ..sealbox_ebpf::MeterOptions::default()
+    };
+    let meter = match sealbox_ebpf::Meter::attach(&opts) {
+        Ok(meter) => meter,
+        Err(e) => {
+            sealbox_testkit::bpf::unavailable("fill_meter_map", e);
+            return false;
+        }
+    };
+    let mut key = 1u64;
+    loop {
+        match meter.register(key) {
+            Ok(()) => key += 1,
+            Err(sealbox_ebpf::MeterError::MapFull { .. }) => break,
+            Err(e) => panic!("registering key {key}: {e}"),
+        }
+        assert!(key < 1 << 20, "the map never filled");
+    }
+    true
+}
+
+/// Issue #12 item 4: a counter the kernel meter cannot take (its map is
+/// full) is the documented fallback for `kernel-preferred` (the call runs,
+/// counted by the runtime, with a warning) and a refusal for
+/// `kernel-required` (exit 36, nothing run or bought).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_meter_map_falls_back_for_kernel_preferred_only() {
+    let chain = Chain::shared().await;
+    let actors = Actors::new(&chain).await;
+    let preferred = variant(&example("wat/credit_score.wat"), "full-p", actors.path());
+    let (preferred, p_release) = licensed(
+        &chain,
+        &actors,
+        &preferred,
+        "cs-full-preferred",
+        1_000_000,
+        &[],
+    )
+    .await;
+    let required = variant(&example("wat/credit_score.wat"), "full-r", actors.path());
+    let (required, r_release) = licensed(
+        &chain,
+        &actors,
+        &required,
+        "cs-full-required",
+        1_000_000,
+        &["--metering", "kernel-required"],
+    )
+    .await;
+    let pin_dir = PinDir::new();
+    if !fill_meter_map(&pin_dir) {
+        return;
+    }
+    let mut machine = Machine::new(&chain, &actors);
+    machine.kernel_meter = Some(pin_dir.path.clone());
+    let input = example("inputs/applicant.json").display().to_string();
+
+    let out = machine.run(&preferred, &["--input", &input]);
+    out.ok();
+    assert!(
+        out.stderr.contains("cannot count this product"),
+        "{}",
+        out.dump()
+    );
+    let usage = machine.usage(p_release.product_id);
+    assert_eq!((usage.runtime_units, usage.kernel_units), (1, 0));
+
+    let out = machine.run(&required, &["--input", &input]);
+    out.refused(36, &["requires kernel metering", "full"]);
+    let usage = machine.usage(r_release.product_id);
+    assert_eq!((usage.runtime_units, usage.bought_units), (0, 0));
+}
