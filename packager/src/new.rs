@@ -3,7 +3,8 @@
 //!
 //! The guest crate is not published anywhere: the packager carries its sources (from
 //! `packager/guest/`) and writes the copy that speaks the packager's ABI. The templates are the
-//! files under `packager/template/`.
+//! files under `packager/template/`: one `lib.rs.in` whose crate header (`header.std.rs` or
+//! `header.no_std.rs`) says which kind of guest it is.
 
 use std::fs;
 use std::io::Write;
@@ -117,18 +118,19 @@ fn project(name: &str, no_std: bool) -> Vec<File> {
     } else {
         "any library from crates.io that builds for `wasm32-unknown-unknown` can be used."
     };
+    let header = if no_std {
+        include_str!("../template/header.no_std.rs")
+    } else {
+        include_str!("../template/header.std.rs")
+    };
     let fill = |template: &str| {
         template
+            .replace("{{crate_header}}", header)
             .replace("{{name}}", name)
             .replace("{{lib_name}}", &lib_name(name))
             .replace("{{guest_dependency}}", &guest_dependency)
             .replace("{{serde_dependencies}}", serde_dependencies)
             .replace("{{flavour}}", flavour)
-    };
-    let lib = if no_std {
-        include_str!("../template/lib.no_std.rs")
-    } else {
-        include_str!("../template/lib.std.rs")
     };
     let mut files = vec![
         File {
@@ -137,7 +139,7 @@ fn project(name: &str, no_std: bool) -> Vec<File> {
         },
         File {
             path: "src/lib.rs".into(),
-            text: fill(lib),
+            text: fill(include_str!("../template/lib.rs.in")),
         },
         File {
             path: "README.md".into(),

@@ -33,6 +33,25 @@ macro_rules! table {
         }
 
         impl Exit {
+    /// The rows of every binary that opens sealed files (`packager`, `runtime`): 0, 1, 2 and
+    /// the checks of opening one (10–20, [`sealed_format`'s `Check`] order).
+    pub const OPENING: &'static [Exit] = &[
+        Exit::Success,
+        Exit::Failure,
+        Exit::Usage,
+        Exit::NotWasm,
+        Exit::Parse,
+        Exit::SignatureSection,
+        Exit::Hash,
+        Exit::Signer,
+        Exit::VendorMismatch,
+        Exit::Manifest,
+        Exit::Layout,
+        Exit::NotRecipient,
+        Exit::Decrypt,
+        Exit::CodeHash,
+    ];
+
             /// Every exit code, in increasing order.
             pub const ALL: &'static [Exit] = &[$(Exit::$variant),*];
 

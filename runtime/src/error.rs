@@ -13,34 +13,23 @@ use crate::metering::MeterUnavailable;
 use crate::state_dir::StateDirError;
 
 /// The exit codes `runtime` uses (rows of the shared table), for `--help`.
-pub const EXIT_CODES: &[Exit] = &[
-    Exit::Success,
-    Exit::Failure,
-    Exit::Usage,
-    Exit::NotWasm,
-    Exit::Parse,
-    Exit::SignatureSection,
-    Exit::Hash,
-    Exit::Signer,
-    Exit::VendorMismatch,
-    Exit::Manifest,
-    Exit::Layout,
-    Exit::NotRecipient,
-    Exit::Decrypt,
-    Exit::CodeHash,
-    Exit::ChainMismatch,
-    Exit::RegistryMismatch,
-    Exit::ChainUnreachable,
-    Exit::Unlicensed,
-    Exit::SignerNotAuthorized,
-    Exit::NoUnits,
-    Exit::MeterRequired,
-    Exit::State,
-    Exit::Purchase,
-    Exit::WrongUnit,
-    Exit::Sandbox,
-    Exit::Guest,
-];
+pub fn exit_codes() -> Vec<Exit> {
+    let own: &[Exit] = &[
+        Exit::ChainMismatch,
+        Exit::RegistryMismatch,
+        Exit::ChainUnreachable,
+        Exit::Unlicensed,
+        Exit::SignerNotAuthorized,
+        Exit::NoUnits,
+        Exit::MeterRequired,
+        Exit::State,
+        Exit::Purchase,
+        Exit::WrongUnit,
+        Exit::Sandbox,
+        Exit::Guest,
+    ];
+    [Exit::OPENING, own].concat()
+}
 
 /// Why loading or running a sealed module failed.
 #[derive(Debug, thiserror::Error)]

@@ -37,5 +37,5 @@ pub mod purchase;
 pub mod serve;
 pub mod state_dir;
 
-pub use error::{EXIT_CODES, RuntimeError};
+pub use error::{RuntimeError, exit_codes};
 pub use product::Product;

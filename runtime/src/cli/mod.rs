@@ -12,14 +12,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use license_contract::RegistryError;
 use sealbox_report::Exit;
-use sealbox_runtime::{EXIT_CODES, RuntimeError};
+use sealbox_runtime::{RuntimeError, exit_codes};
 
 /// The binary's name, as errors and `--help` show it.
 pub const BIN: &str = "runtime";
 
 /// Run sealed Wasm algorithms on-prem: verified, licensed on-chain, metered in the kernel.
 #[derive(Debug, Parser)]
-#[command(name = BIN, version, after_long_help = sealbox_report::help(EXIT_CODES))]
+#[command(name = BIN, version, after_long_help = sealbox_report::help(&exit_codes()))]
 pub struct Cli {
     /// More log output on stderr (-v: info, -vv: debug). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

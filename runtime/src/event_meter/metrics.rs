@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use crate::serve::metrics::escape;
+
 /// Everything `/metrics` shows, updated by the billing loop.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -214,14 +216,6 @@ impl Snapshot {
         );
         out
     }
-}
-
-/// Escapes a label value (backslash, quote, newline).
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

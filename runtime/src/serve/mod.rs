@@ -27,7 +27,7 @@ mod buy_loop;
 mod chain;
 mod guard;
 mod http;
-mod metrics;
+pub(crate) mod metrics;
 mod refresh;
 mod state;
 
