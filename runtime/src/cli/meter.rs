@@ -192,6 +192,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         refresh: Duration::from_secs(args.refresh_secs),
         last_check: Instant::now(),
         licensed: true,
+        retry_at: None,
     };
     state.describe(&tariff);
     let buyer = Buyer {
@@ -268,7 +269,12 @@ struct Loop {
     last_check: Instant,
     /// Whether the last license check held (nothing is granted while not).
     licensed: bool,
+    /// No purchase before this, after a failed one.
+    retry_at: Option<Instant>,
 }
+
+/// How long after a failed purchase the next one is tried.
+const PURCHASE_RETRY: Duration = Duration::from_secs(5);
 
 /// Units per second, smoothed, for the size of the next block.
 #[derive(Debug, Default)]
@@ -351,18 +357,27 @@ impl Loop {
         let block = self.policy.block_units(self.rate.per_sec);
         let low_water = block / 2;
         let owed = usage.used_units().saturating_sub(usage.bought_units);
-        if usage.unused_units() <= low_water {
+        let may_retry = self.retry_at.is_none_or(|at| Instant::now() >= at);
+        if usage.unused_units() <= low_water && may_retry {
             match buyer
                 .buy(&key, tariff.code_hash(), block.saturating_add(owed))
                 .await
             {
                 Ok(_) => {
                     self.with_snapshot(|s| s.purchases_ok += 1);
+                    self.retry_at = None;
                     usage = off_worker(&journal, move |j| j.usage(&key)).await?;
                 }
                 Err(e) => {
                     self.with_snapshot(|s| s.purchases_failed += 1);
-                    tracing::warn!("buying units failed: {e}");
+                    // A refusal (escrow short, price above the cap) changes only
+                    // with the chain; an outage may pass: look again in a while
+                    // rather than at every batch.
+                    self.retry_at = Some(Instant::now() + PURCHASE_RETRY);
+                    tracing::warn!(
+                        retry_in_s = PURCHASE_RETRY.as_secs(),
+                        "buying units failed: {e}"
+                    );
                 }
             }
         }
