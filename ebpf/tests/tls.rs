@@ -670,15 +670,17 @@ fn pinned_totals_survive_detach_and_reattach() {
         matches!(TlsMeter::attach(&cfg), Err(TlsError::Busy { .. })),
         "one meter per pin dir"
     );
+    assert!(!meter.reused_links(), "the first attach attaches");
     run_concurrently(&spec("hello", addr, 3), 1, Some(cgroup.path()));
     assert_eq!(meter.total(tenant).unwrap(), 3);
     drop(meter);
 
-    // Detached: nothing counts, nothing is refused.
-    run_concurrently(&spec("hello", addr, 2), 1, Some(cgroup.path()));
+    // No meter: the pinned programs still count (and take from the allowance).
+    let out = run_concurrently(&spec("hello", addr, 2), 1, Some(cgroup.path()));
+    assert_eq!((out.ok, out.eperm), (2, 0));
     let pinned = PinnedTls::open(&pins.path).unwrap();
-    assert_eq!(pinned.total(tenant).unwrap(), 3);
-    assert_eq!(pinned.quota().unwrap().remaining(), 97);
+    assert_eq!(pinned.total(tenant).unwrap(), 5);
+    assert_eq!(pinned.quota().unwrap().remaining(), 95);
     assert_eq!(pinned.epoch(), epoch);
 
     // A ring buffer of another size is refused, not silently replaced.
@@ -692,17 +694,20 @@ fn pinned_totals_survive_detach_and_reattach() {
     );
 
     let mut meter = attach(&cfg);
+    assert!(meter.reused_links(), "took the pinned links over");
     assert_eq!(meter.epoch(), epoch);
-    assert_eq!(meter.total(tenant).unwrap(), 3);
-    assert_eq!(meter.allowance().unwrap(), 97);
-    run_concurrently(&spec("hello", addr, 2), 1, Some(cgroup.path()));
     assert_eq!(meter.total(tenant).unwrap(), 5);
-    // The events of the first attach were never read: the pinned ring buffer kept them.
+    assert_eq!(meter.allowance().unwrap(), 95);
+    run_concurrently(&spec("hello", addr, 2), 1, Some(cgroup.path()));
+    assert_eq!(meter.total(tenant).unwrap(), 7);
+    // The events of the first attach and of the time without a meter were
+    // never read: the pinned ring buffer kept them.
     let seqs: Vec<u64> = read_all(&mut meter.take_events().unwrap())
         .iter()
         .map(|e| e.seq)
         .collect();
-    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6, 7]);
+    meter.detach_and_unpin().unwrap();
 }
 
 #[test]

@@ -28,12 +28,15 @@ pub(crate) const CONNS: &str = "tls_conns";
 pub(crate) const CONFIG: &str = "tls_config";
 /// Metered port set (pinned, like the configuration).
 pub(crate) const PORTS: &str = "tls_ports";
+/// Every map the meter pins, for removal.
+pub(crate) const PINNED_MAPS: [&str; 8] =
+    [TOTALS, STATS, QUOTA, LAYOUT, EVENTS, CONNS, CONFIG, PORTS];
 
 /// Version of the map layout in `bpf/tls.bpf.c`. Bump it whenever a pinned map
 /// there (or the event layout) changes.
 ///
-/// 2: `tls_config` and `tls_ports` are pinned (so that programs attached
-/// while no meter runs keep their configuration). A version 1 directory (which has
+/// 2: `tls_config` and `tls_ports` are pinned, and so are the programs' links
+/// (they stay attached while no meter runs). A version 1 directory (which has
 /// neither) is taken over and re-stamped 2, keeping its totals and epoch; a
 /// version 1 build refuses a version 2 directory, so it never attaches its
 /// programs a second time beside the pinned ones.
