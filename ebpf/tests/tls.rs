@@ -1054,6 +1054,64 @@ fn links_of_a_removed_cgroup_are_replaced_not_refused() {
     meter.detach_and_unpin().unwrap();
 }
 
+/// `tls_layout` pinned in `pins`, as an array.
+fn layout_array(pins: &PinDir) -> aya::maps::Array<aya::maps::MapData, u64> {
+    let data = aya::maps::MapData::from_pin(pins.path.join("tls_layout")).unwrap();
+    aya::maps::Map::from_map_data(data)
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+#[test]
+fn a_layout_v1_directory_is_taken_over_with_its_totals() {
+    if skip_bpf("a_layout_v1_directory_is_taken_over_with_its_totals") {
+        return;
+    }
+    let cgroup = test_cgroup();
+    let pins = PinDir::new();
+    let addr = server();
+    let cfg = config(&cgroup, &pins, Side::Client, &[addr.port()]);
+    // What a v1 build leaves: the same maps but tls_config and tls_ports, no
+    // links, marker v1. Made by hand from a v2 directory.
+    let meter = metering(&cfg);
+    let epoch_v1 = meter.epoch();
+    assert_eq!(hellos(&cgroup, addr, 2), (2, 0));
+    drop(meter);
+    for link in ["tls_egress_link", "tls_connect4_link", "tls_connect6_link"] {
+        std::fs::remove_file(pins.path.join(link)).unwrap();
+    }
+    for map in ["tls_config", "tls_ports"] {
+        std::fs::remove_file(pins.path.join(map)).unwrap();
+    }
+    let v1 = 0x5342_5854_0000_0001u64;
+    layout_array(&pins).set(0, v1, 0).unwrap();
+    // Removing a link pin detaches a moment later (the kernel's work queue).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while attached_programs(&cgroup).is_some_and(|p| !p.is_empty()) {
+        assert!(
+            Instant::now() < deadline,
+            "the unpinned links stayed attached"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let meter = attach(&cfg);
+    assert!(!meter.reused_links());
+    assert_eq!(meter.epoch(), epoch_v1, "the same maps, not new ones");
+    assert_eq!(meter.total(meter.target_id()).unwrap(), 2);
+    assert_eq!(
+        layout_array(&pins).get(&0, 0).unwrap(),
+        0x5342_5854_0000_0000 | u64::from(sealbox_ebpf::TLS_LAYOUT_VERSION),
+        "re-stamped with this version"
+    );
+    assert_eq!(sealbox_ebpf::TLS_LAYOUT_VERSION, 2);
+    meter.set_allowance(1).unwrap();
+    assert_eq!(hellos(&cgroup, addr, 2), (1, 1));
+    assert_eq!(meter.total(meter.target_id()).unwrap(), 3);
+    meter.detach_and_unpin().unwrap();
+}
+
 #[test]
 fn attach_refuses_a_target_that_is_not_a_cgroup() {
     if skip_bpf("attach_refuses_a_target_that_is_not_a_cgroup") {
