@@ -31,9 +31,13 @@
  *   tls_layout  ARRAY    [0] layout marker, [1] epoch (loader only)
  *   tls_events  RINGBUF  struct tls_event per counted handshake
  *   tls_conns   SK_STORAGE u32 per socket: 1 once the connection was counted
- * Not pinned (the loader writes them at every attach):
- *   tls_config  ARRAY    u32 CFG_* -> u64
+ *   tls_config  ARRAY    u32 CFG_* -> u64 (written by the loader at every
+ *                        attach, and by set_enforcement)
  *   tls_ports   HASH     u16 port (host order) -> u8 1: the metered ports
+ *                        (written by the loader at every attach)
+ * The loader also pins the programs' cgroup links in the same directory
+ * (tls_egress_link, ...), so the programs stay attached, and keep reading
+ * tls_config and tls_ports, while no loader runs (src/tls/links.rs).
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -140,6 +144,7 @@ struct {
 	__uint(max_entries, CFG_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tls_config SEC(".maps");
 
 struct {
@@ -147,6 +152,7 @@ struct {
 	__uint(max_entries, 256);
 	__type(key, __u16);
 	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tls_ports SEC(".maps");
 
 static __always_inline void stat_add(__u32 idx)

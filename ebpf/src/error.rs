@@ -235,12 +235,44 @@ pub enum TlsError {
 
     /// Another TLS meter (in this or another process) holds the pin directory.
     #[error(
-        "another TLS meter is attached with pin directory {pin_dir}; a second one would count \
-         into the same maps (stop it first, or use another pin directory)"
+        "another TLS meter (in this or another process) holds pin directory {pin_dir}; a second \
+         one would write the same maps (stop it first, or use another pin directory)"
     )]
     Busy {
         /// The pin directory in use.
         pin_dir: PathBuf,
+    },
+
+    /// The pin directory holds the links of a meter attached to another target
+    /// cgroup, or on another side (or server hook), than this attach asks for.
+    /// Pinned links stay attached while no meter runs, so a pin directory
+    /// serves one target and side until it is removed.
+    #[error(
+        "the TLS meter pinned in {pin_dir} is attached to {pinned}, and stays attached while no \
+         meter runs; this attach asks for {requested}. Attach with that target and side, use \
+         another pin directory, or remove the pinned meter first (TlsMeter::remove_pinned, what \
+         an uninstall does: it stops its counting and enforcement and removes its totals)"
+    )]
+    PinnedElsewhere {
+        /// The pin directory.
+        pin_dir: PathBuf,
+        /// What its pinned links are attached to: the cgroup id and the side.
+        pinned: String,
+        /// What the configuration asks for.
+        requested: String,
+    },
+
+    /// A pinned link (`tls_*_link` in the pin directory) could not be opened,
+    /// checked, detached or unpinned.
+    #[error("TLS meter link {path}: {operation} failed: {source}")]
+    PinnedLink {
+        /// The link's pin path.
+        path: PathBuf,
+        /// What was being done.
+        operation: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
     },
 
     /// The pinned ring buffer has another size than the configuration asks for.

@@ -10,7 +10,10 @@
 //!
 //! The TLS handshake meter ([`TlsMeter`], module `tls`) meters kernel events
 //! instead: TLS handshakes of a target cgroup, per tenant, with a ring buffer
-//! of events and a kernel-side connect quota (`bpf/tls.bpf.c`).
+//! of events and a kernel-side connect quota (`bpf/tls.bpf.c`). Its programs
+//! are attached through pinned BPF links, so they keep counting and
+//! enforcing while no meter process runs, until
+//! [`TlsMeter::remove_pinned`] (an uninstall).
 //!
 //! x86_64 Linux only; attaching needs root (or CAP_BPF + CAP_PERFMON, plus
 //! CAP_NET_ADMIN for the TLS meter).

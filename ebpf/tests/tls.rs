@@ -2,12 +2,17 @@
 //! from concurrent client processes in the target cgroup, nothing from non-TLS
 //! bytes or from outside the cgroup, one count per connection, counted ring
 //! buffer drops, the connect allowance, server side hooks, pinned totals
-//! across re-attach, and real `openssl s_client`/`s_server` handshakes.
+//! across re-attach, the pinned links (counting and refusing go on after the
+//! meter is dropped or its process SIGKILLed, a re-attach takes them over
+//! without double counting, another target or side is refused,
+//! `remove_pinned` detaches), and real `openssl s_client`/`s_server`
+//! handshakes.
 //!
 //! Processes are put into a test's own cgroup (under the cgroup v2 mount) by
 //! writing their pid into `cgroup.procs` between fork and exec. The client
 //! and server processes are this test binary re-run as the ignored
-//! `tls_helper` test, which does what `SEALBOX_TLS_HELPER` says; synthetic
+//! `tls_helper` test, which does what `SEALBOX_TLS_HELPER` says (also: attach
+//! a meter and wait to be killed); synthetic
 //! TLS records over loopback stand in for real handshakes except in the
 //! openssl test. Needs root and BPF; where there is none, SEALBOX_SKIP_BPF=1
 //! skips (the testkit's BPF rule).
@@ -142,6 +147,9 @@ fn say(s: &mut TcpStream, bytes: &[u8]) {
 /// on addr; reply ServerHello, or an alert to every odd one with `alerts`).
 fn helper_run(spec: &str) {
     let f: Vec<&str> = spec.split(' ').collect();
+    if f[0] == "meter" {
+        return helper_meter(&f[1..]);
+    }
     let addr: SocketAddr = f[1].parse().unwrap();
     let n: u32 = f[2].parse().unwrap();
     let mut out = Outcome::default();
@@ -181,6 +189,23 @@ fn helper_run(spec: &str) {
         "RESULT ok={} eperm={} other={} slowest_refusal_us={}",
         out.ok, out.eperm, out.other, out.slowest_refusal_us
     );
+}
+
+/// `meter PIN_DIR CGROUP PORT ALLOWANCE`: attaches a client-side meter to
+/// CGROUP for PORT, grants ALLOWANCE, says `attached`, then waits to be killed.
+fn helper_meter(f: &[&str]) {
+    let cfg = TlsConfig {
+        pin_dir: PathBuf::from(f[0]),
+        ports: Ports::Only(vec![f[2].parse().unwrap()]),
+        ..TlsConfig::new(f[1], Side::Client)
+    };
+    let meter = TlsMeter::attach(&cfg).unwrap();
+    meter.set_allowance(f[3].parse().unwrap()).unwrap();
+    println!("attached");
+    std::io::stdout().flush().unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
 }
 
 /// Not a test: the body of a helper process (see the module docs).
@@ -365,6 +390,54 @@ fn read_all(events: &mut TlsEvents) -> Vec<TlsEvent> {
 
 fn spec(op: &str, addr: SocketAddr, n: u32) -> String {
     format!("{op} {addr} {n}")
+}
+
+/// Reads `child`'s stdout until a line contains `word`.
+fn wait_for_line(child: &mut Child, word: &str) {
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains(word) {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the helper exited before saying {word}"
+        );
+    }
+}
+
+/// `n` ClientHello connections from a helper in `cgroup`: (connected, EPERM).
+fn hellos(cgroup: &CgroupDir, addr: SocketAddr, n: u32) -> (u32, u32) {
+    let out = run_concurrently(&spec("hello", addr, n), 1, Some(cgroup.path()));
+    assert_eq!(out.other, 0, "{out:?}");
+    (out.ok, out.eperm)
+}
+
+/// The TLS programs attached to `cgroup` (from `bpftool cgroup show`), or
+/// `None` without bpftool.
+fn attached_programs(cgroup: &CgroupDir) -> Option<Vec<String>> {
+    let out = Command::new("bpftool")
+        .args(["cgroup", "show"])
+        .arg(cgroup.path())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with("tls_"))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    Some(names)
+}
+
+/// The sequence numbers of every event waiting in the pinned ring buffer.
+fn pinned_seqs(pins: &PinDir) -> Vec<u64> {
+    let mut seqs: Vec<u64> = read_all(&mut TlsEvents::open(&pins.path).unwrap())
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    seqs.sort_unstable();
+    seqs
 }
 
 // ---------------------------------------------------------------- tests
@@ -670,15 +743,17 @@ fn pinned_totals_survive_detach_and_reattach() {
         matches!(TlsMeter::attach(&cfg), Err(TlsError::Busy { .. })),
         "one meter per pin dir"
     );
+    assert!(!meter.reused_links(), "the first attach attaches");
     run_concurrently(&spec("hello", addr, 3), 1, Some(cgroup.path()));
     assert_eq!(meter.total(tenant).unwrap(), 3);
     drop(meter);
 
-    // Detached: nothing counts, nothing is refused.
-    run_concurrently(&spec("hello", addr, 2), 1, Some(cgroup.path()));
+    // No meter: the pinned programs still count (and take from the allowance).
+    let out = run_concurrently(&spec("hello", addr, 2), 1, Some(cgroup.path()));
+    assert_eq!((out.ok, out.eperm), (2, 0));
     let pinned = PinnedTls::open(&pins.path).unwrap();
-    assert_eq!(pinned.total(tenant).unwrap(), 3);
-    assert_eq!(pinned.quota().unwrap().remaining(), 97);
+    assert_eq!(pinned.total(tenant).unwrap(), 5);
+    assert_eq!(pinned.quota().unwrap().remaining(), 95);
     assert_eq!(pinned.epoch(), epoch);
 
     // A ring buffer of another size is refused, not silently replaced.
@@ -692,17 +767,349 @@ fn pinned_totals_survive_detach_and_reattach() {
     );
 
     let mut meter = attach(&cfg);
+    assert!(meter.reused_links(), "took the pinned links over");
     assert_eq!(meter.epoch(), epoch);
-    assert_eq!(meter.total(tenant).unwrap(), 3);
-    assert_eq!(meter.allowance().unwrap(), 97);
-    run_concurrently(&spec("hello", addr, 2), 1, Some(cgroup.path()));
     assert_eq!(meter.total(tenant).unwrap(), 5);
-    // The events of the first attach were never read: the pinned ring buffer kept them.
+    assert_eq!(meter.allowance().unwrap(), 95);
+    run_concurrently(&spec("hello", addr, 2), 1, Some(cgroup.path()));
+    assert_eq!(meter.total(tenant).unwrap(), 7);
+    // The events of the first attach and of the time without a meter were
+    // never read: the pinned ring buffer kept them.
     let seqs: Vec<u64> = read_all(&mut meter.take_events().unwrap())
         .iter()
         .map(|e| e.seq)
         .collect();
-    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6, 7]);
+    meter.detach_and_unpin().unwrap();
+}
+
+#[test]
+fn counting_and_refusing_go_on_after_the_meter_is_dropped() {
+    if skip_bpf("counting_and_refusing_go_on_after_the_meter_is_dropped") {
+        return;
+    }
+    let cgroup = test_cgroup();
+    let pins = PinDir::new();
+    let addr = server();
+    let meter = attach(&config(&cgroup, &pins, Side::Client, &[addr.port()]));
+    meter.set_allowance(4).unwrap();
+    let tenant = meter.target_id();
+    drop(meter);
+
+    // No meter anywhere: 4 through, then EPERM, all counted.
+    assert_eq!(hellos(&cgroup, addr, 6), (4, 2));
+    let pinned = PinnedTls::open(&pins.path).unwrap();
+    assert_eq!(pinned.total(tenant).unwrap(), 4);
+    let stats = pinned.stats().unwrap();
+    assert_eq!((stats.refused, stats.dropped), (2, 0), "{stats:?}");
+    let quota = pinned.quota().unwrap();
+    assert_eq!((quota.granted, quota.admitted), (4, 4));
+    assert_eq!(pinned_seqs(&pins), vec![1, 2, 3, 4], "events kept coming");
+    // Still nothing outside the cgroup.
+    let outside = run_concurrently(&spec("hello", addr, 2), 1, None);
+    assert_eq!((outside.ok, outside.eperm), (2, 0));
+    assert_eq!(pinned.total(tenant).unwrap(), 4);
+    TlsMeter::remove_pinned(&pins.path).unwrap();
+}
+
+#[test]
+fn enforcement_switched_off_stays_off_after_the_meter_is_dropped() {
+    if skip_bpf("enforcement_switched_off_stays_off_after_the_meter_is_dropped") {
+        return;
+    }
+    let cgroup = test_cgroup();
+    let pins = PinDir::new();
+    let addr = server();
+    let mut meter = attach(&config(&cgroup, &pins, Side::Client, &[addr.port()]));
+    meter.set_allowance(1).unwrap();
+    meter.set_enforcement(false).unwrap();
+    let tenant = meter.target_id();
+    drop(meter);
+
+    // Overage: through, counted, and over the allowance, to bill afterwards.
+    assert_eq!(hellos(&cgroup, addr, 3), (3, 0));
+    let pinned = PinnedTls::open(&pins.path).unwrap();
+    assert_eq!(pinned.total(tenant).unwrap(), 3);
+    let stats = pinned.stats().unwrap();
+    assert_eq!((stats.over_allowance, stats.refused), (2, 0), "{stats:?}");
+    // A meter attaching again writes its own switch (TlsConfig::enforce, on).
+    let meter = attach(&config(&cgroup, &pins, Side::Client, &[addr.port()]));
+    assert!(meter.reused_links());
+    assert!(meter.enforcing().unwrap());
+    drop(meter);
+    assert_eq!(hellos(&cgroup, addr, 1), (0, 1));
+    TlsMeter::remove_pinned(&pins.path).unwrap();
+}
+
+#[test]
+fn counting_and_refusing_go_on_after_the_metering_process_is_sigkilled() {
+    if skip_bpf("counting_and_refusing_go_on_after_the_metering_process_is_sigkilled") {
+        return;
+    }
+    let cgroup = test_cgroup();
+    let pins = PinDir::new();
+    let addr = server();
+    let tenant = sealbox_ebpf::cgroup_id(cgroup.path()).unwrap();
+    // A helper process (outside the cgroup) attaches, grants 3 and is killed.
+    let mut child = spawn_helper(
+        &format!(
+            "meter {} {} {} 3",
+            pins.path.display(),
+            cgroup.path().display(),
+            addr.port()
+        ),
+        None,
+    );
+    wait_for_line(&mut child, "attached");
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+
+    assert_eq!(hellos(&cgroup, addr, 5), (3, 2));
+    let pinned = PinnedTls::open(&pins.path).unwrap();
+    assert_eq!(pinned.total(tenant).unwrap(), 3);
+    assert_eq!(pinned.stats().unwrap().refused, 2);
+    assert_eq!(pinned_seqs(&pins), vec![1, 2, 3]);
+
+    // A restarted meter takes the links over and counts on exactly.
+    let meter = attach(&config(&cgroup, &pins, Side::Client, &[addr.port()]));
+    assert!(meter.reused_links());
+    assert_eq!(meter.total(tenant).unwrap(), 3);
+    meter.add_allowance(2).unwrap();
+    assert_eq!(hellos(&cgroup, addr, 3), (2, 1));
+    assert_eq!(meter.total(tenant).unwrap(), 5);
+    assert_eq!(meter.refused().unwrap(), 3);
+    meter.detach_and_unpin().unwrap();
+}
+
+#[test]
+fn reattaching_reuses_the_pinned_links_and_counts_exactly() {
+    if skip_bpf("reattaching_reuses_the_pinned_links_and_counts_exactly") {
+        return;
+    }
+    let cgroup = test_cgroup();
+    let pins = PinDir::new();
+    let addr = server();
+    let cfg = config(&cgroup, &pins, Side::Client, &[addr.port()]);
+    let mut tenant = 0;
+    for round in 0..3u64 {
+        let meter = metering(&cfg);
+        tenant = meter.target_id();
+        assert_eq!(meter.reused_links(), round > 0, "round {round}");
+        if let Some(names) = attached_programs(&cgroup) {
+            assert_eq!(
+                names,
+                ["tls_connect4", "tls_connect6", "tls_egress"],
+                "each program attached once, round {round}"
+            );
+        }
+        // 3 with the meter, 2 without: 5 a round, each counted once.
+        assert_eq!(hellos(&cgroup, addr, 3), (3, 0));
+        assert_eq!(meter.total(tenant).unwrap(), 5 * round + 3);
+        drop(meter);
+        assert_eq!(hellos(&cgroup, addr, 2), (2, 0));
+    }
+    let pinned = PinnedTls::open(&pins.path).unwrap();
+    assert_eq!(pinned.total(tenant).unwrap(), 15, "no double counting");
+    assert_eq!(pinned.quota().unwrap().admitted, 15, "one unit per connect");
+    assert_eq!(pinned_seqs(&pins), (1..=15).collect::<Vec<_>>());
+    TlsMeter::remove_pinned(&pins.path).unwrap();
+}
+
+#[test]
+fn a_pinned_meter_refuses_another_target_or_side() {
+    if skip_bpf("a_pinned_meter_refuses_another_target_or_side") {
+        return;
+    }
+    let (a, b) = (test_cgroup(), test_cgroup());
+    let pins = PinDir::new();
+    let addr = server();
+    let meter = attach(&config(&a, &pins, Side::Client, &[addr.port()]));
+    meter.set_allowance(2).unwrap();
+    let tenant = meter.target_id();
+    drop(meter);
+
+    // Another target, another side, another server hook: refused, and
+    // nothing of theirs written (their enforcement off, their ports).
+    let other_port = free_port();
+    let refused = [
+        config(&b, &pins, Side::Client, &[other_port]),
+        config(&a, &pins, Side::Server, &[other_port]),
+        TlsConfig {
+            server_hook: ServerHook::IngressClientHello,
+            ..config(&a, &pins, Side::Server, &[other_port])
+        },
+    ];
+    for cfg in refused {
+        let cfg = TlsConfig {
+            enforce: false,
+            ..cfg
+        };
+        match TlsMeter::attach(&cfg) {
+            Err(e @ TlsError::PinnedElsewhere { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("remove_pinned"), "{text}");
+                assert!(text.contains(&tenant.to_string()), "{text}");
+            }
+            other => panic!("expected PinnedElsewhere for {cfg:?}, got {other:?}"),
+        }
+    }
+    // The pinned meter is as it was: enforcing, its port, counting a only.
+    assert_eq!(hellos(&a, addr, 3), (2, 1));
+    assert_eq!(hellos(&b, addr, 2), (2, 0));
+    let pinned = PinnedTls::open(&pins.path).unwrap();
+    assert_eq!(
+        pinned.totals().unwrap().into_iter().collect::<Vec<_>>(),
+        vec![(tenant, 2)]
+    );
+    // The same target and side is taken over.
+    let meter = attach(&config(&a, &pins, Side::Client, &[addr.port()]));
+    assert!(meter.reused_links());
+    meter.detach_and_unpin().unwrap();
+    // Once removed, the pin directory is free for another target.
+    let meter = attach(&config(&b, &pins, Side::Client, &[addr.port()]));
+    assert!(!meter.reused_links());
+    meter.detach_and_unpin().unwrap();
+}
+
+#[test]
+fn remove_pinned_detaches_and_removes_every_pin() {
+    if skip_bpf("remove_pinned_detaches_and_removes_every_pin") {
+        return;
+    }
+    let cgroup = test_cgroup();
+    let pins = PinDir::new();
+    let addr = server();
+    let cfg = config(&cgroup, &pins, Side::Client, &[addr.port()]);
+    let meter = attach(&cfg);
+    let (tenant, epoch) = (meter.target_id(), meter.epoch());
+    // Not while a meter holds the directory.
+    assert!(matches!(
+        TlsMeter::remove_pinned(&pins.path),
+        Err(TlsError::Busy { .. })
+    ));
+    drop(meter);
+    assert_eq!(hellos(&cgroup, addr, 1), (0, 1), "enforced without a meter");
+    let kept = PinnedTls::open(&pins.path).unwrap(); // holds the maps open
+
+    TlsMeter::remove_pinned(&pins.path).unwrap();
+    assert!(!pins.path.exists(), "the pin directory is gone");
+    assert_eq!(
+        attached_programs(&cgroup).unwrap_or_default(),
+        Vec::<String>::new()
+    );
+    // Detached: nothing refused, nothing counted.
+    assert_eq!(hellos(&cgroup, addr, 3), (3, 0));
+    assert_eq!(kept.total(tenant).unwrap(), 0);
+    assert_eq!(kept.stats().unwrap().refused, 1);
+    assert!(matches!(
+        PinnedTls::open(&pins.path),
+        Err(TlsError::Pins(MeterError::NotPinned { .. }))
+    ));
+    TlsMeter::remove_pinned(&pins.path).unwrap(); // nothing left: fine
+
+    // detach_and_unpin does the same for an attached meter; a new attach
+    // started from zero (a new epoch).
+    let meter = metering(&cfg);
+    assert!(!meter.reused_links());
+    assert_ne!(meter.epoch(), epoch);
+    assert_eq!(hellos(&cgroup, addr, 2), (2, 0));
+    assert_eq!(meter.total(tenant).unwrap(), 2);
+    meter.detach_and_unpin().unwrap();
+    assert!(!pins.path.exists());
+    assert_eq!(hellos(&cgroup, addr, 2), (2, 0));
+    assert_eq!(kept.total(tenant).unwrap(), 0);
+}
+
+#[test]
+fn links_of_a_removed_cgroup_are_replaced_not_refused() {
+    if skip_bpf("links_of_a_removed_cgroup_are_replaced_not_refused") {
+        return;
+    }
+    let pins = PinDir::new();
+    let addr = server();
+    let gone = test_cgroup();
+    drop(attach(&config(&gone, &pins, Side::Client, &[addr.port()])));
+    gone.remove().unwrap();
+    // The kernel releases the removed cgroup's programs asynchronously:
+    // until it has, the links still name it.
+    let next = test_cgroup();
+    let cfg = config(&next, &pins, Side::Client, &[addr.port()]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let meter = loop {
+        match TlsMeter::attach(&cfg) {
+            Err(TlsError::PinnedElsewhere { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => break other.unwrap(),
+        }
+    };
+    assert!(!meter.reused_links());
+    meter.set_allowance(1).unwrap();
+    assert_eq!(hellos(&next, addr, 2), (1, 1));
+    assert_eq!(meter.total(meter.target_id()).unwrap(), 1);
+    meter.detach_and_unpin().unwrap();
+}
+
+/// `tls_layout` pinned in `pins`, as an array.
+fn layout_array(pins: &PinDir) -> aya::maps::Array<aya::maps::MapData, u64> {
+    let data = aya::maps::MapData::from_pin(pins.path.join("tls_layout")).unwrap();
+    aya::maps::Map::from_map_data(data)
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+#[test]
+fn a_layout_v1_directory_is_taken_over_with_its_totals() {
+    if skip_bpf("a_layout_v1_directory_is_taken_over_with_its_totals") {
+        return;
+    }
+    let cgroup = test_cgroup();
+    let pins = PinDir::new();
+    let addr = server();
+    let cfg = config(&cgroup, &pins, Side::Client, &[addr.port()]);
+    // What a v1 build leaves: the same maps but tls_config and tls_ports, no
+    // links, marker v1. Made by hand from a v2 directory.
+    let meter = metering(&cfg);
+    let epoch_v1 = meter.epoch();
+    assert_eq!(hellos(&cgroup, addr, 2), (2, 0));
+    drop(meter);
+    for link in ["tls_egress_link", "tls_connect4_link", "tls_connect6_link"] {
+        std::fs::remove_file(pins.path.join(link)).unwrap();
+    }
+    for map in ["tls_config", "tls_ports"] {
+        std::fs::remove_file(pins.path.join(map)).unwrap();
+    }
+    let v1 = 0x5342_5854_0000_0001u64;
+    layout_array(&pins).set(0, v1, 0).unwrap();
+    // Removing a link pin detaches a moment later (the kernel's work queue).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while attached_programs(&cgroup).is_some_and(|p| !p.is_empty()) {
+        assert!(
+            Instant::now() < deadline,
+            "the unpinned links stayed attached"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let meter = attach(&cfg);
+    assert!(!meter.reused_links());
+    assert_eq!(meter.epoch(), epoch_v1, "the same maps, not new ones");
+    assert_eq!(meter.total(meter.target_id()).unwrap(), 2);
+    assert_eq!(
+        layout_array(&pins).get(&0, 0).unwrap(),
+        0x5342_5854_0000_0000 | u64::from(sealbox_ebpf::TLS_LAYOUT_VERSION),
+        "re-stamped with this version"
+    );
+    assert_eq!(sealbox_ebpf::TLS_LAYOUT_VERSION, 2);
+    meter.set_allowance(1).unwrap();
+    assert_eq!(hellos(&cgroup, addr, 2), (1, 1));
+    assert_eq!(meter.total(meter.target_id()).unwrap(), 3);
+    meter.detach_and_unpin().unwrap();
 }
 
 #[test]

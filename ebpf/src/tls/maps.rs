@@ -23,16 +23,28 @@ pub(crate) const LAYOUT: &str = "tls_layout";
 pub(crate) const EVENTS: &str = "tls_events";
 /// Per-socket "counted" marks (pinned socket storage).
 pub(crate) const CONNS: &str = "tls_conns";
-/// Configuration array, see `CFG_*` (not pinned).
+/// Configuration array, see `CFG_*` (pinned: the attached programs read it
+/// while no meter runs).
 pub(crate) const CONFIG: &str = "tls_config";
-/// Metered port set (not pinned).
+/// Metered port set (pinned, like the configuration).
 pub(crate) const PORTS: &str = "tls_ports";
+/// Every map the meter pins, for removal.
+pub(crate) const PINNED_MAPS: [&str; 8] =
+    [TOTALS, STATS, QUOTA, LAYOUT, EVENTS, CONNS, CONFIG, PORTS];
 
 /// Version of the map layout in `bpf/tls.bpf.c`. Bump it whenever a pinned map
 /// there (or the event layout) changes.
-pub const TLS_LAYOUT_VERSION: u32 = 1;
+///
+/// 2: `tls_config` and `tls_ports` are pinned, and so are the programs' links
+/// (they stay attached while no meter runs). A version 1 directory (which has
+/// neither) is taken over and re-stamped 2, keeping its totals and epoch; a
+/// version 1 build refuses a version 2 directory, so it never attaches its
+/// programs a second time beside the pinned ones.
+pub const TLS_LAYOUT_VERSION: u32 = 2;
 /// `tls_layout[0]`: "SBXT" then the version.
 const LAYOUT_MARKER: u64 = 0x5342_5854_0000_0000 | TLS_LAYOUT_VERSION as u64;
+/// The marker of layout version 1, whose maps are a subset of version 2's.
+const LAYOUT_MARKER_V1: u64 = 0x5342_5854_0000_0001;
 const LAYOUT_MARKER_SLOT: u32 = 0;
 const LAYOUT_EPOCH_SLOT: u32 = 1;
 
@@ -52,12 +64,14 @@ pub(crate) const CFG_ALL_PORTS: u32 = 1;
 pub(crate) const CFG_EGRESS_TYPE: u32 = 2;
 pub(crate) const CFG_INGRESS_TYPE: u32 = 3;
 pub(crate) const CFG_TENANT_LEVEL: u32 = 4;
+/// Slots of `tls_config` (`CFG_SLOTS` in the BPF source).
+const CFG_SLOTS: u32 = 8;
 
 /// `BPF_F_NO_PREALLOC`, which socket storage requires.
 const BPF_F_NO_PREALLOC: u32 = 1;
 
 /// The pinned maps' expected shapes; `None` capacities are not checked.
-fn specs(max_tenants: Option<u32>, ring_bytes: Option<u32>) -> [MapSpec; 6] {
+fn specs(max_tenants: Option<u32>, ring_bytes: Option<u32>) -> [MapSpec; 8] {
     let array = |name, slots| MapSpec {
         name,
         kind: MapType::Array,
@@ -93,6 +107,15 @@ fn specs(max_tenants: Option<u32>, ring_bytes: Option<u32>) -> [MapSpec; 6] {
             value_size: 4,
             max_entries: Some(0),
             flags: BPF_F_NO_PREALLOC,
+        },
+        array(CONFIG, CFG_SLOTS),
+        MapSpec {
+            name: PORTS,
+            kind: MapType::Hash,
+            key_size: 2,
+            value_size: 1,
+            max_entries: Some(crate::MAX_PORTS as u32),
+            flags: 0,
         },
     ]
 }
@@ -152,8 +175,9 @@ pub(crate) fn validate_pins(pin_dir: &Path, ring_bytes: Option<u32>) -> Result<(
 
 fn check_marker(path: &Path, marker: u64) -> Result<(), TlsError> {
     // 0: created by a loader that stopped before stamping (it stamps right after
-    // creating the maps, holding the pin directory lock).
-    if marker == 0 || marker == LAYOUT_MARKER {
+    // creating the maps, holding the pin directory lock). Version 1: a subset of
+    // this layout, taken over (and re-stamped by `stamp_layout`).
+    if marker == 0 || marker == LAYOUT_MARKER || marker == LAYOUT_MARKER_V1 {
         return Ok(());
     }
     Err(MeterError::StaleLayout {
@@ -176,7 +200,8 @@ fn read_layout(path: &Path, map: Map) -> Result<(u64, u64), TlsError> {
 }
 
 /// Stamps a freshly created layout map (epoch, then marker), or checks the
-/// marker of an existing one; returns the epoch.
+/// marker of an existing one (re-stamping a version 1 marker with this
+/// version: the maps it lacked were just created); returns the epoch.
 pub(crate) fn stamp_layout(pin_dir: &Path, map: Map) -> Result<u64, TlsError> {
     let path = pin_path(pin_dir, LAYOUT);
     let mut array: Array<MapData, u64> =
@@ -185,6 +210,11 @@ pub(crate) fn stamp_layout(pin_dir: &Path, map: Map) -> Result<u64, TlsError> {
         .get(&LAYOUT_MARKER_SLOT, 0)
         .map_err(|e| map_err(&path, "reading the layout marker", &e))?;
     check_marker(&path, marker)?;
+    if marker == LAYOUT_MARKER_V1 {
+        array
+            .set(LAYOUT_MARKER_SLOT, LAYOUT_MARKER, 0)
+            .map_err(|e| map_err(&path, "upgrading the layout marker", &e))?;
+    }
     if marker != 0 {
         return array
             .get(&LAYOUT_EPOCH_SLOT, 0)

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use aya::maps::{Array, HashMap, MapData};
+use aya::programs::links::{FdLink, LinkError};
 use aya::programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr};
 use aya::{Ebpf, EbpfError, EbpfLoader};
 
@@ -14,9 +15,10 @@ use crate::error::is_permission_error;
 use crate::layout::pin_path;
 use crate::privilege::{missing_tls_capabilities, raise_memlock};
 use crate::tls::cgroup::{cgroup_id, cgroup_level, check_cgroup2_dir};
+use crate::tls::links::{self, Hook, PinnedHook};
 use crate::tls::maps::{
     CFG_ALL_PORTS, CFG_EGRESS_TYPE, CFG_ENFORCE, CFG_INGRESS_TYPE, CFG_TENANT_LEVEL, CONFIG,
-    EVENTS, LAYOUT, PORTS, QUOTA, STATS, TOTALS, TlsMaps, stamp_layout, validate_pins,
+    EVENTS, LAYOUT, PINNED_MAPS, PORTS, QUOTA, STATS, TOTALS, TlsMaps, stamp_layout, validate_pins,
 };
 use crate::{Ports, Quota, ServerHook, Side, Tenancy, TlsConfig, TlsError, TlsEvents, TlsStats};
 
@@ -27,11 +29,6 @@ static TLS_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 pub fn tls_bpf_object() -> &'static [u8] {
     TLS_OBJECT
 }
-
-const EGRESS: &str = "tls_egress";
-const INGRESS: &str = "tls_ingress";
-const CONNECT4: &str = "tls_connect4";
-const CONNECT6: &str = "tls_connect6";
 
 /// TLS handshake types.
 const CLIENT_HELLO: u64 = 1;
@@ -77,21 +74,28 @@ fn object_error(e: EbpfError) -> TlsError {
     }
 }
 
-/// An attached TLS handshake meter. While it lives, the kernel counts the
-/// target cgroup's TLS handshakes per tenant into pinned maps, sends one
-/// event per counted handshake to the ring buffer ([`TlsMeter::take_events`]),
-/// and (client side) takes one from the allowance per connect to a metered
-/// port, refusing connects when it is empty if enforcement is on.
+/// An attached TLS handshake meter. The kernel counts the target cgroup's TLS
+/// handshakes per tenant into pinned maps, sends one event per counted
+/// handshake to the pinned ring buffer ([`TlsMeter::take_events`]), and
+/// (client side) takes one from the allowance per connect to a metered port,
+/// refusing connects when it is empty if enforcement is on.
 ///
-/// Dropping it detaches the programs: from then on nothing is counted and
-/// nothing is refused. The pinned maps (totals, stats, allowance, the ring
-/// buffer with what it still holds) stay for the next attach with the same
-/// pin directory, or for a [`PinnedTls`](crate::PinnedTls) reader.
+/// **The attachments outlive the meter.** The programs are attached as BPF
+/// links pinned in the pin directory, next to the maps. Dropping a
+/// `TlsMeter`, or the process exiting or being killed (SIGKILL included),
+/// does **not** detach them: while no meter runs the kernel keeps counting
+/// handshakes into the pinned totals, keeps writing events into the pinned
+/// ring buffer (what does not fit is counted in
+/// [`TlsStats::dropped`](crate::TlsStats::dropped)), and keeps enforcing the
+/// allowance as last set: with enforcement on, connects past it are refused
+/// (the allowance only shrinks until a meter grants more); with enforcement
+/// off (overage), it stays off and connects past it go through, counted in
+/// [`TlsStats::over_allowance`](crate::TlsStats::over_allowance). The next
+/// [`TlsMeter::attach`] with the same pin directory, target and side takes
+/// the pinned links over instead of attaching again (which would count each
+/// handshake twice). Only [`TlsMeter::detach_and_unpin`] or
+/// [`TlsMeter::remove_pinned`] (what an uninstall does) detach the programs.
 pub struct TlsMeter {
-    /// Owns the programs and their links: dropped first (fields drop in
-    /// order), which closes the links and so detaches the programs before the
-    /// pin directory lock is released.
-    _bpf: Ebpf,
     maps: TlsMaps,
     config: Array<MapData, u64>,
     events: Option<TlsEvents>,
@@ -99,6 +103,8 @@ pub struct TlsMeter {
     target_id: u64,
     side: Side,
     pin_dir: PathBuf,
+    reused_links: bool,
+    /// Held for the meter's life; dropped last (fields drop in order).
     _lock: PinDirLock,
 }
 
@@ -109,26 +115,81 @@ impl std::fmt::Debug for TlsMeter {
             .field("target_id", &self.target_id)
             .field("side", &self.side)
             .field("pin_dir", &self.pin_dir)
+            .field("reused_links", &self.reused_links)
             .finish_non_exhaustive()
     }
 }
 
+/// The hooks a configuration attaches, and the handshake types written to
+/// `CFG_EGRESS_TYPE` and `CFG_INGRESS_TYPE`.
+fn hooks_for(side: Side, server_hook: ServerHook) -> (Vec<Hook>, u64, u64) {
+    match (side, server_hook) {
+        (Side::Client, _) => (
+            vec![links::EGRESS, links::CONNECT4, links::CONNECT6],
+            CLIENT_HELLO,
+            0,
+        ),
+        (Side::Server, ServerHook::EgressServerHello) => (vec![links::EGRESS], SERVER_HELLO, 0),
+        (Side::Server, ServerHook::IngressClientHello) => (vec![links::INGRESS], 0, CLIENT_HELLO),
+    }
+}
+
+/// Names the side that the handshake types in `tls_config` stand for.
+fn describe_side(egress_type: u64, ingress_type: u64) -> String {
+    match (egress_type, ingress_type) {
+        (CLIENT_HELLO, 0) => "the client side".into(),
+        (SERVER_HELLO, 0) => "the server side (egress ServerHello)".into(),
+        (0, CLIENT_HELLO) => "the server side (ingress ClientHello)".into(),
+        (e, i) => format!("an unknown side (egress type {e}, ingress type {i})"),
+    }
+}
+
+/// Whether every pinned link's program uses only maps pinned in the pin
+/// directory now, whose ids are `pinned_maps` (false when the maps were
+/// removed and re-created under live links: those programs would count into,
+/// and take the allowance from, maps no one can read or write any more).
+fn programs_use_pinned_maps(pinned: &[PinnedHook], pinned_maps: &[u32]) -> bool {
+    let mut wanted: Vec<u32> = pinned.iter().map(|p| p.prog_id).collect();
+    for info in aya::programs::loaded_programs().flatten() {
+        if let Some(at) = wanted.iter().position(|id| *id == info.id()) {
+            match info.map_ids() {
+                Ok(Some(ids)) if !ids.iter().all(|id| pinned_maps.contains(id)) => return false,
+                // Ok(None): a kernel that does not say; trust the pins.
+                _ => {}
+            }
+            wanted.swap_remove(at);
+        }
+    }
+    true
+}
+
 impl TlsMeter {
-    /// Attaches the meter to `config.target`.
+    /// Attaches the meter to `config.target`, or takes over the attachments
+    /// an earlier meter pinned in `config.pin_dir` for the same target and
+    /// side.
     ///
     /// In order: checks CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (naming what
     /// is missing), the configuration and the target (a cgroup v2
     /// directory); raises RLIMIT_MEMLOCK; makes sure the pin directory is on
     /// bpffs; takes the pin directory for this meter's life
     /// ([`TlsError::Busy`] if another meter has it); checks any maps pinned
-    /// there against this build's layout and ring size; loads the programs
-    /// reusing (or creating and pinning) the maps; writes the configuration
-    /// and the port set; attaches `tls_egress` (client, or server with
-    /// [`ServerHook::EgressServerHello`]) or `tls_ingress`, and on the client
-    /// side `tls_connect4` and `tls_connect6`, to the target cgroup as BPF
-    /// links (the kernel makes cgroup links multi-attach by itself: other
-    /// programs on the cgroup and its ancestors keep running; asking for
-    /// `BPF_F_ALLOW_MULTI` explicitly is refused with EINVAL).
+    /// there against this build's layout and ring size; loads the object
+    /// reusing (or creating and pinning) the maps; checks the links pinned
+    /// there: links whose cgroup was removed are detached and unpinned, live
+    /// links of another target cgroup, side or server hook are refused
+    /// ([`TlsError::PinnedElsewhere`], nothing changed); writes the
+    /// configuration (enforcement, tenancy) and the port set, which apply to
+    /// pinned links at once; then attaches what is not attached yet:
+    /// `tls_egress` (client, or server with [`ServerHook::EgressServerHello`])
+    /// or `tls_ingress`, and on the client side `tls_connect4` and
+    /// `tls_connect6`, to the target cgroup as BPF links, each pinned in the
+    /// pin directory (`tls_egress_link`, …) so that it stays attached after
+    /// this process ends. The kernel makes cgroup links multi-attach by
+    /// itself: other programs on the cgroup and its ancestors keep running
+    /// (asking for `BPF_F_ALLOW_MULTI` explicitly is refused with EINVAL).
+    /// A program already attached through a pinned link is never attached a
+    /// second time: [`TlsMeter::reused_links`] says whether this attach took
+    /// links over.
     pub fn attach(config: &TlsConfig) -> Result<TlsMeter, TlsError> {
         let missing = missing_tls_capabilities();
         if !missing.is_empty() {
@@ -187,18 +248,82 @@ impl TlsMeter {
         let ports_map = take(PORTS)?;
 
         let map_err = |name: &str, operation, e: &dyn std::fmt::Display| TlsError::Map {
-            path: PathBuf::from(name),
+            path: pin_path(&pin_dir, name),
             operation,
             detail: e.to_string(),
         };
         let mut cfg: Array<MapData, u64> =
             Array::try_from(config_map).map_err(|e| map_err(CONFIG, "opening", &e))?;
-        let (egress_type, ingress_type) = match (config.side, config.server_hook) {
-            (Side::Client, _) => (CLIENT_HELLO, 0),
-            (Side::Server, ServerHook::EgressServerHello) => (SERVER_HELLO, 0),
-            (Side::Server, ServerHook::IngressClientHello) => (0, CLIENT_HELLO),
-        };
+        let (wanted, egress_type, ingress_type) = hooks_for(config.side, config.server_hook);
+
+        // The links an earlier meter pinned here.
+        let mut pinned = links::pinned_hooks(&pin_dir)?;
+        // A link whose cgroup was removed is attached to nothing: drop it.
+        for stale in pinned.iter().filter(|p| p.cgroup_id == 0) {
+            links::unpin_hook(&pin_dir, stale.hook)?;
+        }
+        pinned.retain(|p| p.cgroup_id != 0);
+        if !pinned.is_empty() {
+            // Maps removed and re-created under live links: those programs
+            // count into maps no one reads (and enforce an allowance no one can
+            // grant). Detach them and attach anew.
+            let mut map_ids = Vec::new();
+            for name in PINNED_MAPS {
+                if let Some(map) = crate::layout::open_pinned(&pin_path(&pin_dir, name))? {
+                    let info = map
+                        .info()
+                        .map_err(|e| map_err(name, "reading map info", &e))?;
+                    map_ids.push(info.id());
+                }
+            }
+            if !programs_use_pinned_maps(&pinned, &map_ids) {
+                for p in pinned.drain(..) {
+                    links::unpin_hook(&pin_dir, p.hook)?;
+                }
+            }
+        }
+        if !pinned.is_empty() {
+            let read = |slot| {
+                cfg.get(&slot, 0)
+                    .map_err(|e| map_err(CONFIG, "reading the configuration", &e))
+            };
+            let pinned_types = (read(CFG_EGRESS_TYPE)?, read(CFG_INGRESS_TYPE)?);
+            let elsewhere = pinned.iter().find(|p| p.cgroup_id != target_id);
+            let other_hook = pinned.iter().any(|p| !wanted.contains(&p.hook));
+            if elsewhere.is_some() || other_hook || pinned_types != (egress_type, ingress_type) {
+                let pinned_side = describe_side(pinned_types.0, pinned_types.1);
+                let requested_side = describe_side(egress_type, ingress_type);
+                let pinned_cgroup = elsewhere.unwrap_or(&pinned[0]).cgroup_id;
+                let programs: Vec<&str> = pinned.iter().map(|p| p.hook.program).collect();
+                return Err(TlsError::PinnedElsewhere {
+                    pin_dir: pin_dir.clone(),
+                    pinned: format!(
+                        "cgroup id {pinned_cgroup} on {pinned_side} ({})",
+                        programs.join(", ")
+                    ),
+                    requested: format!(
+                        "{} (cgroup id {target_id}) on {requested_side}",
+                        target.display()
+                    ),
+                });
+            }
+        }
+
+        // The configuration: read by the pinned programs at once.
         let all_ports = matches!(config.ports, Ports::All);
+        let mut ports: HashMap<MapData, u16, u8> =
+            HashMap::try_from(ports_map).map_err(|e| map_err(PORTS, "opening", &e))?;
+        let metered: Vec<u16> = match &config.ports {
+            Ports::Only(list) => list.clone(),
+            Ports::All => Vec::new(),
+        };
+        // New ports first, stale ones last: while this runs a port may be
+        // metered a moment too long, never a moment too short.
+        for port in &metered {
+            ports
+                .insert(port, 1, 0)
+                .map_err(|e| map_err(PORTS, "writing the port set", &e))?;
+        }
         for (slot, value) in [
             (CFG_ENFORCE, u64::from(config.enforce)),
             (CFG_ALL_PORTS, u64::from(all_ports)),
@@ -209,13 +334,15 @@ impl TlsMeter {
             cfg.set(slot, value, 0)
                 .map_err(|e| map_err(CONFIG, "writing the configuration", &e))?;
         }
-        let mut ports: HashMap<MapData, u16, u8> =
-            HashMap::try_from(ports_map).map_err(|e| map_err(PORTS, "opening", &e))?;
-        if let Ports::Only(list) = &config.ports {
-            for port in list {
-                ports
-                    .insert(port, 1, 0)
-                    .map_err(|e| map_err(PORTS, "writing the port set", &e))?;
+        let stale: Vec<u16> = ports
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|p| !metered.contains(p))
+            .collect();
+        for port in stale {
+            match ports.remove(&port) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(map_err(PORTS, "writing the port set", &e)),
             }
         }
 
@@ -223,48 +350,23 @@ impl TlsMeter {
             path: target.clone(),
             reason: e.to_string(),
         })?;
-        let mut attach_skb = |name: &'static str, kind: CgroupSkbAttachType| {
-            let program: &mut CgroupSkb = bpf
-                .program_mut(name)
-                .ok_or_else(|| TlsError::Load {
-                    detail: format!("the TLS BPF object has no program `{name}`"),
-                })?
-                .try_into()
-                .map_err(|e| load_error(name, &e))?;
-            program
-                .load()
-                .map_err(|e| load_error(&format!("loading {name}"), &e))?;
-            program
-                .attach(&cgroup, kind, CgroupAttachMode::Single)
-                .map(drop)
-                .map_err(|e| attach_error(name, &target, &e))
-        };
-        if egress_type != 0 {
-            attach_skb(EGRESS, CgroupSkbAttachType::Egress)?;
-        }
-        if ingress_type != 0 {
-            attach_skb(INGRESS, CgroupSkbAttachType::Ingress)?;
-        }
-        if config.side == Side::Client {
-            for name in [CONNECT4, CONNECT6] {
-                let program: &mut CgroupSockAddr = bpf
-                    .program_mut(name)
-                    .ok_or_else(|| TlsError::Load {
-                        detail: format!("the TLS BPF object has no program `{name}`"),
-                    })?
-                    .try_into()
-                    .map_err(|e| load_error(name, &e))?;
-                program
-                    .load()
-                    .map_err(|e| load_error(&format!("loading {name}"), &e))?;
-                program
-                    .attach(&cgroup, CgroupAttachMode::Single)
-                    .map_err(|e| attach_error(name, &target, &e))?;
+        let reused_links = !pinned.is_empty();
+        let mut attached = Vec::new();
+        for hook in wanted {
+            if pinned.iter().any(|p| p.hook == hook) {
+                continue;
             }
+            if let Err(e) = attach_and_pin(&mut bpf, hook, &cgroup, &target, &pin_dir) {
+                // Leave what was pinned before this attach, nothing of its own.
+                for done in attached {
+                    let _ = links::unpin_hook(&pin_dir, done);
+                }
+                return Err(e);
+            }
+            attached.push(hook);
         }
 
         Ok(TlsMeter {
-            _bpf: bpf,
             maps,
             config: cfg,
             events: Some(events),
@@ -272,8 +374,53 @@ impl TlsMeter {
             target_id,
             side: config.side,
             pin_dir,
+            reused_links,
             _lock: lock,
         })
+    }
+
+    /// Detaches the programs and removes everything the TLS meter pinned in
+    /// `pin_dir`: its links, then its maps (totals, allowance, ring buffer
+    /// and the events still in it), then the directory unless something
+    /// else is in it. What an uninstall does: from then on nothing is
+    /// counted and nothing is refused, and the next attach starts from zero
+    /// with a new epoch. Record or settle the totals first.
+    ///
+    /// A pin directory that does not exist is fine. Fails with
+    /// [`TlsError::Busy`] while a meter (in this or another process) holds
+    /// the directory: stop it, or call [`TlsMeter::detach_and_unpin`] on it.
+    pub fn remove_pinned(pin_dir: &Path) -> Result<(), TlsError> {
+        match std::fs::symlink_metadata(pin_dir) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(crate::MeterError::Io {
+                    operation: "inspecting pin directory",
+                    path: pin_dir.to_owned(),
+                    source,
+                }
+                .into());
+            }
+        }
+        let _lock = PinDirLock::try_acquire(pin_dir)?.ok_or_else(|| TlsError::Busy {
+            pin_dir: pin_dir.to_owned(),
+        })?;
+        remove_pins(pin_dir)
+    }
+
+    /// [`TlsMeter::remove_pinned`] for this meter's pin directory, while it
+    /// still holds it: detaches the programs and removes the pins.
+    pub fn detach_and_unpin(self) -> Result<(), TlsError> {
+        let TlsMeter {
+            maps,
+            config,
+            events,
+            pin_dir,
+            _lock,
+            ..
+        } = self;
+        drop((maps, config, events));
+        remove_pins(&pin_dir)
     }
 
     /// Handshakes counted for `tenant` (a cgroup id; 0 when none), by every
@@ -333,7 +480,10 @@ impl TlsMeter {
 
     /// Switches enforcement: on, connects to metered ports are refused
     /// (`EPERM`) once the allowance is empty; off, they go through and are
-    /// counted in [`TlsStats::over_allowance`], to bill afterwards.
+    /// counted in [`TlsStats::over_allowance`], to bill afterwards. The switch
+    /// is in the pinned configuration: it stays as set after this meter is
+    /// dropped or its process ends, until a meter attaches again (which
+    /// writes [`TlsConfig::enforce`]).
     pub fn set_enforcement(&mut self, on: bool) -> Result<(), TlsError> {
         self.config
             .set(CFG_ENFORCE, u64::from(on), 0)
@@ -384,9 +534,103 @@ impl TlsMeter {
         &self.pin_dir
     }
 
-    /// Detaches now (what dropping does).
-    pub fn detach(self) {
-        drop(self);
+    /// Whether this attach found the programs already attached by an earlier
+    /// meter (pinned links of the same target and side) and took them over
+    /// instead of attaching them again.
+    pub fn reused_links(&self) -> bool {
+        self.reused_links
+    }
+}
+
+/// Attaches `hook`'s program to `cgroup` as a BPF link and pins the link in
+/// `pin_dir`. On any failure the link is dropped, which detaches it.
+fn attach_and_pin(
+    bpf: &mut Ebpf,
+    hook: Hook,
+    cgroup: &File,
+    target: &Path,
+    pin_dir: &Path,
+) -> Result<(), TlsError> {
+    let name = hook.program;
+    let program = bpf.program_mut(name).ok_or_else(|| TlsError::Load {
+        detail: format!("the TLS BPF object has no program `{name}`"),
+    })?;
+    let not_a_link = |e: LinkError| TlsError::Attach {
+        program: name,
+        cgroup: target.to_owned(),
+        detail: format!(
+            "the kernel attached it without a BPF link (before Linux 5.7?), which cannot be \
+             pinned: {e}"
+        ),
+    };
+    let link: FdLink = if hook == links::CONNECT4 || hook == links::CONNECT6 {
+        let program: &mut CgroupSockAddr = program.try_into().map_err(|e| load_error(name, &e))?;
+        program
+            .load()
+            .map_err(|e| load_error(&format!("loading {name}"), &e))?;
+        let id = program
+            .attach(cgroup, CgroupAttachMode::Single)
+            .map_err(|e| attach_error(name, target, &e))?;
+        let link = program
+            .take_link(id)
+            .map_err(|e| attach_error(name, target, &e))?;
+        FdLink::try_from(link).map_err(not_a_link)?
+    } else {
+        let program: &mut CgroupSkb = program.try_into().map_err(|e| load_error(name, &e))?;
+        program
+            .load()
+            .map_err(|e| load_error(&format!("loading {name}"), &e))?;
+        let kind = if hook == links::INGRESS {
+            CgroupSkbAttachType::Ingress
+        } else {
+            CgroupSkbAttachType::Egress
+        };
+        let id = program
+            .attach(cgroup, kind, CgroupAttachMode::Single)
+            .map_err(|e| attach_error(name, target, &e))?;
+        let link = program
+            .take_link(id)
+            .map_err(|e| attach_error(name, target, &e))?;
+        FdLink::try_from(link).map_err(not_a_link)?
+    };
+    let path = links::hook_pin(pin_dir, hook);
+    // Dropping the returned PinnedLink closes this process's fd; the pin keeps
+    // the link (and so the attachment) alive.
+    link.pin(&path).map(drop).map_err(|e| TlsError::PinnedLink {
+        path,
+        operation: "pinning",
+        source: std::io::Error::other(chain(&e)),
+    })
+}
+
+/// Detaches and unpins every link in `pin_dir`, removes the map pins, then the
+/// directory if nothing else is in it. The caller holds the pin directory lock.
+fn remove_pins(pin_dir: &Path) -> Result<(), TlsError> {
+    for hook in links::HOOKS {
+        links::unpin_hook(pin_dir, hook)?;
+    }
+    let io_err = |operation, path: PathBuf, source| -> TlsError {
+        crate::MeterError::Io {
+            operation,
+            path,
+            source,
+        }
+        .into()
+    };
+    for name in PINNED_MAPS {
+        let path = pin_path(pin_dir, name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("unpinning", path, e)),
+        }
+    }
+    match std::fs::remove_dir(pin_dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        // Something that is not the meter's is pinned there: leave it.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Ok(()),
+        Err(e) => Err(io_err("removing pin directory", pin_dir.to_owned(), e)),
     }
 }
 

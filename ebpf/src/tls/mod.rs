@@ -3,7 +3,12 @@
 //! event per handshake through a ring buffer, and (client side) admit
 //! connects against an allowance written by user space.
 //!
-//! * [`TlsConfig`] says what to meter; [`TlsMeter::attach`] attaches.
+//! * [`TlsConfig`] says what to meter; [`TlsMeter::attach`] attaches, as BPF
+//!   links pinned in the pin directory: **the programs stay attached, counting
+//!   and enforcing, after the meter is dropped or its process ends**; a later
+//!   attach with the same pin directory, target and side takes them over.
+//!   [`TlsMeter::detach_and_unpin`] / [`TlsMeter::remove_pinned`] detach them
+//!   and remove the pins (an uninstall).
 //! * [`TlsMeter::total`]/[`TlsMeter::totals`]: the pinned per-tenant totals of
 //!   record; [`TlsEvents`] (from [`TlsMeter::take_events`] or
 //!   [`TlsEvents::open`]) delivers [`TlsEvent`]s in batches, each with its
@@ -19,6 +24,7 @@
 pub(crate) mod cgroup;
 pub(crate) mod config;
 pub(crate) mod event;
+pub(crate) mod links;
 pub(crate) mod maps;
 pub(crate) mod meter;
 pub(crate) mod reader;
