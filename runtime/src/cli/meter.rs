@@ -29,11 +29,16 @@ pub const TLS_UNIT: &str = "tls_handshake";
 
 /// Arguments of `runtime meter`.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["cgroup", "pid"])))]
+#[command(group(clap::ArgGroup::new("target").args(["cgroup", "pid"])))]
 pub struct Args {
     /// Meter TLS handshakes (the one kernel event metered so far; required, to say so).
     #[arg(long, required = true)]
     pub tls: bool,
+    /// Remove the TLS meter from the kernel instead: detach its programs (which stay attached
+    /// when the meter stops, so that counting and refusing go on) and delete its pins,
+    /// totals included. What an uninstall does; the journal keeps what was billed.
+    #[arg(long, conflicts_with_all = ["cgroup", "pid", "billing"])]
+    pub uninstall: bool,
     /// The target: a cgroup v2 directory (e.g. /sys/fs/cgroup/unified/gateway); its processes
     /// and every cgroup below it are metered.
     #[arg(long, value_name = "PATH")]
@@ -45,8 +50,12 @@ pub struct Args {
     pub pid: Option<u32>,
     /// The sealed tariff (its manifest's unit must be `tls_handshake`). Replacing the file
     /// reloads it in place.
-    #[arg(long, value_name = "TARIFF.sealed.wasm")]
-    pub billing: PathBuf,
+    #[arg(
+        long,
+        value_name = "TARIFF.sealed.wasm",
+        required_unless_present = "uninstall"
+    )]
+    pub billing: Option<PathBuf>,
     /// Which end of the TLS connections the target is: `client` counts ClientHellos it sends
     /// (and can refuse connects past the allowance); `server` counts ServerHellos it sends
     /// (handshakes served; the kernel cannot refuse them, so only tariffs that allow overage
@@ -104,10 +113,29 @@ fn stamp(path: &Path) -> Option<FileStamp> {
     })
 }
 
-/// Runs `runtime meter` until SIGTERM or SIGINT.
+/// Runs `runtime meter` until SIGTERM or SIGINT (or, with `--uninstall`, removes it).
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    if args.uninstall {
+        TlsMeter::remove_pinned(&args.tls_pin_dir).with_context(|| {
+            format!(
+                "cannot remove the TLS meter pinned in {}",
+                args.tls_pin_dir.display()
+            )
+        })?;
+        println!(
+            "removed the TLS meter of {} (its programs are detached)",
+            args.tls_pin_dir.display()
+        );
+        return Ok(());
+    }
+    let Some(billing) = args.billing.clone() else {
+        bail!("give the tariff with --billing TARIFF.sealed.wasm");
+    };
+    if args.cgroup.is_none() && args.pid.is_none() {
+        bail!("give the target: --cgroup PATH or --pid PID");
+    }
     let policy = args.prepay.policy()?;
-    let tariff_bytes = read_file(&args.billing)?;
+    let tariff_bytes = read_file(&billing)?;
     let mut sandbox_args = args.sandbox.clone();
     // The events are counted by the TLS meter; the call meter has nothing to count.
     sandbox_args.no_kernel_meter = true;
@@ -126,13 +154,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ..run.loader("meter")
     };
     let mut tariff = Tariff::new(loader.load(&tariff_bytes).await?)
-        .with_context(|| format!("{} is not a usable tariff", args.billing.display()))?;
+        .with_context(|| format!("{} is not a usable tariff", billing.display()))?;
     if args.side == Side::Server && !tariff.overage() {
         bail!(
             "the tariff {} does not allow overage (events past the units bought), and on the \
              server side the kernel cannot refuse a handshake: it cannot bill a server. Meter \
              the clients (--side client), or ask the vendor for a tariff that allows overage",
-            args.billing.display()
+            billing.display()
         );
     }
 
@@ -186,7 +214,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         allowance: None,
         snapshot,
         policy,
-        file_stamp: stamp(&args.billing),
+        file_stamp: stamp(&billing),
         last_reload_look: Instant::now(),
         rate: Rate::default(),
         refresh: Duration::from_secs(args.refresh_secs),
@@ -221,9 +249,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let events = state.read_events(batch).await?;
         if state.last_reload_look.elapsed() >= Duration::from_secs(1) {
             state.last_reload_look = Instant::now();
-            state
-                .maybe_reload(&args.billing, &loader, &mut tariff)
-                .await;
+            state.maybe_reload(&billing, &loader, &mut tariff).await;
         }
         if let Err(e) = state.round(&tariff, &events, &buyer).await {
             tracing::error!(
@@ -245,7 +271,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(
         used = usage.used_units(),
         bought = usage.bought_units,
-        "stopped; the kernel keeps counting into the pinned maps only while a meter is attached"
+        "stopped; the kernel programs stay attached (pinned links): handshakes are still counted, \
+         and refused past the allowance, until the next start or `runtime meter --uninstall`"
     );
     Ok(())
 }

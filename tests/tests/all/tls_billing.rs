@@ -456,6 +456,14 @@ async fn the_kernel_refuses_handshakes_past_the_units_bought() {
     let product = crate::common::manifest(&sealed).product_id;
     let usage = machine.usage(product);
     assert_eq!((usage.runtime_units, usage.bought_units), (10, 10));
+
+    // Stopping the meter does not lift the refusal: the kernel programs stay
+    // attached (pinned links) and keep counting and refusing.
+    assert_eq!(clients(cgroup.path(), port, 2, "hello"), (0, 2));
+    // The uninstall detaches them and removes the pins.
+    machine.meter_uninstall(&pins.path).ok();
+    assert!(!pins.path.exists());
+    assert_eq!(clients(cgroup.path(), port, 2, "hello"), (2, 0));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -646,6 +646,19 @@ impl Machine {
         run(&bin("runtime"), self.meter_args(tariff, args))
     }
 
+    /// `runtime meter --tls --uninstall --tls-pin-dir DIR <chain and state args>`.
+    pub fn meter_uninstall(&self, pin_dir: &Path) -> Out {
+        let mut all: Vec<String> = vec![
+            "meter".into(),
+            "--tls".into(),
+            "--uninstall".into(),
+            "--tls-pin-dir".into(),
+            pin_dir.display().to_string(),
+        ];
+        all.extend(self.state_args());
+        run(&bin("runtime"), all)
+    }
+
     fn meter_args(&self, tariff: &Path, args: &[&str]) -> Vec<String> {
         let mut all: Vec<String> = vec![
             "-v".into(),
