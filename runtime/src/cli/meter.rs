@@ -327,28 +327,28 @@ impl Rate {
 }
 
 impl Loop {
-    /// Waits up to `batch` for events, then drains what is there.
+    /// Lets events gather in the ring buffer for `batch`, then drains them
+    /// all. Events that do not fit meanwhile are dropped by the kernel and
+    /// counted (`sealbox_meter_ringbuf_dropped_total`); they are billed all the
+    /// same, from the per-tenant totals.
     async fn read_events(&mut self, batch: Duration) -> anyhow::Result<Vec<EventRecord>> {
+        tokio::time::sleep(batch).await;
         let mut reader = self.reader.take().context("the event reader was lost")?;
         let (reader, events) = tokio::task::spawn_blocking(move || {
-            let start = Instant::now();
             let mut all = Vec::new();
-            let mut result = Ok(());
-            while start.elapsed() < batch {
-                match reader.read_batch(65_536, batch.saturating_sub(start.elapsed())) {
-                    Ok(events) => all.extend(events),
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
+            loop {
+                let more = reader.drain(65_536);
+                if more.is_empty() {
+                    break;
                 }
+                all.extend(more);
             }
-            (reader, result.map(|()| all))
+            (reader, all)
         })
         .await
         .context("the event reader thread failed")?;
         self.reader = Some(reader);
-        Ok(events?
+        Ok(events
             .into_iter()
             .map(|e| EventRecord {
                 tenant: e.tenant,

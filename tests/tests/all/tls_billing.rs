@@ -512,3 +512,58 @@ async fn a_tariff_never_runs_per_call_and_a_call_product_never_bills_events() {
         ],
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tiny_ring_buffer_drops_events_but_not_their_bill() {
+    let Some(cgroup) = target("ring") else {
+        return;
+    };
+    let tariffs = Tariffs::new("tls-ring").await;
+    let sealed = tariffs.release(1, "1").await;
+    let machine = tariffs.license(&sealed, 1_000_000).await;
+    let pins = PinDir::new();
+    let port = server();
+    let cg = cgroup.path().display().to_string();
+    // One page: about 50 events of 72 bytes; the batch collects for 2 s, so
+    // 300 handshakes made meanwhile overflow it.
+    let mut meter = machine.meter(
+        &sealed,
+        &[
+            "--cgroup",
+            &cg,
+            "--port",
+            &port.to_string(),
+            "--tls-pin-dir",
+            &pins.path.display().to_string(),
+            "--ring-bytes",
+            "4096",
+            "--prepay-min-units",
+            "400",
+            "--batch-ms",
+            "2000",
+        ],
+    );
+    wait_for(&mut meter, "a first purchase", |m| {
+        value(m, "sealbox_meter_allowance_remaining", &[]).is_some_and(|v| v >= 400.0)
+    })
+    .await;
+    assert_eq!(clients(cgroup.path(), port, 300, "hello"), (300, 0));
+    let tenant = format!(
+        "tenant=\"{}\"",
+        sealbox_ebpf::cgroup_id(cgroup.path()).unwrap()
+    );
+    let m = wait_for(&mut meter, "300 units billed", |m| {
+        value(m, "sealbox_meter_units_billed_total", &[&tenant]) == Some(300.0)
+    })
+    .await;
+    let dropped = value(&m, "sealbox_meter_ringbuf_dropped_total", &[]).unwrap_or(0.0);
+    assert!(
+        dropped > 0.0 && dropped < 300.0,
+        "the ring buffer should have overflowed: {m:#?}"
+    );
+    assert_eq!(
+        value(&m, "sealbox_meter_events_total", &[&tenant]),
+        Some(300.0)
+    );
+    meter.stop();
+}
