@@ -221,6 +221,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         last_check: Instant::now(),
         licensed: true,
         retry_at: None,
+        last_allowance_look: None,
     };
     state.describe(&tariff);
     let buyer = Buyer {
@@ -298,6 +299,8 @@ struct Loop {
     licensed: bool,
     /// No purchase before this, after a failed one.
     retry_at: Option<Instant>,
+    /// (events billed, unused units, tariff) at the last inversion of the tariff.
+    last_allowance_look: Option<(u64, u64, alloy::primitives::B256)>,
 }
 
 /// How long after a failed purchase the next one is tried.
@@ -451,22 +454,27 @@ impl Loop {
             return Ok(());
         }
         let billed = self.biller.billed_for(self.tenant);
+        // Inverting the tariff takes dozens of calls: only when something moved.
+        let looked_at = (billed, usage.unused_units(), tariff.code_hash());
+        if self.allowance.is_some() && self.last_allowance_look == Some(looked_at) {
+            return Ok(());
+        }
+        self.last_allowance_look = Some(looked_at);
         let affordable = Allowance::affordable(tariff, billed, usage)?;
         match &mut self.allowance {
-            None => {
-                // First look of this process: what is left after every event the
-                // kernel has counted (billed or not).
+            Some(allowance) if affordable >= allowance.granted => {
+                self.meter.add_allowance(affordable - allowance.granted)?;
+                allowance.granted = affordable;
+            }
+            // The first look of this process, or a dearer tariff: what is left
+            // after every event the kernel has counted (billed or not).
+            _ => {
                 let total = self.meter.total(self.tenant)?;
                 self.meter.set_allowance(affordable.saturating_sub(total))?;
                 self.allowance = Some(Allowance {
                     granted: affordable,
                 });
             }
-            Some(allowance) if affordable > allowance.granted => {
-                self.meter.add_allowance(affordable - allowance.granted)?;
-                allowance.granted = affordable;
-            }
-            Some(_) => {}
         }
         Ok(())
     }
