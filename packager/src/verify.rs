@@ -44,7 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let code_hash = if opened.is_encrypted() && recipient.is_none() {
         "not checked: the module is encrypted (pass --key with a recipient's key)".to_string()
     } else {
-        opened.plaintext(recipient.as_ref().map(|s| s.credential()))?;
+        opened.verify_code(recipient.as_ref().map(|s| s.credential()))?;
         if opened.is_encrypted() {
             "ok (decrypted with the recipient key)".to_string()
         } else {
