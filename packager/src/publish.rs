@@ -73,7 +73,7 @@ struct Report {
 /// publishes the release in the manifest's registry.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let module = vendor_module::open(&args.file, &args.key)?;
-    let manifest = &module.opened.manifest;
+    let manifest = &module.manifest;
     chain::manifest_registry(manifest.registry, args.registry)?;
     let report = chain::block_on(async {
         let client = chain::connect_for_module(&args.rpc, manifest, module.vendor.clone()).await?;

@@ -25,7 +25,7 @@ pub struct Args {
 /// Verifies `SEALED`, checks the key is its vendor's, and revokes its release.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let module = vendor_module::open(&args.file, &args.tx.key)?;
-    let manifest = &module.opened.manifest;
+    let manifest = &module.manifest;
     chain::manifest_registry(manifest.registry, args.tx.registry)?;
     let tx = chain::block_on(async {
         let client =

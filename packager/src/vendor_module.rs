@@ -5,14 +5,14 @@ use std::path::Path;
 
 use anyhow::Context;
 use sealbox_keyfile::PrivateKeySigner;
-use sealed_format::Opened;
+use sealed_format::Manifest;
 
 use crate::keys;
 
-/// A verified sealed module and its vendor's signer.
+/// A verified sealed module's manifest and its vendor's signer.
 pub struct VendorModule {
-    /// The verified module.
-    pub opened: Opened,
+    /// The verified module's manifest.
+    pub manifest: Manifest,
     /// The vendor key (its address is `opened.manifest.vendor`).
     pub vendor: PrivateKeySigner,
 }
@@ -26,7 +26,7 @@ pub fn open(file: &Path, key: &Path) -> anyhow::Result<VendorModule> {
     if !opened.is_encrypted() {
         // The code hash becomes the release id: make sure it is the hash of this very code.
         opened
-            .plaintext(None)
+            .verify_code(None)
             .with_context(|| format!("{} does not verify", file.display()))?;
     }
     let vendor = keys::load(key, "vendor")?;
@@ -40,5 +40,8 @@ pub fn open(file: &Path, key: &Path) -> anyhow::Result<VendorModule> {
             opened.manifest.vendor
         );
     }
-    Ok(VendorModule { opened, vendor })
+    Ok(VendorModule {
+        manifest: opened.manifest,
+        vendor,
+    })
 }

@@ -263,7 +263,8 @@ fn seal_for(
 
 /// The manifest's product id and code hash of a sealed file.
 fn ids(file: &Path) -> (B256, B256) {
-    let opened = sealed_format::open(&std::fs::read(file).unwrap()).unwrap();
+    let sealed = std::fs::read(file).unwrap();
+    let opened = sealed_format::open(&sealed).unwrap();
     (opened.manifest.product_id, opened.manifest.code_hash)
 }
 

@@ -132,7 +132,7 @@ impl Loader<'_> {
     }
 
     /// The manifest must name the chain and registry the customer trusts.
-    fn check_trust(&self, opened: &Opened) -> Result<(), RuntimeError> {
+    fn check_trust(&self, opened: &Opened<'_>) -> Result<(), RuntimeError> {
         let manifest = &opened.manifest;
         let configured = self.deployment.chain_id;
         if configured != manifest.chain_id {
@@ -152,7 +152,7 @@ impl Loader<'_> {
 
     /// The manifest's unit must be what this command meters: a module billed
     /// per kernel event never runs per call, and the reverse.
-    fn check_unit(&self, opened: &Opened) -> Result<(), RuntimeError> {
+    fn check_unit(&self, opened: &Opened<'_>) -> Result<(), RuntimeError> {
         let unit = &opened.manifest.unit;
         if unit == self.unit {
             return Ok(());
@@ -174,7 +174,7 @@ impl Loader<'_> {
     /// Online: ask the chain and store the lease. Offline: the stored lease.
     /// Either way, refuse before compiling when no bought unit is left and
     /// none can be bought.
-    async fn check_license(&self, opened: &Opened, key: &UsageKey) -> Result<(), RuntimeError> {
+    async fn check_license(&self, opened: &Opened<'_>, key: &UsageKey) -> Result<(), RuntimeError> {
         let manifest = &opened.manifest;
         let lease = match self.chain {
             ChainAccess::Online(client) => {

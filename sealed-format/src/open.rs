@@ -4,6 +4,7 @@ use std::fmt;
 
 use alloy_primitives::{Address, B256};
 use k256::ecdsa::SigningKey;
+use sha2::{Digest, Sha256};
 
 use crate::manifest::{self, Manifest};
 use crate::seal::sha256;
@@ -13,10 +14,11 @@ use crate::{FormatError, payload};
 
 /// A sealed module whose signature, signers, vendor and manifest have been verified.
 ///
-/// The code stays as it was in the file (plaintext sections or ciphertext) until
-/// [`Opened::plaintext`] is called: the runtime does so only after the on-chain license check.
+/// It borrows the code from the sealed bytes given to [`open`], as it is in the file
+/// (plaintext sections or ciphertext), until [`Opened::plaintext`] is called: the runtime does
+/// so only after the on-chain license check. Nothing of the code is copied before.
 #[derive(Clone)]
-pub struct Opened {
+pub struct Opened<'a> {
     /// The validated manifest.
     pub manifest: Manifest,
     /// The manifest JSON exactly as signed.
@@ -27,18 +29,20 @@ pub struct Opened {
     pub signed_hash: B256,
     /// Size of the sealed file in bytes.
     pub sealed_len: usize,
-    body: Body,
+    body: Body<'a>,
 }
 
 #[derive(Clone)]
-enum Body {
-    /// The plaintext module's sections (everything after its 8-byte header).
-    Plain(Vec<u8>),
+enum Body<'a> {
+    /// The plaintext module's sections (everything after its 8-byte header), and the SHA-256
+    /// of the plaintext module (header and these sections), computed by [`open`] in the same
+    /// sweep over the bytes as the signed hash.
+    Plain { sections: &'a [u8], sha256: B256 },
     /// The AES-256-GCM ciphertext of the whole plaintext module.
-    Encrypted(Vec<u8>),
+    Encrypted(&'a [u8]),
 }
 
-impl fmt::Debug for Opened {
+impl fmt::Debug for Opened<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Opened")
             .field("manifest", &self.manifest)
@@ -54,7 +58,11 @@ impl fmt::Debug for Opened {
 /// Verifies a sealed module, stopping at the first failing check, in this order:
 /// parse → signature section first and well-formed → hash → recover signers →
 /// a signer is `manifest.vendor` → manifest schema → layout of the code sections.
-pub fn open(bytes: &[u8]) -> Result<Opened, FormatError> {
+///
+/// The bytes are read once, and never copied but for the manifest: the signed hash and, when
+/// the code is plaintext, the code hash are computed in one sweep over them; the returned
+/// [`Opened`] borrows the code.
+pub fn open(bytes: &[u8]) -> Result<Opened<'_>, FormatError> {
     let sections = wasm::sections(bytes)?;
 
     let first = sections
@@ -68,7 +76,14 @@ pub fn open(bytes: &[u8]) -> Result<Opened, FormatError> {
         })?;
     let signatures = SignatureData::decode(first.payload)?;
 
-    let actual = sha256(&bytes[first.range.end..]);
+    // The code hash is only worth computing when the layout can pass as plaintext code: a
+    // manifest section second, and not exactly one `sealbox.payload` section after it.
+    let plain_code = sections
+        .get(1)
+        .filter(|s| s.is_custom(manifest::SECTION_NAME))
+        .filter(|_| !matches!(&sections[2..], [only] if only.is_custom(payload::SECTION_NAME)))
+        .map(|manifest| manifest.range.end);
+    let (actual, code_hash) = hash_signed_and_code(bytes, first.range.end, plain_code);
     if actual != signatures.hash {
         return Err(FormatError::Hash {
             signed: signatures.hash,
@@ -110,12 +125,17 @@ pub fn open(bytes: &[u8]) -> Result<Opened, FormatError> {
                     "unexpected `{name}` section among the code sections"
                 )));
             }
-            Body::Plain(bytes[manifest_section.range.end..].to_vec())
+            // No reserved section follows the manifest, so the sweep above hashed the code.
+            let sha256 = code_hash.ok_or_else(|| {
+                FormatError::Layout("plaintext code without its code hash".into())
+            })?;
+            Body::Plain {
+                sections: &bytes[manifest_section.range.end..],
+                sha256,
+            }
         }
         Some(_) => match code {
-            [only] if only.is_custom(payload::SECTION_NAME) => {
-                Body::Encrypted(only.payload.to_vec())
-            }
+            [only] if only.is_custom(payload::SECTION_NAME) => Body::Encrypted(only.payload),
             _ => {
                 return Err(FormatError::Layout(format!(
                     "an encrypted module must end with exactly one `{}` section, found {} section(s)",
@@ -136,11 +156,42 @@ pub fn open(bytes: &[u8]) -> Result<Opened, FormatError> {
     })
 }
 
+/// Bytes hashed by both hashers before either moves on: small enough to stay in the L2 cache
+/// between the two, large enough that the per-call overhead does not count.
+const SWEEP_CHUNK: usize = 64 * 1024;
+
+/// SHA-256 of `bytes[signed_from..]` (the signed hash) and, when `code_from` is given, of
+/// `MODULE_HEADER ‖ bytes[code_from..]` (the plaintext module's code hash), in one sweep: the
+/// bytes both cover are hashed chunk by chunk by one hasher then the other while in cache.
+pub(crate) fn hash_signed_and_code(
+    bytes: &[u8],
+    signed_from: usize,
+    code_from: Option<usize>,
+) -> (B256, Option<B256>) {
+    let mut signed = Sha256::new();
+    let Some(code_from) = code_from.filter(|&c| c >= signed_from && c <= bytes.len()) else {
+        signed.update(&bytes[signed_from..]);
+        return (finish(signed), None);
+    };
+    signed.update(&bytes[signed_from..code_from]);
+    let mut code = Sha256::new();
+    code.update(MODULE_HEADER);
+    for chunk in bytes[code_from..].chunks(SWEEP_CHUNK) {
+        signed.update(chunk);
+        code.update(chunk);
+    }
+    (finish(signed), Some(finish(code)))
+}
+
+fn finish(hasher: Sha256) -> B256 {
+    B256::from(<[u8; 32]>::from(hasher.finalize()))
+}
+
 fn is_reserved(name: &str) -> bool {
     name == signature::SECTION_NAME || name.starts_with("sealbox.")
 }
 
-impl Opened {
+impl Opened<'_> {
     /// Whether the code is encrypted (a `sealbox.payload` section).
     pub fn is_encrypted(&self) -> bool {
         matches!(self.body, Body::Encrypted(_))
@@ -149,7 +200,7 @@ impl Opened {
     /// Size in bytes of the code as stored: plaintext sections, or ciphertext with its tag.
     pub fn body_len(&self) -> usize {
         match &self.body {
-            Body::Plain(b) | Body::Encrypted(b) => b.len(),
+            Body::Plain { sections: b, .. } | Body::Encrypted(b) => b.len(),
         }
     }
 
@@ -173,35 +224,58 @@ impl Opened {
     /// `recipient` is ignored for plaintext modules. For encrypted ones, `None` or a key that is
     /// not on the recipient list fails with [`crate::Check::NotRecipient`].
     pub fn plaintext(&self, recipient: Option<&SigningKey>) -> Result<Vec<u8>, FormatError> {
-        let module = match (&self.body, &self.manifest.encryption) {
-            (Body::Plain(sections), _) => {
+        match self.body {
+            Body::Plain { sections, sha256 } => {
+                self.check_code_hash(sha256)?;
                 let mut module = Vec::with_capacity(MODULE_HEADER.len() + sections.len());
                 module.extend_from_slice(&MODULE_HEADER);
                 module.extend_from_slice(sections);
-                module
+                Ok(module)
             }
-            (Body::Encrypted(ciphertext), Some(encryption)) => {
-                let key = recipient.ok_or_else(|| {
-                    FormatError::NotRecipient(format!(
-                        "the module is encrypted; the private key of one of its {} recipient(s) is needed",
-                        encryption.recipients.len()
-                    ))
-                })?;
-                payload::decrypt(ciphertext, &self.manifest.code_hash, encryption, key)?
+            Body::Encrypted(ciphertext) => {
+                let module = self.decrypt(ciphertext, recipient)?;
+                self.check_code_hash(sha256(&module))?;
+                Ok(module)
             }
-            (Body::Encrypted(_), None) => {
-                return Err(FormatError::Layout(
-                    "encrypted payload without an encryption entry".into(),
-                ));
-            }
+        }
+    }
+
+    /// Runs the checks of [`Opened::plaintext`] (decryption with `recipient` if the module is
+    /// encrypted, then the code hash) without keeping the plaintext: for a plaintext module this
+    /// only compares the code hash [`open`] computed, with no copy and no second pass.
+    pub fn verify_code(&self, recipient: Option<&SigningKey>) -> Result<(), FormatError> {
+        match self.body {
+            Body::Plain { sha256, .. } => self.check_code_hash(sha256),
+            Body::Encrypted(_) => self.plaintext(recipient).map(drop),
+        }
+    }
+
+    fn decrypt(
+        &self,
+        ciphertext: &[u8],
+        recipient: Option<&SigningKey>,
+    ) -> Result<Vec<u8>, FormatError> {
+        let Some(encryption) = &self.manifest.encryption else {
+            return Err(FormatError::Layout(
+                "encrypted payload without an encryption entry".into(),
+            ));
         };
-        let actual = sha256(&module);
+        let key = recipient.ok_or_else(|| {
+            FormatError::NotRecipient(format!(
+                "the module is encrypted; the private key of one of its {} recipient(s) is needed",
+                encryption.recipients.len()
+            ))
+        })?;
+        payload::decrypt(ciphertext, &self.manifest.code_hash, encryption, key)
+    }
+
+    fn check_code_hash(&self, actual: B256) -> Result<(), FormatError> {
         if actual != self.manifest.code_hash {
             return Err(FormatError::CodeHash {
                 expected: self.manifest.code_hash,
                 actual,
             });
         }
-        Ok(module)
+        Ok(())
     }
 }

@@ -6,7 +6,8 @@ use k256::ecdsa::{RecoveryId, Signature, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 use crate::FormatError;
-use crate::wasm::{len_u32, read_u32, write_u32};
+use wasm_encoder::Encode;
+use wasmparser::BinaryReader;
 
 /// Name of the custom section holding the signatures (must be the module's first section).
 pub const SECTION_NAME: &str = "signature";
@@ -63,26 +64,23 @@ impl SignatureData {
         Ok(Self { hash, entries })
     }
 
-    /// Serializes to the section payload (see `docs/FORMAT.md`).
+    /// Serializes to the section payload (see `docs/FORMAT.md`); every `leb(u32)` is written by
+    /// `wasm-encoder`.
     pub fn encode(&self) -> Vec<u8> {
         let mut set = Vec::new();
-        write_u32(&mut set, 1); // hashes_count
+        1u32.encode(&mut set); // hashes_count
         set.extend_from_slice(self.hash.as_slice());
-        write_u32(&mut set, len_u32(self.entries.len()));
+        self.entries.len().encode(&mut set);
         for entry in &self.entries {
             let mut record = Vec::with_capacity(1 + KEY_ID_LEN + 2 + SIGNATURE_LEN);
-            write_u32(&mut record, KEY_ID_LEN as u32);
-            record.extend_from_slice(entry.key_id.as_slice());
+            entry.key_id.as_slice().encode(&mut record); // key_id_len ‖ key_id
             record.push(ALG_SECP256K1_SHA256_RECOVERABLE);
-            write_u32(&mut record, SIGNATURE_LEN as u32);
-            record.extend_from_slice(&entry.signature);
-            write_u32(&mut set, len_u32(record.len()));
-            set.extend_from_slice(&record);
+            entry.signature.as_slice().encode(&mut record); // signature_len ‖ signature
+            record.as_slice().encode(&mut set);
         }
         let mut out = vec![SPEC_VERSION, CONTENT_TYPE_MODULE, HASH_SHA256];
-        write_u32(&mut out, 1); // signed_hashes_count
-        write_u32(&mut out, len_u32(set.len()));
-        out.extend_from_slice(&set);
+        1u32.encode(&mut out); // signed_hashes_count
+        set.as_slice().encode(&mut out);
         out
     }
 
@@ -172,30 +170,33 @@ fn malformed(what: impl Into<String>) -> FormatError {
     FormatError::SignatureSection(what.into())
 }
 
-/// A bounds-checked cursor over a byte slice, failing with [`FormatError::SignatureSection`].
+/// A bounds-checked cursor over a byte slice (a `wasmparser` reader), failing with
+/// [`FormatError::SignatureSection`].
 struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+    inner: BinaryReader<'a>,
 }
 
 impl<'a> Reader<'a> {
     fn new(bytes: &'a [u8]) -> Self {
-        Self { bytes, pos: 0 }
+        Self {
+            inner: BinaryReader::new(bytes, 0),
+        }
     }
 
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], FormatError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or_else(|| malformed(format!("truncated {what}")))?;
-        let out = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(out)
+        if n > self.inner.bytes_remaining() {
+            return Err(malformed(format!("truncated {what}")));
+        }
+        self.inner
+            .read_bytes(n)
+            .map_err(|_| malformed(format!("truncated {what}")))
     }
 
+    /// An unsigned LEB128 `u32`: at most 5 bytes, no bits past 32.
     fn u32(&mut self, what: &str) -> Result<u32, FormatError> {
-        read_u32(self.bytes, &mut self.pos).ok_or_else(|| malformed(format!("bad {what}")))
+        self.inner
+            .read_var_u32()
+            .map_err(|_| malformed(format!("bad {what}")))
     }
 
     fn slice(&mut self, what: &str) -> Result<&'a [u8], FormatError> {
@@ -222,10 +223,10 @@ impl<'a> Reader<'a> {
     }
 
     fn finish(&self, what: &str) -> Result<(), FormatError> {
-        if self.pos != self.bytes.len() {
+        if !self.inner.eof() {
             return Err(malformed(format!(
                 "{} unexpected trailing bytes in the {what}",
-                self.bytes.len() - self.pos
+                self.inner.bytes_remaining()
             )));
         }
         Ok(())

@@ -1,29 +1,43 @@
-//! Section-level scanning and writing of Wasm binaries.
+//! Section-level scanning and writing of Wasm binaries, through the Wasm crates: sections are
+//! found with [`wasmparser::Parser`] payloads and written with [`wasm_encoder`].
 //!
 //! Opening a sealed module only needs section boundaries; nothing inside the vendor's code is
-//! decoded before the signature holds.
+//! decoded before the signature holds. The scan reads each section's id and size, the name of
+//! each custom section, and what `wasmparser`'s framing reads at the start of a known section
+//! (its item count, which lets it check section order and the function/code and data counts);
+//! function bodies and nested modules or components are skipped unread.
 
+use std::borrow::Cow;
 use std::ops::Range;
+
+use wasm_encoder::{CustomSection, Encode, Section as _};
+use wasmparser::{BinaryReaderError, Chunk, Encoding, Parser, Payload};
 
 use crate::FormatError;
 
 /// The 8-byte preamble of a core Wasm module: `\0asm` magic and version 1.
 pub const MODULE_HEADER: [u8; 8] = *b"\0asm\x01\0\0\0";
 
-/// Section id of custom sections.
-const CUSTOM_SECTION_ID: u8 = 0;
+/// The Wasm magic bytes that both core modules and components start with.
+const MAGIC: &[u8; 4] = b"\0asm";
 
-/// Highest known section id (13 = tag section of the exception-handling proposal).
-const MAX_SECTION_ID: u8 = 13;
+/// Which binary a scan found: a core module (version 1) or a component (layer 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layer {
+    /// A core module: `\0asm 01 00 00 00`.
+    Module,
+    /// A component: `\0asm 0d 00 01 00`.
+    Component,
+}
 
-/// One section of a module, located in the module's bytes.
+/// One top-level section of a module or component, located in its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Section<'a> {
-    /// Section id (0 = custom).
+    /// Section id (0 = custom; the other ids mean different sections in the two layers).
     pub id: u8,
-    /// Name of a custom section, `None` for known sections.
+    /// Name of a custom section, `None` for the others.
     pub name: Option<&'a str>,
-    /// The whole section (id, size, contents) within the module.
+    /// The whole section (id, size, contents) within the binary.
     pub range: Range<usize>,
     /// Contents after the name for custom sections, all contents otherwise.
     pub payload: &'a [u8],
@@ -36,157 +50,148 @@ impl Section<'_> {
     }
 }
 
-/// Checks the module preamble: Wasm magic, then version 1 (a core module, not a component).
-pub(crate) fn check_header(bytes: &[u8]) -> Result<(), FormatError> {
-    if bytes.len() < 4 || bytes[..4] != MODULE_HEADER[..4] {
+/// The sections of a core module or a component, in file order.
+#[derive(Debug, Clone)]
+pub(crate) struct Scan<'a> {
+    /// Core module or component.
+    pub layer: Layer,
+    /// Its top-level sections.
+    pub sections: Vec<Section<'a>>,
+}
+
+/// Splits a core module or a component into its top-level sections, checking the framing only:
+/// the header, section ids known to the layer, sizes within the file, well-formed custom
+/// section names.
+///
+/// A bad header fails as [`FormatError::NotWasm`], broken framing as [`FormatError::Parse`].
+pub(crate) fn scan(bytes: &[u8]) -> Result<Scan<'_>, FormatError> {
+    if !bytes.starts_with(MAGIC) {
         return Err(FormatError::NotWasm(
             "the file does not start with the Wasm magic bytes \\0asm".into(),
         ));
     }
-    if bytes.len() < 8 {
+    if bytes.len() < MODULE_HEADER.len() {
         return Err(FormatError::NotWasm(
             "the file ends inside the 8-byte Wasm header".into(),
         ));
     }
-    if bytes[4..8] != MODULE_HEADER[4..8] {
-        return Err(FormatError::NotWasm(format!(
-            "unsupported Wasm version/layer {} (only core modules, version 1, can be sealed)",
-            hex::encode(&bytes[4..8])
-        )));
-    }
-    Ok(())
-}
-
-/// Splits a module into its sections, checking only the framing: known ids, sizes within the
-/// file, UTF-8 custom section names.
-pub(crate) fn sections(bytes: &[u8]) -> Result<Vec<Section<'_>>, FormatError> {
-    check_header(bytes)?;
-    let mut out = Vec::new();
-    let mut pos = MODULE_HEADER.len();
-    while pos < bytes.len() {
+    let mut parser = Parser::new(0);
+    let mut layer = None;
+    let mut sections = Vec::new();
+    let mut pos = 0;
+    loop {
         let start = pos;
-        let id = bytes[pos];
-        if id > MAX_SECTION_ID {
-            return Err(parse_err(start, format!("unknown section id {id}")));
-        }
-        pos += 1;
-        let size = read_u32(bytes, &mut pos).ok_or_else(|| parse_err(start, "bad section size"))?;
-        let end = pos
-            .checked_add(size as usize)
-            .filter(|&end| end <= bytes.len())
-            .ok_or_else(|| {
-                parse_err(
-                    start,
-                    format!(
-                        "section claims {size} bytes but only {} remain (truncated file?)",
-                        bytes.len() - pos
-                    ),
-                )
-            })?;
-        let contents = &bytes[pos..end];
-        let (name, payload) = if id == CUSTOM_SECTION_ID {
-            let (name, rest) = split_name(contents)
-                .ok_or_else(|| parse_err(start, "custom section name is malformed or not UTF-8"))?;
-            (Some(name), rest)
-        } else {
-            (None, contents)
+        let chunk = parser.parse(&bytes[pos..], true).map_err(|e| match layer {
+            None => FormatError::NotWasm(format!(
+                "unsupported Wasm version/layer {} ({})",
+                hex::encode(&bytes[4..8]),
+                e.message()
+            )),
+            Some(_) => framing_err(start, &e),
+        })?;
+        let (consumed, payload) = match chunk {
+            Chunk::Parsed { consumed, payload } => (consumed, payload),
+            // Unreachable with `eof = true`; treated as a truncated file all the same.
+            Chunk::NeedMoreData(_) => {
+                return Err(parse_err(start, "the file ends inside a section"));
+            }
         };
-        out.push(Section {
+        pos += consumed;
+        let (id, name, contents) = match payload {
+            Payload::Version { encoding, .. } => {
+                layer = Some(match encoding {
+                    Encoding::Module => Layer::Module,
+                    Encoding::Component => Layer::Component,
+                });
+                continue;
+            }
+            Payload::End(_) => break,
+            Payload::CustomSection(reader) => (0, Some(reader.name()), reader.data()),
+            Payload::UnknownSection { id, .. } => {
+                return Err(parse_err(start, format!("unknown section id {id}")));
+            }
+            other => {
+                let Some((id, range)) = other.as_section() else {
+                    return Err(parse_err(start, "unexpected payload outside a section"));
+                };
+                if let Payload::CodeSectionStart { .. } = other {
+                    // Function bodies are skipped unread, like nested modules and components
+                    // (whose bytes the parser never consumes).
+                    parser.skip_section();
+                }
+                let range = usize_of(range.start)..usize_of(range.end);
+                if range.end > bytes.len() || range.end < pos {
+                    return Err(parse_err(start, "section runs past the end of the file"));
+                }
+                pos = range.end;
+                (id, None, &bytes[range])
+            }
+        };
+        sections.push(Section {
             id,
             name,
-            range: start..end,
-            payload,
+            range: start..pos,
+            payload: contents,
         });
-        pos = end;
     }
-    Ok(out)
+    let layer = layer.ok_or_else(|| FormatError::NotWasm("no Wasm header".into()))?;
+    Ok(Scan { layer, sections })
+}
+
+/// Splits a core module into its sections (see [`scan`]); a component is refused as
+/// [`FormatError::NotWasm`].
+pub(crate) fn sections(bytes: &[u8]) -> Result<Vec<Section<'_>>, FormatError> {
+    let scan = scan(bytes)?;
+    match scan.layer {
+        Layer::Module => Ok(scan.sections),
+        Layer::Component => Err(FormatError::NotWasm(
+            "unsupported Wasm version/layer 0d000100: a component (layer 1); only core modules, \
+             version 1, can be sealed"
+                .into(),
+        )),
+    }
+}
+
+fn usize_of(offset: u64) -> usize {
+    usize::try_from(offset).unwrap_or(usize::MAX)
+}
+
+fn framing_err(section_start: usize, e: &BinaryReaderError) -> FormatError {
+    parse_err(
+        section_start,
+        format!("{} (at byte {})", e.message(), e.offset()),
+    )
 }
 
 fn parse_err(offset: usize, what: impl std::fmt::Display) -> FormatError {
     FormatError::Parse(format!("section at byte {offset}: {what}"))
 }
 
-/// Splits custom section contents into (name, payload).
-fn split_name(contents: &[u8]) -> Option<(&str, &[u8])> {
-    let mut pos = 0;
-    let len = read_u32(contents, &mut pos)? as usize;
-    let name_end = pos.checked_add(len).filter(|&e| e <= contents.len())?;
-    let name = std::str::from_utf8(&contents[pos..name_end]).ok()?;
-    Some((name, &contents[name_end..]))
-}
-
-/// Appends a custom section `name` holding `payload` to `out`.
+/// Appends the custom section `name` holding `payload` to `out`.
 pub(crate) fn write_custom_section(out: &mut Vec<u8>, name: &str, payload: &[u8]) {
-    out.extend_from_slice(&custom_section_header(name, payload.len()));
-    out.extend_from_slice(payload);
+    CustomSection {
+        name: Cow::Borrowed(name),
+        data: Cow::Borrowed(payload),
+    }
+    .append_to(out);
 }
 
-/// The bytes of a custom section `name` that precede its `payload_len`-byte payload:
-/// id, section size, name length, name.
+/// The bytes of the custom section `name` that precede its `payload_len`-byte payload (id,
+/// section size, name), for a payload that is written (and hashed) where it already is:
+/// `custom_section_header(n, p.len()) ‖ p` is exactly what [`write_custom_section`] writes.
 pub(crate) fn custom_section_header(name: &str, payload_len: usize) -> Vec<u8> {
     let mut name_field = Vec::with_capacity(name.len() + 5);
-    write_u32(&mut name_field, len_u32(name.len()));
-    name_field.extend_from_slice(name.as_bytes());
+    name.encode(&mut name_field);
     let mut out = Vec::with_capacity(name_field.len() + 6);
-    out.push(CUSTOM_SECTION_ID);
-    write_u32(&mut out, len_u32(name_field.len() + payload_len));
+    out.push(wasm_encoder::SectionId::Custom as u8);
+    (name_field.len() + payload_len).encode(&mut out);
     out.extend_from_slice(&name_field);
     out
-}
-
-/// Length as `u32`, saturating (callers keep lengths far below 4 GiB; Wasm cannot express more).
-pub(crate) fn len_u32(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
-}
-
-/// Reads an unsigned LEB128 `u32` (at most 5 bytes, no excess bits), advancing `pos`.
-pub(crate) fn read_u32(bytes: &[u8], pos: &mut usize) -> Option<u32> {
-    let mut value: u32 = 0;
-    for i in 0..5 {
-        let byte = *bytes.get(*pos)?;
-        *pos += 1;
-        if i == 4 && byte & 0xf0 != 0 {
-            return None;
-        }
-        value |= u32::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some(value);
-        }
-    }
-    None
-}
-
-/// Appends `value` as unsigned LEB128.
-pub(crate) fn write_u32(out: &mut Vec<u8>, mut value: u32) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn leb_round_trips_and_rejects_overlong() {
-        for v in [0, 1, 127, 128, 16_383, 16_384, u32::MAX] {
-            let mut buf = Vec::new();
-            write_u32(&mut buf, v);
-            let mut pos = 0;
-            assert_eq!(read_u32(&buf, &mut pos), Some(v));
-            assert_eq!(pos, buf.len());
-        }
-        let mut pos = 0;
-        assert_eq!(read_u32(&[0x80, 0x80, 0x80, 0x80, 0x10], &mut pos), None);
-        let mut pos = 0;
-        assert_eq!(read_u32(&[0x80, 0x80], &mut pos), None);
-    }
 
     #[test]
     fn custom_section_scans_back() {
@@ -197,6 +202,51 @@ mod tests {
         assert!(sections[0].is_custom("hello"));
         assert_eq!(sections[0].payload, b"payload");
         assert_eq!(sections[0].range, 8..module.len());
+    }
+
+    #[test]
+    fn header_then_payload_is_the_whole_section() {
+        for len in [0, 1, 127, 128, 16_383, 16_384, 70_000] {
+            let payload = vec![0xa5; len];
+            let mut whole = Vec::new();
+            write_custom_section(&mut whole, "sealbox.payload", &payload);
+            let mut split = custom_section_header("sealbox.payload", len);
+            split.extend_from_slice(&payload);
+            assert_eq!(whole, split, "{len}");
+            assert_eq!(whole[0], 0);
+        }
+    }
+
+    #[test]
+    fn known_sections_keep_their_bytes_and_code_is_skipped() {
+        let module = wat::parse_str(
+            r#"(module (memory 1) (func (export "f") (result i32) i32.const 7)
+                 (data (i32.const 0) "abc") (@custom "tail" "xyz"))"#,
+        )
+        .unwrap();
+        let sections = sections(&module).unwrap();
+        let mut end = 8;
+        for s in &sections {
+            assert_eq!(s.range.start, end, "sections are contiguous");
+            end = s.range.end;
+        }
+        assert_eq!(end, module.len());
+        let ids: Vec<u8> = sections.iter().map(|s| s.id).collect();
+        assert_eq!(ids, [1, 3, 5, 7, 10, 11, 0]);
+        assert!(sections[6].is_custom("tail"));
+        assert_eq!(sections[6].payload, b"xyz");
+    }
+
+    #[test]
+    fn components_scan_but_are_not_core_modules() {
+        let component =
+            wat::parse_str(r#"(component (core module (func (export "f"))) (@custom "c" "1"))"#)
+                .unwrap();
+        let scan = scan(&component).unwrap();
+        assert_eq!(scan.layer, Layer::Component);
+        assert!(scan.sections.last().unwrap().is_custom("c"));
+        assert_eq!(scan.sections.last().unwrap().range.end, component.len());
+        assert!(matches!(sections(&component), Err(FormatError::NotWasm(_))));
     }
 
     #[test]

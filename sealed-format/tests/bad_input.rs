@@ -111,7 +111,8 @@ fn module_signed_by_someone_else_is_a_vendor_mismatch() {
     // The test-side builder is faithful: the vendor's own signature opens.
     assert!(open(&assemble(&parts.manifest, &parts.rest, &[&vendor])).is_ok());
     // The vendor may sign after a co-signer: any signer position counts.
-    let opened = open(&assemble(&parts.manifest, &parts.rest, &[&other, &vendor])).unwrap();
+    let both = assemble(&parts.manifest, &parts.rest, &[&other, &vendor]);
+    let opened = open(&both).unwrap();
     assert_eq!(opened.cosigners(), vec![address(&other)]);
     // The same signer twice is refused.
     let err = open(&assemble(&parts.manifest, &parts.rest, &[&vendor, &vendor])).unwrap_err();
@@ -300,7 +301,8 @@ fn decrypt_and_code_hash_failures_after_a_valid_signature() {
     let mut rest = parts.rest.clone();
     let marker = rest.windows(7).position(|w| w == b"SEALBOX").unwrap();
     rest[marker] = b'X';
-    let opened = open(&assemble(&parts.manifest, &rest, &[&vendor])).unwrap();
+    let tampered = assemble(&parts.manifest, &rest, &[&vendor]);
+    let opened = open(&tampered).unwrap();
     let err = opened.plaintext(None).unwrap_err();
     assert_eq!(err.check(), Check::CodeHash, "{err}");
 }

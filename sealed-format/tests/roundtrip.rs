@@ -130,8 +130,11 @@ fn two_seals_of_one_module_differ_only_where_randomness_is_used() {
     let vendor = key();
     let mut o = opts();
     o.recipients = vec![key().verifying_key().into()];
-    let a = open(&seal(&module, &o, &vendor, &[]).unwrap()).unwrap();
-    let b = open(&seal(&module, &o, &vendor, &[]).unwrap()).unwrap();
+    let (sealed_a, sealed_b) = (
+        seal(&module, &o, &vendor, &[]).unwrap(),
+        seal(&module, &o, &vendor, &[]).unwrap(),
+    );
+    let (a, b) = (open(&sealed_a).unwrap(), open(&sealed_b).unwrap());
     assert_eq!(a.manifest.code_hash, b.manifest.code_hash);
     let (ea, eb) = (
         a.manifest.encryption.unwrap(),
@@ -156,12 +159,14 @@ fn cosignature_shows_two_signers() {
 fn entries_detected_across_imports_or_given() {
     let module = fixture("two_entries.wat");
     let vendor = key();
-    let opened = open(&seal(&module, &opts(), &vendor, &[]).unwrap()).unwrap();
+    let sealed = seal(&module, &opts(), &vendor, &[]).unwrap();
+    let opened = open(&sealed).unwrap();
     assert_eq!(opened.manifest.entry, vec!["score", "rank"]);
 
     let mut o = opts();
     o.entry = Some(vec!["rank".into()]);
-    let opened = open(&seal(&module, &o, &vendor, &[]).unwrap()).unwrap();
+    let sealed = seal(&module, &o, &vendor, &[]).unwrap();
+    let opened = open(&sealed).unwrap();
     assert_eq!(opened.manifest.entry, vec!["rank"]);
 }
 

@@ -91,7 +91,13 @@ pub fn split(sealed: &[u8]) -> Parts {
 pub fn assemble(manifest: &[u8], rest: &[u8], keys: &[&SigningKey]) -> Vec<u8> {
     let mut signed = custom("sealbox.manifest", manifest);
     signed.extend_from_slice(rest);
-    let hash: [u8; 32] = Sha256::digest(&signed).into();
+    assemble_signed(&signed, keys)
+}
+
+/// Builds a module of a `signature` section over `signed` (every byte after it), signed by
+/// `keys` in order, then `signed`.
+pub fn assemble_signed(signed: &[u8], keys: &[&SigningKey]) -> Vec<u8> {
+    let hash: [u8; 32] = Sha256::digest(signed).into();
     let mut message = b"wasmsig\x01\x01\x01".to_vec();
     message.extend_from_slice(&hash);
     let digest: [u8; 32] = Sha256::digest(&message).into();
@@ -116,7 +122,7 @@ pub fn assemble(manifest: &[u8], rest: &[u8], keys: &[&SigningKey]) -> Vec<u8> {
 
     let mut out = b"\0asm\x01\0\0\0".to_vec();
     out.extend_from_slice(&custom("signature", &payload));
-    out.extend_from_slice(&signed);
+    out.extend_from_slice(signed);
     out
 }
 
