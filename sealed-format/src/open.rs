@@ -9,7 +9,7 @@ use crate::manifest::{self, Manifest};
 use crate::seal::sha256;
 use crate::signature::{self, SignatureData};
 use crate::wasm::{self, MODULE_HEADER};
-use crate::{FormatError, payload};
+use crate::{FormatError, module, payload};
 
 /// A sealed module whose signature, signers, vendor and manifest have been verified.
 ///
@@ -168,7 +168,10 @@ impl Opened {
     }
 
     /// The plaintext module, decrypted with `recipient` if it is encrypted, after checking that
-    /// its SHA-256 equals the manifest's `code_hash`.
+    /// its SHA-256 equals the manifest's `code_hash` and that it is a module [`crate::seal`]
+    /// accepts: valid Wasm ([`crate::Check::NotWasm`]) and not sealed
+    /// ([`crate::Check::AlreadySealed`]). The manifest's entries are not checked against the
+    /// module's exports here: the runtime does so when it compiles the module.
     ///
     /// `recipient` is ignored for plaintext modules. For encrypted ones, `None` or a key that is
     /// not on the recipient list fails with [`crate::Check::NotRecipient`].
@@ -202,6 +205,10 @@ impl Opened {
                 actual,
             });
         }
+        // The signature only proves who wrote the code, not that it is code: a module that the
+        // vendor's own `seal` would have refused (invalid Wasm, sealed twice) fails here rather
+        // than after the caller has acted on it. Its entries are the runtime's to check.
+        module::check_plaintext(&module)?;
         Ok(module)
     }
 }
