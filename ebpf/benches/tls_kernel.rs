@@ -132,5 +132,8 @@ fn main() {
             out.flush().unwrap();
         }
     }
-    meter.detach();
+    // The programs are pinned links: dropping the meter would leave them attached.
+    if let Err(e) = meter.detach_and_unpin() {
+        eprintln!("cannot remove the meter's pins: {e}");
+    }
 }

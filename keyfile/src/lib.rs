@@ -20,6 +20,7 @@ use std::path::Path;
 
 pub use alloy_signer_local::PrivateKeySigner;
 pub use error::KeyfileError;
+pub use keystore::{MAX_PBKDF2_ROUNDS, MAX_SCRYPT_MEMORY, MAX_SCRYPT_WORK, check_params};
 pub use password::{PASSWORD_ENV, existing_password, new_password};
 
 /// Prefix of a "path" that names an environment variable holding a hex key.
@@ -68,7 +69,7 @@ pub fn write_raw(path: &Path, signer: &PrivateKeySigner) -> Result<(), KeyfileEr
 }
 
 /// Reads a key file of at most [`MAX_KEY_FILE_BYTES`] as text; the buffer is zeroized on drop.
-fn read_small(path: &Path) -> Result<zeroize::Zeroizing<String>, KeyfileError> {
+pub(crate) fn read_small(path: &Path) -> Result<zeroize::Zeroizing<String>, KeyfileError> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|e| KeyfileError::io(path, e))?;
     let mut bytes = zeroize::Zeroizing::new(Vec::new());

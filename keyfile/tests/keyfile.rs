@@ -187,3 +187,77 @@ fn cast_reads_our_keystore() {
         signer.address().to_string().to_lowercase()
     );
 }
+
+/// A keystore v3 file as `write_keystore` writes it, with its KDF cut down to n = 16 (a wrong
+/// password fails at the MAC whatever n is, so these tests stay fast).
+fn small_keystore(dir: &Path) -> serde_json::Value {
+    let path = dir.join("template.json");
+    write_keystore(&path, &PrivateKeySigner::random(), "right").unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    json["crypto"]["kdfparams"]["n"] = 16.into();
+    json
+}
+
+/// Found while writing the `keystore` fuzz target (tests/fuzz), in `eth-keystore`'s
+/// `decrypt_key`, and checked here against the unguarded code: it indexes the derived key
+/// with `[16..32]` and the IV with `[..16]`, so a keystore with a short `dklen` or IV panicked
+/// instead of being refused; and any `n`, `r`, `p` or `c` was derived, however much memory
+/// or time it took. Each is now refused before any key derivation.
+#[test]
+fn keystores_that_would_panic_or_exhaust_the_machine_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = small_keystore(dir.path());
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit); 9] = [
+        ("dklen 16", |j| {
+            j["crypto"]["kdfparams"]["dklen"] = 16.into()
+        }),
+        ("dklen 0", |j| j["crypto"]["kdfparams"]["dklen"] = 0.into()),
+        ("short iv", |j| {
+            j["crypto"]["cipherparams"]["iv"] = "00ff".into()
+        }),
+        ("n = 2^31", |j| {
+            j["crypto"]["kdfparams"]["n"] = (1u64 << 31).into()
+        }),
+        ("n = 2^20, r = 8", |j| {
+            j["crypto"]["kdfparams"]["n"] = (1u64 << 20).into()
+        }),
+        ("n not a power of two", |j| {
+            j["crypto"]["kdfparams"]["n"] = 1000.into()
+        }),
+        ("p = 2^20", |j| {
+            j["crypto"]["kdfparams"]["p"] = (1u64 << 20).into()
+        }),
+        ("r = 0", |j| j["crypto"]["kdfparams"]["r"] = 0.into()),
+        ("pbkdf2 c = u32::MAX", |j| {
+            j["crypto"]["kdf"] = "pbkdf2".into();
+            let salt = j["crypto"]["kdfparams"]["salt"].clone();
+            j["crypto"]["kdfparams"] = serde_json::json!({
+                "c": u32::MAX, "dklen": 32, "prf": "hmac-sha256", "salt": salt
+            });
+        }),
+    ];
+    for (what, edit) in cases {
+        let mut json = template.clone();
+        edit(&mut json);
+        let path = dir.path().join(format!("{what}.json"));
+        std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+        let started = std::time::Instant::now();
+        let err = load_keystore(&path, "wrong").unwrap_err();
+        assert!(
+            matches!(err, KeyfileError::Keystore { .. }),
+            "{what}: {err}"
+        );
+        assert!(
+            started.elapsed().as_secs() < 2,
+            "{what}: took {:?}",
+            started.elapsed()
+        );
+    }
+    // The small template itself is a keystore: the wrong password fails at the MAC.
+    let path = dir.path().join("small.json");
+    std::fs::write(&path, serde_json::to_vec(&template).unwrap()).unwrap();
+    let err = load_keystore(&path, "wrong").unwrap_err();
+    assert!(matches!(err, KeyfileError::WrongPassword { .. }), "{err}");
+}

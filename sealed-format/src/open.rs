@@ -10,7 +10,7 @@ use crate::manifest::{self, Manifest};
 use crate::seal::sha256;
 use crate::signature::{self, SignatureData};
 use crate::wasm::{self, MODULE_HEADER};
-use crate::{FormatError, payload};
+use crate::{FormatError, module, payload};
 
 /// A sealed module whose signature, signers, vendor and manifest have been verified.
 ///
@@ -219,7 +219,10 @@ impl Opened<'_> {
     }
 
     /// The plaintext module, decrypted with `recipient` if it is encrypted, after checking that
-    /// its SHA-256 equals the manifest's `code_hash`.
+    /// its SHA-256 equals the manifest's `code_hash` and that it is a module [`crate::seal`]
+    /// accepts: valid Wasm ([`crate::Check::NotWasm`]) and not sealed
+    /// ([`crate::Check::AlreadySealed`]). The manifest's entries are not checked against the
+    /// module's exports here: the runtime does so when it compiles the module.
     ///
     /// `recipient` is ignored for plaintext modules. For encrypted ones, `None` or a key that is
     /// not on the recipient list fails with [`crate::Check::NotRecipient`].
@@ -230,12 +233,12 @@ impl Opened<'_> {
                 let mut module = Vec::with_capacity(MODULE_HEADER.len() + sections.len());
                 module.extend_from_slice(&MODULE_HEADER);
                 module.extend_from_slice(sections);
-                Ok(module)
+                valid_code(module)
             }
             Body::Encrypted(ciphertext) => {
                 let module = self.decrypt(ciphertext, recipient)?;
                 self.check_code_hash(sha256(&module))?;
-                Ok(module)
+                valid_code(module)
             }
         }
     }
@@ -278,4 +281,12 @@ impl Opened<'_> {
         }
         Ok(())
     }
+}
+
+/// The signature only proves who wrote the code, not that it is code: a module that the vendor's
+/// own `seal` would have refused (invalid Wasm, sealed twice) fails here rather than after the
+/// caller has acted on it. Its entries are the runtime's to check.
+fn valid_code(module: Vec<u8>) -> Result<Vec<u8>, FormatError> {
+    module::check_plaintext(&module)?;
+    Ok(module)
 }

@@ -340,3 +340,38 @@ fn bad_seal_options_are_refused() {
         Check::Options
     );
 }
+
+/// Found by the `differential` fuzz target (tests/fuzz): a vendor signature over code that is
+/// not Wasm opened, and `plaintext` handed it out with a matching code hash; the runtime only
+/// failed later, when compiling it. `plaintext` now refuses it.
+#[test]
+fn plaintext_refuses_code_that_is_not_wasm() {
+    use sha2::{Digest, Sha256};
+    let vendor = key();
+    let plain = seal(&fixture("echo.wat"), &opts(), &vendor, &[]).unwrap();
+    let parts = split(&plain);
+    let resealed = |rest: &[u8], entry: Option<serde_json::Value>| {
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        module.extend_from_slice(rest);
+        let hash = format!("0x{}", hex::encode(Sha256::digest(&module)));
+        let mut json: serde_json::Value = serde_json::from_slice(&parts.manifest).unwrap();
+        json["code_hash"] = hash.into();
+        if let Some(entry) = entry {
+            json["entry"] = entry;
+        }
+        assemble(&serde_json::to_vec(&json).unwrap(), rest, &[&vendor])
+    };
+
+    // A type section cut short: framed, hashed and signed, but not Wasm.
+    let junk = resealed(b"\x01\x01\x60", None);
+    let err = open(&junk).unwrap().plaintext(None).unwrap_err();
+    assert_eq!(err.check(), Check::NotWasm, "{err}");
+
+    // Valid Wasm whose manifest lists an entry the module does not export: the runtime
+    // refuses it when it compiles the module (tests/tests/all/guest_faults.rs), not here.
+    let missing = resealed(&parts.rest, Some(serde_json::json!(["missing"])));
+    open(&missing).unwrap().plaintext(None).unwrap();
+
+    // The original still opens.
+    open(&plain).unwrap().plaintext(None).unwrap();
+}

@@ -136,7 +136,9 @@ impl CounterFile {
                 });
             }
         };
-        if bytes.iter().all(|&b| b == 0) {
+        // The same rule as the mapping (`open_existing`), which sees the first
+        // LEN bytes only: zeros there are a creation cut short, whatever follows.
+        if bytes[..bytes.len().min(LEN)].iter().all(|&b| b == 0) {
             return Ok(Some(0));
         }
         if bytes.len() < LEN || bytes[..8] != MAGIC {
@@ -281,6 +283,30 @@ mod tests {
         assert_eq!(counter.value(), 3);
         counter.raise_to(7);
         assert_eq!(counter.value(), 7);
+    }
+
+    /// Found by the `counter_read` fuzz target (tests/fuzz): a file of 16
+    /// zero bytes followed by anything read as corrupt through
+    /// `read_existing` (`Journal::usage`) but as a fresh counter through
+    /// `open_existing` (`Journal::admit`); both now read its first 16 bytes.
+    #[test]
+    fn reading_and_mapping_agree_on_trailing_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c");
+        let mut counted = MAGIC.to_vec();
+        counted.extend_from_slice(&7u64.to_ne_bytes());
+        for (contents, value) in [
+            ([&[0u8; 16][..], &b"\0\0\0\0!\0"[..]].concat(), Some(0)),
+            ([&counted[..], &b"trailing"[..]].concat(), Some(7)),
+            (vec![0; 5], Some(0)),
+            ([&[0u8; 8][..], &1u64.to_ne_bytes()[..]].concat(), None),
+        ] {
+            std::fs::write(&path, &contents).unwrap();
+            let read = CounterFile::read_existing(&path).ok().flatten();
+            let mapped = CounterFile::open_existing(&path).map(|c| c.map_or(0, |c| c.value()));
+            assert_eq!(read, value, "{contents:?}");
+            assert_eq!(read, mapped.ok(), "{contents:?}");
+        }
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! used (see [`Journal::store_lease`]).
 
 pub mod counter;
+#[cfg(test)]
+mod proptests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::DirBuilderExt;
