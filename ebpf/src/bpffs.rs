@@ -108,6 +108,9 @@ pub(crate) fn ensure_pin_dir(pin_dir: &Path, may_mount: bool) -> Result<(), Mete
     Ok(())
 }
 
+/// How long [`PinDirLock::try_acquire`] waits for a lock someone holds.
+pub(crate) const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// An exclusive `flock` on the pin directory, held while maps are checked,
 /// created, pinned and stamped, so two loaders never race on a fresh directory.
 pub(crate) struct PinDirLock {
@@ -115,9 +118,14 @@ pub(crate) struct PinDirLock {
 }
 
 impl PinDirLock {
-    /// Takes the lock on `pin_dir` if no one holds it; `None` when someone does.
-    /// Held for a whole meter's life, it keeps a second meter (in this or
-    /// another process) from counting into the same maps.
+    /// Takes the lock on `pin_dir` if no one holds it; `None` when someone
+    /// still does after [`LOCK_GRACE`]. Held for a whole meter's life, it keeps
+    /// a second meter (in this or another process) from counting into the same
+    /// maps.
+    ///
+    /// The grace covers a lock that outlives its meter for an instant: a child
+    /// forked by another thread shares the locked descriptor until it execs
+    /// (the descriptor is close-on-exec).
     pub(crate) fn try_acquire(pin_dir: &Path) -> Result<Option<Self>, MeterError> {
         let io_err = |operation, source| MeterError::Io {
             operation,
@@ -125,6 +133,7 @@ impl PinDirLock {
             source,
         };
         let dir = File::open(pin_dir).map_err(|e| io_err("opening pin directory", e))?;
+        let deadline = std::time::Instant::now() + LOCK_GRACE;
         loop {
             // SAFETY: dir is an open file descriptor for the duration of the call.
             let rc = unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -134,6 +143,9 @@ impl PinDirLock {
             let err = std::io::Error::last_os_error();
             match err.kind() {
                 std::io::ErrorKind::Interrupted => continue,
+                std::io::ErrorKind::WouldBlock if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
                 std::io::ErrorKind::WouldBlock => return Ok(None),
                 _ => return Err(io_err("locking pin directory", err)),
             }
