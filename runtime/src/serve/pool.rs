@@ -370,7 +370,7 @@ mod tests {
         let pool = Arc::new(
             CallPool::start(3, 20_000, move |job: usize| {
                 c[job].fetch_add(1, Ordering::Relaxed);
-                job % 7 != 0
+                !job.is_multiple_of(7)
             })
             .unwrap(),
         );
