@@ -40,7 +40,7 @@ pub struct Args {
     /// requests carrying an Origin header (sent by web pages) are always refused.
     #[arg(long = "allow-host", value_name = "NAME")]
     pub allow_hosts: Vec<AllowedHost>,
-    /// Worker threads guest calls run on (default: one per core): the most calls running at
+    /// Worker threads guest calls run on (default: four per core): the most calls running at
     /// once. At most the sandbox's instance slots (64).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub call_workers: Option<u32>,

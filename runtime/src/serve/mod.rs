@@ -20,7 +20,7 @@
 //!   left gets 402 with `Retry-After` and wakes the loop.
 //!
 //! * [`pool`]: guest calls are synchronous CPU work; they run on a fixed set
-//!   of worker threads (`--call-workers`, default one per core) fed by a
+//!   of worker threads (`--call-workers`, default four per core) fed by a
 //!   bounded queue (`--call-queue`); a call that finds the queue full gets 503
 //!   with `Retry-After`, unbilled.
 

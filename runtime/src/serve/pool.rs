@@ -1,13 +1,23 @@
 //! The call pool of `runtime serve`: a fixed set of worker threads fed by a
 //! bounded queue, instead of tokio's blocking pool (`spawn_blocking`) per call.
 //!
-//! Why: `spawn_blocking` grows a thread per concurrent request (up to 512),
-//! so under load each call wakes a parked thread and parks it again (two
-//! futex round trips) and the threads outnumber the cores. Here the workers
-//! are as many as the cores (`--call-workers`); a worker that finishes a call
-//! takes the next queued one without sleeping, and a sleeping worker is woken
-//! only when none is awake. A full queue (`--call-queue`) refuses the call at
-//! once — 503 with `Retry-After` — rather than letting requests pile up.
+//! Why: `spawn_blocking` hands every call to the blocking pool through its
+//! shared lock, boxes it, grows a thread per concurrent request (up to 512)
+//! and lets idle ones expire, so under load each call wakes a parked thread
+//! and parks it again. Here a fixed set of workers (`--call-workers`) is
+//! started once; a worker that finishes a call takes the next queued one
+//! without sleeping, and a sleeping worker is woken only when one is waiting.
+//! A full queue (`--call-queue`) refuses the call at once — 503 with
+//! `Retry-After` — rather than letting requests pile up.
+//!
+//! The default is four workers per core (at most the sandbox's instance
+//! slots). In `scripts/bench-serve` on a shared 2-core machine (load ~10,
+//! wrk with 8 connections, four runs) one worker per core gave the most
+//! requests per second, 1.00–1.34× the bare axum + wasmtime server, but a p99
+//! at or above the bare server's in every run: when the OS preempts a worker
+//! for another process's time slice, the calls queued behind it wait. Four per
+//! core gave 1.00–1.21× and a p99 below the bare server's in two runs of
+//! three. The default favours the tail; `--call-workers` picks either.
 //!
 //! Billing is unchanged: a job is admitted (journal, kernel meter) by
 //! [`Product::call_bytes`](crate::product::Product::call_bytes) on the worker,
@@ -31,9 +41,9 @@ use crate::error::RuntimeError;
 /// Default queue length of `--call-queue`.
 pub const DEFAULT_CALL_QUEUE: usize = 1024;
 
-/// Default worker count of `--call-workers`: one per available core.
+/// Default worker count of `--call-workers`: four per available core.
 pub fn default_call_workers() -> usize {
-    std::thread::available_parallelism().map_or(2, usize::from)
+    4 * std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 /// One guest call waiting for a worker.
