@@ -14,7 +14,7 @@ use std::time::Instant;
 use aya::EbpfLoader;
 use aya::programs::UProbe;
 use aya::programs::uprobe::UProbeScope;
-use sealbox_ebpf::{Meter, MeterOptions, bpf_object, meter_call, read_pinned_count};
+use sealbox_ebpf::{Meter, MeterOptions, Slot, bpf_object, meter_call, read_pinned_count};
 use sealbox_testkit::bpf::PinDir;
 
 const ROUNDS: usize = 9;
@@ -29,9 +29,10 @@ pub extern "C" fn sealbox_bench_prologue_entry(key: u64) {
     core::arch::naked_asm!("mov qword ptr [rsp - 8], rdi", "ret")
 }
 
-fn prologue_call(key: u64) {
+/// Slot 0 of a fresh counter array: the prologue case counts there.
+fn prologue_call(_: Slot) {
     let f: extern "C" fn(u64) = black_box(sealbox_bench_prologue_entry);
-    f(black_box(key));
+    f(black_box(0));
 }
 
 /// This thread's CPU time in ns: unlike wall time it does not count the time
@@ -55,7 +56,7 @@ struct Timing {
     wall_median: f64,
 }
 
-fn per_call_ns(calls: u64, f: impl Fn(u64)) -> Timing {
+fn per_call_ns(calls: u64, slot: Slot, f: impl Fn(Slot)) -> Timing {
     let median = |mut v: Vec<f64>| {
         v.sort_by(|a, b| a.total_cmp(b));
         (v[ROUNDS / 2], v[0])
@@ -64,7 +65,7 @@ fn per_call_ns(calls: u64, f: impl Fn(u64)) -> Timing {
     for _ in 0..ROUNDS {
         let (cpu_start, wall_start) = (thread_cpu_ns(), Instant::now());
         for _ in 0..calls {
-            f(KEY);
+            f(slot);
         }
         cpu.push((thread_cpu_ns() - cpu_start) as f64 / calls as f64);
         wall.push(wall_start.elapsed().as_nanos() as f64 / calls as f64);
@@ -78,8 +79,8 @@ fn per_call_ns(calls: u64, f: impl Fn(u64)) -> Timing {
     }
 }
 
-fn getppid_ns(calls: u64) -> Timing {
-    per_call_ns(calls, |_| {
+fn getppid_ns(calls: u64, slot: Slot) -> Timing {
+    per_call_ns(calls, slot, |_| {
         // SAFETY: getppid has no preconditions.
         black_box(unsafe { libc::getppid() });
     })
@@ -127,28 +128,32 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(if full { 1_000_000 } else { 20_000 });
 
-    // Warm up, then measure without any probe.
-    per_call_ns(calls / 10, meter_call);
-    let bare = per_call_ns(calls, meter_call);
-    let bare_prologue = per_call_ns(calls, prologue_call);
-    let floor = getppid_ns(calls);
-
-    let meter = match Meter::attach(&MeterOptions {
+    let attach_meter = || match Meter::attach(&MeterOptions {
         pin_dir: dir.path.join("meter"),
         ..MeterOptions::default()
     }) {
         Ok(m) => m,
         Err(e) => sealbox_testkit::bpf::missing(format!("cannot attach the kernel meter: {e}")),
     };
-    meter.register(KEY).expect("register");
+    // The key's slot, taken once; detached again for the bare rows.
+    let slot = attach_meter().register(KEY).expect("register");
+
+    // Warm up, then measure without any probe.
+    per_call_ns(calls / 10, slot, meter_call);
+    let bare = per_call_ns(calls, slot, meter_call);
+    let bare_prologue = per_call_ns(calls, slot, prologue_call);
+    let floor = getppid_ns(calls, slot);
+
+    let meter = attach_meter();
+    assert_eq!(meter.register(KEY).expect("register"), slot);
     let start = Instant::now();
-    meter_call(KEY);
+    meter_call(slot);
     let first = start.elapsed().as_nanos();
     let probed_bytes = entry_bytes();
-    let metered = per_call_ns(calls, meter_call);
+    let metered = per_call_ns(calls, slot, meter_call);
     let counted = meter.count(KEY).expect("count");
     drop(meter);
-    let bare_after = per_call_ns(calls, meter_call);
+    let bare_after = per_call_ns(calls, slot, meter_call);
     let expected = 1 + calls * ROUNDS as u64;
     assert_eq!(counted, expected, "metered calls not counted exactly");
     assert_eq!(
@@ -179,7 +184,7 @@ fn main() {
         )
         .expect("attach to the prologue function");
     let prologue_calls = (calls / 20).max(1000); // ~11 µs each: keep the run short
-    let probed_prologue = per_call_ns(prologue_calls, prologue_call);
+    let probed_prologue = per_call_ns(prologue_calls, slot, prologue_call);
     drop(bpf);
 
     println!(

@@ -11,7 +11,7 @@ pub const ENTRY_NOP5: [u8; 5] = [0x0f, 0x1f, 0x44, 0x00, 0x00];
 pub const ENTRY_SYMBOL: &str = "sealbox_meter_entry";
 
 /// The metered entry point: the runtime calls it (through [`meter_call`]) once
-/// per guest call, with the product's meter key in the first argument register.
+/// per guest call, with the product's counter slot in the first argument register.
 /// It does nothing itself; the uprobe on its first instruction does the counting.
 ///
 /// Why naked, starting with a 5-byte nop: a uprobe replaces the probed
@@ -27,18 +27,39 @@ pub const ENTRY_SYMBOL: &str = "sealbox_meter_entry";
 #[unsafe(naked)]
 #[unsafe(no_mangle)]
 pub extern "C" fn sealbox_meter_entry(key: u64) {
-    // `key` arrives in %rdi (System V ABI), where the BPF program reads it.
+    // The slot arrives in %rdi (System V ABI), where the BPF program reads it.
     core::arch::naked_asm!(".byte 0x0f, 0x1f, 0x44, 0x00, 0x00", "ret")
 }
 
-/// Calls [`sealbox_meter_entry`] with `key`: one metered unit when a
+/// A counter slot in the kernel meter's per-CPU array: what
+/// [`Meter::register`](crate::Meter::register) hands out for a meter key, and
+/// what [`meter_call`] passes to the probed entry. Only `register` makes one,
+/// so every metered call hits a slot its key owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Slot(pub(crate) u32);
+
+impl Slot {
+    /// The slot's index in the counter array.
+    pub fn index(self) -> u32 {
+        self.0
+    }
+}
+
+/// Calls [`sealbox_meter_entry`] with `slot`: one metered unit when a
 /// [`Meter`](crate::Meter) is attached in this process, a few nanoseconds
-/// otherwise. The call goes through [`black_box`] so the compiler can never
-/// elide it, even though the function has no visible effect.
+/// otherwise.
 #[inline]
-pub fn meter_call(key: u64) {
+pub fn meter_call(slot: Slot) {
+    enter(u64::from(slot.0));
+}
+
+/// Calls the entry with a raw argument (the self-test's reserved value). The
+/// call goes through [`black_box`] so the compiler can never elide it, even
+/// though the function has no visible effect.
+#[inline]
+pub(crate) fn enter(arg: u64) {
     let entry: extern "C" fn(u64) = black_box(sealbox_meter_entry);
-    entry(black_box(key));
+    entry(black_box(arg));
 }
 
 /// The runtime address of [`sealbox_meter_entry`] in this process.

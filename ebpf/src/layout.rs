@@ -4,20 +4,27 @@
 
 use std::path::{Path, PathBuf};
 
-use aya::maps::{Array, HashMap, Map, MapData, MapType};
+use aya::maps::{Array, HashMap, Map, MapData, MapType, PerCpuArray};
 
 use crate::MeterError;
+use crate::bpffs::PinDirLock;
+use crate::entry::Slot;
 use crate::error::{is_permission_error, os_code};
 
-/// Name (and pin file name) of the counter map: u64 meter key → u64 calls.
+/// Name (and pin file name) of the counter map: u32 slot → u64 calls per CPU.
 pub(crate) const COUNTS: &str = "meter_counts";
+/// Name of the slot table: u64 meter key → u32 slot (written by loaders only).
+pub(crate) const SLOTS: &str = "meter_slots";
 /// Name of the stats array (u32 index → u64), see `STAT_*`.
 pub(crate) const STATS: &str = "meter_stats";
 /// Name of the one-slot layout marker array.
 pub(crate) const LAYOUT: &str = "meter_layout";
 
 /// Version of the map layout in `bpf/meter.bpf.c`. Bump it whenever a map there changes.
-pub const LAYOUT_VERSION: u32 = 1;
+///
+/// v1: `meter_counts` was a hash map of u64 meter key → u64 calls.
+/// v2: `meter_counts` is a per-CPU array of slots, `meter_slots` maps keys to slots.
+pub const LAYOUT_VERSION: u32 = 2;
 /// The value the loader stores in `meter_layout[0]`: "SBXM" then the version.
 pub(crate) const LAYOUT_MARKER: u64 = 0x5342_584d_0000_0000 | LAYOUT_VERSION as u64;
 /// `meter_layout` index of the marker.
@@ -25,16 +32,20 @@ const LAYOUT_MARKER_SLOT: u32 = 0;
 /// `meter_layout` index of the epoch: a random nonzero u64 chosen when the maps
 /// were created, so a reader can tell the counters restarted from zero.
 const LAYOUT_EPOCH_SLOT: u32 = 1;
+/// `meter_layout` index of the next free counter slot (slots are handed out
+/// densely from 0 and never freed).
+const LAYOUT_NEXT_SLOT: u32 = 2;
 /// Number of `meter_layout` slots.
-const LAYOUT_SLOTS: u32 = 2;
+const LAYOUT_SLOTS: u32 = 3;
 
-/// `meter_stats` index of hits that could not be counted (map full).
+/// `meter_stats` index of hits that could not be counted (a slot out of range).
 pub(crate) const STAT_DROPPED: u32 = 0;
 /// `meter_stats` index of self-test hits.
 pub(crate) const STAT_SELFTEST: u32 = 1;
 /// Number of `meter_stats` slots.
 const STAT_SLOTS: u32 = 8;
-/// Key the BPF program counts into `STAT_SELFTEST` instead of `meter_counts`.
+/// Argument the BPF program counts into `STAT_SELFTEST` instead of `meter_counts`;
+/// also the one meter key that cannot be registered.
 pub(crate) const SELFTEST_KEY: u64 = u64::MAX;
 
 /// Default capacity of the counter map.
@@ -64,13 +75,21 @@ impl MapSpec {
     }
 }
 
-fn specs(counts_max_entries: Option<u32>) -> [MapSpec; 3] {
+fn specs(counts_max_entries: Option<u32>) -> [MapSpec; 4] {
     [
         MapSpec {
             name: COUNTS,
+            kind: MapType::PerCpuArray,
+            key_size: 4,
+            value_size: 8,
+            max_entries: counts_max_entries,
+            flags: 0,
+        },
+        MapSpec {
+            name: SLOTS,
             kind: MapType::Hash,
             key_size: 8,
-            value_size: 8,
+            value_size: 4,
             max_entries: counts_max_entries,
             flags: 0,
         },
@@ -182,10 +201,23 @@ fn check_marker(path: &Path, marker: u64) -> Result<(), MeterError> {
     if marker == 0 || marker == LAYOUT_MARKER {
         return Ok(());
     }
+    let found = if marker & !0xffff_ffff == LAYOUT_MARKER & !0xffff_ffff {
+        let version = marker & 0xffff_ffff;
+        let what = match version {
+            1 => " (hashed keys in one hash map; its counts are read by a layout v1 build)",
+            v if v > u64::from(LAYOUT_VERSION) => " (a newer build's)",
+            _ => "",
+        };
+        format!("layout marker {marker:#018x}: layout v{version}{what}")
+    } else {
+        format!("layout marker {marker:#018x}")
+    };
     Err(MeterError::StaleLayout {
         path: path.to_owned(),
-        found: format!("layout marker {marker:#018x}"),
-        expected: format!("layout marker {LAYOUT_MARKER:#018x} (layout v{LAYOUT_VERSION})"),
+        found,
+        expected: format!(
+            "layout marker {LAYOUT_MARKER:#018x} (layout v{LAYOUT_VERSION}: per-CPU slots)"
+        ),
     })
 }
 
@@ -199,6 +231,32 @@ pub(crate) fn validate_pins(
     pin_dir: &Path,
     counts_max_entries: Option<u32>,
 ) -> Result<(), MeterError> {
+    // The marker first: maps of another layout version are named as such
+    // (say "layout v1: hashed keys"), rather than by the first map whose shape
+    // differs. Any u64 array with a first slot can carry a marker.
+    let layout_path = pin_path(pin_dir, LAYOUT);
+    if let Some(map) = open_pinned(&layout_path)?
+        && let Ok(info) = map.info()
+        && info.map_type().is_ok_and(|k| k == MapType::Array)
+        && info.key_size() == 4
+        && info.value_size() == 8
+        && info.max_entries() >= 1
+    {
+        let map = to_map(&layout_path, map)?;
+        let array: Array<MapData, u64> = Array::try_from(map).map_err(|e| MeterError::Map {
+            path: layout_path.clone(),
+            operation: "reading the layout marker",
+            detail: e.to_string(),
+        })?;
+        let marker = array
+            .get(&LAYOUT_MARKER_SLOT, 0)
+            .map_err(|e| MeterError::Map {
+                path: layout_path.clone(),
+                operation: "reading the layout marker",
+                detail: e.to_string(),
+            })?;
+        check_marker(&layout_path, marker)?;
+    }
     let mut present = Vec::new();
     for spec in specs(counts_max_entries) {
         let path = pin_path(pin_dir, spec.name);
@@ -278,11 +336,13 @@ pub(crate) fn stamp_layout(pin_dir: &Path, map: Map) -> Result<u64, MeterError> 
     Ok(epoch)
 }
 
-/// The counter and stats maps, shared by an attached [`Meter`](crate::Meter)
-/// and a read-only [`PinnedCounts`](crate::PinnedCounts).
+/// The counter, slot and stats maps, shared by an attached
+/// [`Meter`](crate::Meter) and a read-only [`PinnedCounts`](crate::PinnedCounts).
 pub(crate) struct CounterMaps {
+    pin_dir: PathBuf,
     counts_path: PathBuf,
-    counts: std::sync::Mutex<HashMap<MapData, u64, u64>>,
+    counts: std::sync::Mutex<PerCpuArray<MapData, u64>>,
+    slots: std::sync::Mutex<HashMap<MapData, u64, u32>>,
     stats: Array<MapData, u64>,
     capacity: u32,
     epoch: u64,
@@ -299,37 +359,33 @@ impl std::fmt::Debug for CounterMaps {
 }
 
 impl CounterMaps {
-    /// Wraps the two maps (taken from a loaded object, or opened from pins).
+    /// Wraps the maps (taken from a loaded object, or opened from pins).
     pub(crate) fn new(
         pin_dir: &Path,
         counts: Map,
+        slots: Map,
         stats: Map,
         epoch: u64,
     ) -> Result<Self, MeterError> {
         let counts_path = pin_path(pin_dir, COUNTS);
-        let stats_path = pin_path(pin_dir, STATS);
-        let counts: HashMap<MapData, u64, u64> =
-            HashMap::try_from(counts).map_err(|e| MeterError::Map {
-                path: counts_path.clone(),
-                operation: "opening",
-                detail: e.to_string(),
-            })?;
-        let stats: Array<MapData, u64> = Array::try_from(stats).map_err(|e| MeterError::Map {
-            path: stats_path,
+        let open_error = |name: &str, e: &dyn std::fmt::Display| MeterError::Map {
+            path: pin_path(pin_dir, name),
             operation: "opening",
             detail: e.to_string(),
-        })?;
-        let capacity = aya::maps::IterableMap::map(&counts)
-            .info()
-            .map_err(|e| MeterError::Map {
-                path: counts_path.clone(),
-                operation: "reading map info",
-                detail: e.to_string(),
-            })?
-            .max_entries();
+        };
+        let counts: PerCpuArray<MapData, u64> =
+            PerCpuArray::try_from(counts).map_err(|e| open_error(COUNTS, &e))?;
+        let slots: HashMap<MapData, u64, u32> =
+            HashMap::try_from(slots).map_err(|e| open_error(SLOTS, &e))?;
+        let stats: Array<MapData, u64> =
+            Array::try_from(stats).map_err(|e| open_error(STATS, &e))?;
+        let capacity = counts.len();
+
         Ok(Self {
+            pin_dir: pin_dir.to_owned(),
             counts_path,
             counts: std::sync::Mutex::new(counts),
+            slots: std::sync::Mutex::new(slots),
             stats,
             capacity,
             epoch,
@@ -346,63 +402,132 @@ impl CounterMaps {
         };
         let counts = open(COUNTS)?;
         let (_, epoch) = read_layout(&pin_path(pin_dir, LAYOUT), open(LAYOUT)?)?;
-        Self::new(pin_dir, counts, open(STATS)?, epoch)
+        Self::new(pin_dir, counts, open(SLOTS)?, open(STATS)?, epoch)
     }
 
-    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<MapData, u64, u64>> {
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<MapData, u64, u32>> {
         // A panic while holding the lock cannot leave the map handle inconsistent.
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, PerCpuArray<MapData, u64>> {
         self.counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Calls counted for `key` (0 if the key was never registered nor hit).
-    pub(crate) fn count(&self, key: u64) -> Result<u64, MeterError> {
-        match self.counts().get(&key, 0) {
-            Ok(n) => Ok(n),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(0),
-            Err(e) => Err(MeterError::Map {
-                path: self.counts_path.clone(),
-                operation: "lookup",
-                detail: e.to_string(),
-            }),
+    fn map_error(
+        &self,
+        name: &str,
+        operation: &'static str,
+        e: &dyn std::fmt::Display,
+    ) -> MeterError {
+        MeterError::Map {
+            path: pin_path(&self.pin_dir, name),
+            operation,
+            detail: e.to_string(),
         }
     }
 
-    /// Makes room for `key` (value 0) so that every later hit is a lookup and
-    /// an atomic add. A key already present keeps its count.
-    pub(crate) fn register(&self, key: u64) -> Result<(), MeterError> {
+    /// The slot `key` owns, if it has one.
+    fn slot_of(&self, key: u64) -> Result<Option<u32>, MeterError> {
+        match self.slots().get(&key, 0) {
+            Ok(slot) => Ok(Some(slot)),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(self.map_error(SLOTS, "lookup", &e)),
+        }
+    }
+
+    /// Calls counted in `slot`: the sum over every possible CPU.
+    fn slot_count(&self, slot: u32) -> Result<u64, MeterError> {
+        let per_cpu = self
+            .counts()
+            .get(&slot, 0)
+            .map_err(|e| self.map_error(COUNTS, "lookup", &e))?;
+        Ok(per_cpu.iter().fold(0u64, |sum, n| sum.wrapping_add(*n)))
+    }
+
+    /// Calls counted for `key` (0 if the key was never registered).
+    pub(crate) fn count(&self, key: u64) -> Result<u64, MeterError> {
+        match self.slot_of(key)? {
+            Some(slot) => self.slot_count(slot),
+            None => Ok(0),
+        }
+    }
+
+    /// The slot of `key`: the one it owns, or the next free one, taken under
+    /// the pin directory's lock (so two processes registering at once never
+    /// take the same slot for different keys, nor two slots for one key).
+    /// A key already registered keeps its slot and its count.
+    pub(crate) fn register(&self, key: u64) -> Result<Slot, MeterError> {
         if key == SELFTEST_KEY {
             return Err(MeterError::ReservedKey { key });
         }
+        if let Some(slot) = self.slot_of(key)? {
+            return Ok(Slot(slot));
+        }
+        let _lock = PinDirLock::acquire(&self.pin_dir)?;
+        if let Some(slot) = self.slot_of(key)? {
+            return Ok(Slot(slot));
+        }
+        let mut slots = self.slots();
+        let layout_path = pin_path(&self.pin_dir, LAYOUT);
+        let layout = MapData::from_pin(&layout_path)
+            .map_err(|e| self.map_error(LAYOUT, "opening", &e))
+            .and_then(|data| to_map(&layout_path, data))?;
+        let mut layout: Array<MapData, u64> =
+            Array::try_from(layout).map_err(|e| self.map_error(LAYOUT, "opening", &e))?;
+        let next = layout
+            .get(&LAYOUT_NEXT_SLOT, 0)
+            .map_err(|e| self.map_error(LAYOUT, "reading the next free slot", &e))?;
+        let taken = u32::try_from(next).unwrap_or(u32::MAX);
+        if taken >= self.capacity {
+            return Err(MeterError::MapFull {
+                path: self.counts_path.clone(),
+                capacity: self.capacity,
+                key,
+            });
+        }
+        // Advance the free-slot mark before the key takes the slot: a loader
+        // that dies in between leaves an unused slot, never one slot for two keys.
+        layout
+            .set(LAYOUT_NEXT_SLOT, next + 1, 0)
+            .map_err(|e| self.map_error(LAYOUT, "taking a slot", &e))?;
+        // Hits only ever reach a slot through its key, so a free slot counts 0;
+        // a stray hit on it (a slot index not from `register`) is not inherited.
+        let zero = aya::maps::PerCpuValues::try_from(vec![0u64; self.counts_cpus()?])
+            .map_err(|e| self.map_error(COUNTS, "zeroing a free slot", &e))?;
+        self.counts()
+            .set(taken, zero, 0)
+            .map_err(|e| self.map_error(COUNTS, "zeroing a free slot", &e))?;
         const BPF_NOEXIST: u64 = 1;
-        match self.counts().insert(key, 0, BPF_NOEXIST) {
-            Ok(()) => Ok(()),
+        match slots.insert(key, taken, BPF_NOEXIST) {
+            Ok(()) => Ok(Slot(taken)),
             Err(e) => match os_code(&e) {
-                Some(libc::EEXIST) => Ok(()),
                 Some(libc::E2BIG) | Some(libc::ENOSPC) => Err(MeterError::MapFull {
                     path: self.counts_path.clone(),
                     capacity: self.capacity,
                     key,
                 }),
-                _ => Err(MeterError::Map {
-                    path: self.counts_path.clone(),
-                    operation: "registering a key",
-                    detail: e.to_string(),
-                }),
+                _ => Err(self.map_error(SLOTS, "registering a key", &e)),
             },
         }
     }
 
-    fn stat(&self, index: u32) -> Result<u64, MeterError> {
-        self.stats.get(&index, 0).map_err(|e| MeterError::Map {
-            path: self.counts_path.with_file_name(STATS),
-            operation: "reading a stat",
-            detail: e.to_string(),
-        })
+    /// Possible CPUs: the length of a per-CPU value.
+    fn counts_cpus(&self) -> Result<usize, MeterError> {
+        aya::util::nr_cpus().map_err(|(_, e)| self.map_error(COUNTS, "counting possible CPUs", &e))
     }
 
-    /// Hits that could not be counted because no key slot was free.
+    fn stat(&self, index: u32) -> Result<u64, MeterError> {
+        self.stats
+            .get(&index, 0)
+            .map_err(|e| self.map_error(STATS, "reading a stat", &e))
+    }
+
+    /// Hits that could not be counted (a slot out of range).
     pub(crate) fn dropped(&self) -> Result<u64, MeterError> {
         self.stat(STAT_DROPPED)
     }
@@ -412,7 +537,7 @@ impl CounterMaps {
         self.stat(STAT_SELFTEST)
     }
 
-    /// Capacity (max_entries) of the counter map.
+    /// Capacity (max_entries) of the counter map: the number of slots.
     pub(crate) fn capacity(&self) -> u32 {
         self.capacity
     }

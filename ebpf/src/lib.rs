@@ -1,9 +1,11 @@
 //! Sealbox kernel meter.
 //!
-//! The runtime calls [`meter_call`] once per guest call with the product's
-//! [`meter_key`]. While a [`Meter`] is attached, a uprobe on
+//! The runtime registers each product's [`meter_key`] once
+//! ([`Meter::register`] gives it a [`Slot`]) and calls [`meter_call`] with that
+//! slot once per guest call. While a [`Meter`] is attached, a uprobe on
 //! [`sealbox_meter_entry`] runs the BPF program `bpf/meter.bpf.c`, which adds 1
-//! to that key's counter in a BPF hash map pinned under `/sys/fs/bpf/sealbox/`.
+//! to the slot's counter on this CPU in a per-CPU array pinned under
+//! `/sys/fs/bpf/sealbox/` (readers sum the CPUs).
 //! The counts live in the kernel: they survive a crash of the runtime, the
 //! Wasm guest cannot reach them, and [`read_pinned_count`] reads them back
 //! without attaching. See `docs/METERING.md` for the design and its limits.
@@ -33,7 +35,7 @@ mod pinned;
 mod privilege;
 mod tls;
 
-pub use entry::{ENTRY_NOP5, ENTRY_SYMBOL, meter_call, sealbox_meter_entry};
+pub use entry::{ENTRY_NOP5, ENTRY_SYMBOL, Slot, meter_call, sealbox_meter_entry};
 pub use error::{MeterError, TlsError};
 pub use key::meter_key;
 pub use layout::{DEFAULT_MAX_ENTRIES, LAYOUT_VERSION};

@@ -10,10 +10,10 @@ use aya::{Ebpf, EbpfError, EbpfLoader};
 
 use crate::MeterError;
 use crate::bpffs::{PinDirLock, ensure_pin_dir};
-use crate::entry::{ENTRY_SYMBOL, meter_call};
+use crate::entry::{ENTRY_SYMBOL, Slot, enter};
 use crate::error::is_permission_error;
 use crate::layout::{
-    COUNTS, CounterMaps, DEFAULT_MAX_ENTRIES, LAYOUT, SELFTEST_KEY, STATS, stamp_layout,
+    COUNTS, CounterMaps, DEFAULT_MAX_ENTRIES, LAYOUT, SELFTEST_KEY, SLOTS, STATS, stamp_layout,
     validate_pins,
 };
 use crate::locate::locate_entry;
@@ -66,8 +66,8 @@ pub enum AttachPoint {
 pub struct MeterOptions {
     /// Directory on bpffs holding the pinned maps (default [`DEFAULT_PIN_DIR`]).
     pub pin_dir: PathBuf,
-    /// Capacity of the counter map in keys (default [`DEFAULT_MAX_ENTRIES`]).
-    /// An existing pinned map must have exactly this capacity.
+    /// Capacity of the counter map in keys: its slots (default
+    /// [`DEFAULT_MAX_ENTRIES`]). An existing pinned map must have exactly this capacity.
     pub max_entries: u32,
     /// How to find the entry function.
     pub attach: AttachMode,
@@ -150,8 +150,8 @@ fn object_error(e: EbpfError) -> MeterError {
     }
 }
 
-/// An attached kernel meter: while it lives, every [`meter_call`] in this
-/// process adds 1 to its key's counter in the pinned map. Dropping it detaches
+/// An attached kernel meter: while it lives, every [`meter_call`](crate::meter_call)
+/// in this process adds 1 to its slot's counter in the pinned map. Dropping it detaches
 /// the probe; the pinned map and its counts stay for the next attach (or a
 /// [`PinnedCounts`](crate::PinnedCounts) reader).
 ///
@@ -207,6 +207,7 @@ impl Meter {
             .btf(None)
             .default_map_pin_directory(&pin_dir)
             .map_max_entries(COUNTS, opts.max_entries)
+            .map_max_entries(SLOTS, opts.max_entries)
             .load(BPF_OBJECT)
             .map_err(object_error)?;
         let take = |bpf: &mut Ebpf, name: &str| {
@@ -218,6 +219,7 @@ impl Meter {
         let maps = CounterMaps::new(
             &pin_dir,
             take(&mut bpf, COUNTS)?,
+            take(&mut bpf, SLOTS)?,
             take(&mut bpf, STATS)?,
             epoch,
         )?;
@@ -250,7 +252,7 @@ impl Meter {
     /// One call with the reserved self-test key must show up in the stats map.
     fn self_test(&mut self) -> Result<(), MeterError> {
         let before = self.maps.selftest_hits()?;
-        meter_call(SELFTEST_KEY);
+        enter(SELFTEST_KEY);
         if self.maps.selftest_hits()? > before {
             return Ok(());
         }
@@ -259,13 +261,14 @@ impl Meter {
         Err(MeterError::SelfTestFailed { location, target })
     }
 
-    /// Reserves a slot for `key` (count 0) unless it has one, so that its
-    /// calls are never dropped for lack of room. Call it when a product is
-    /// loaded, before its first call. A key already counted keeps its count.
+    /// The counter slot of `key`: the one it owns in the pinned maps (kept
+    /// across processes and restarts, with its count), or a fresh one at 0.
+    /// Call it when a product is loaded, then [`meter_call`](crate::meter_call)
+    /// with the slot once per call.
     ///
     /// Fails with [`MeterError::MapFull`] when no slot is left (nothing changes),
     /// and [`MeterError::ReservedKey`] for the self-test key `u64::MAX`.
-    pub fn register(&self, key: u64) -> Result<(), MeterError> {
+    pub fn register(&self, key: u64) -> Result<Slot, MeterError> {
         self.maps.register(key)
     }
 
@@ -275,9 +278,10 @@ impl Meter {
         self.maps.count(key)
     }
 
-    /// Calls that could not be counted because the map was full when an
-    /// unregistered key was hit (all processes, since the map was created).
-    /// Nonzero means the counts are short by that many calls.
+    /// Hits that could not be counted because their slot was out of range
+    /// (all processes, since the map was created; a slot comes from
+    /// [`Meter::register`], so this stays 0). Nonzero means the counts are
+    /// short by that many calls.
     pub fn dropped(&self) -> Result<u64, MeterError> {
         self.maps.dropped()
     }

@@ -21,12 +21,12 @@ impl PinnedCounts {
         })
     }
 
-    /// Calls counted for `key` (0 when the key has never been registered nor hit).
+    /// Calls counted for `key`, summed over the CPUs (0 when the key was never registered).
     pub fn count(&self, key: u64) -> Result<u64, MeterError> {
         self.maps.count(key)
     }
 
-    /// Calls that could not be counted because the map was full.
+    /// Hits that could not be counted (a slot out of range; see [`Meter::dropped`](crate::Meter::dropped)).
     pub fn dropped(&self) -> Result<u64, MeterError> {
         self.maps.dropped()
     }

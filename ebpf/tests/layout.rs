@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, MeterPins, PinDir, attach, pin_raw_map, pinned_shape,
-    serial, set_array_u64, skip_bpf, test_key,
+    BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, MeterPins, PinDir, attach,
+    pin_raw_map, pinned_shape, serial, set_array_u64, skip_bpf, test_key,
 };
 use sealbox_ebpf::{Meter, MeterError, MeterOptions, PinnedCounts, meter_call, read_pinned_count};
 
@@ -48,13 +48,13 @@ fn a_counter_map_with_another_value_size_is_refused_and_left_alone() {
     let dir = PinDir::new();
     dir.create();
     let counts = dir.path.join("meter_counts");
-    pin_raw_map(&counts, BPF_MAP_TYPE_HASH, 8, 4, 4096);
+    pin_raw_map(&counts, BPF_MAP_TYPE_PERCPU_ARRAY, 4, 4, 4096);
     let message = expect_stale(&dir.options(), &counts);
     assert!(
         message.contains("value 4 B") && message.contains("value 8 B"),
         "{message}"
     );
-    assert_eq!(pinned_shape(&counts), (8, 4, 4096));
+    assert_eq!(pinned_shape(&counts), (4, 4, 4096));
     assert_eq!(
         names(&dir),
         ["meter_counts"],
@@ -77,14 +77,46 @@ fn maps_without_a_layout_marker_are_refused() {
     // Same shapes as today, but pinned by something that wrote no marker.
     pin_raw_map(
         &dir.path.join("meter_counts"),
-        BPF_MAP_TYPE_HASH,
-        8,
+        BPF_MAP_TYPE_PERCPU_ARRAY,
+        4,
         8,
         4096,
     );
     pin_raw_map(&dir.path.join("meter_stats"), BPF_MAP_TYPE_ARRAY, 4, 8, 8);
     expect_stale(&dir.options(), &dir.path.join("meter_layout"));
     assert_eq!(names(&dir), ["meter_counts", "meter_stats"]);
+}
+
+#[test]
+fn a_layout_v1_directory_is_refused_by_name_and_left_alone() {
+    if skip_bpf("a_layout_v1_directory_is_refused_by_name_and_left_alone") {
+        return;
+    }
+    let _serial = serial();
+    let dir = PinDir::new();
+    dir.create();
+    // What a layout v1 build pinned: hashed keys in one hash map, a 2-slot marker.
+    let counts = dir.path.join("meter_counts");
+    pin_raw_map(&counts, BPF_MAP_TYPE_HASH, 8, 8, 4096);
+    pin_raw_map(&dir.path.join("meter_stats"), BPF_MAP_TYPE_ARRAY, 4, 8, 8);
+    let marker = dir.path.join("meter_layout");
+    pin_raw_map(&marker, BPF_MAP_TYPE_ARRAY, 4, 8, 2);
+    set_array_u64(&marker, 0x5342_584d_0000_0001);
+    let message = expect_stale(&dir.options(), &marker);
+    assert!(
+        message.contains("layout v1 (hashed keys") && message.contains("layout v2"),
+        "{message}"
+    );
+    assert!(matches!(
+        read_pinned_count(&dir.path, 1),
+        Err(MeterError::StaleLayout { .. })
+    ));
+    assert_eq!(
+        pinned_shape(&counts),
+        (8, 8, 4096),
+        "the v1 map was touched"
+    );
+    assert_eq!(names(&dir), ["meter_counts", "meter_layout", "meter_stats"]);
 }
 
 #[test]
@@ -97,21 +129,23 @@ fn another_layout_version_is_refused() {
     let key = test_key(70);
     {
         let meter = attach(&dir.options());
+        let slot = meter.register(key).unwrap();
         for _ in 0..10 {
-            meter_call(key);
+            meter_call(slot);
         }
         assert_eq!(meter.count(key).unwrap(), 10);
     }
     let marker = dir.path.join("meter_layout");
-    set_array_u64(&marker, 0x5342_584d_0000_0002); // as a layout v2 build would
+    set_array_u64(&marker, 0x5342_584d_0000_0003); // as a layout v3 build would
     let message = expect_stale(&dir.options(), &marker);
-    assert!(message.contains("0x5342584d00000002"), "{message}");
+    assert!(message.contains("0x5342584d00000003"), "{message}");
+    assert!(message.contains("a newer build"), "{message}");
     assert!(matches!(
         PinnedCounts::open(&dir.path),
         Err(MeterError::StaleLayout { .. })
     ));
     // Restoring the marker shows the counts were not touched.
-    set_array_u64(&marker, 0x5342_584d_0000_0001);
+    set_array_u64(&marker, 0x5342_584d_0000_0002);
     assert_eq!(read_pinned_count(&dir.path, key).unwrap(), 10);
 }
 
@@ -128,7 +162,7 @@ fn another_capacity_is_refused_but_readers_accept_it() {
             max_entries: 64,
             ..dir.options()
         });
-        meter_call(key);
+        meter_call(meter.register(key).unwrap());
         assert_eq!(meter.count(key).unwrap(), 1);
     }
     expect_stale(
@@ -186,7 +220,7 @@ fn recreated_maps_get_a_new_epoch() {
     let key = test_key(72);
     let first = {
         let meter = attach(&dir.options());
-        meter_call(key);
+        meter_call(meter.register(key).unwrap());
         assert_ne!(meter.epoch(), 0);
         meter.epoch()
     };

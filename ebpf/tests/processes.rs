@@ -229,19 +229,19 @@ fn child_process() {
     };
     say(format!("CHILD_ATTACHED {point}"));
     say(format!("CHILD_EPOCH {}", meter.epoch()));
-    meter.register(spec.key).unwrap();
+    let slot = meter.register(spec.key).unwrap();
     if let Some(progress) = &spec.progress {
         let shared = SharedCounter::open(progress);
         say("CHILD_RUNNING".into());
         let mut done = 0u64;
         loop {
-            meter_call(spec.key);
+            meter_call(slot);
             done += 1;
             shared.get().store(done, Ordering::SeqCst);
         }
     }
     for _ in 0..spec.calls {
-        meter_call(spec.key);
+        meter_call(slot);
     }
     say(format!("CHILD_COUNTED {}", meter.count(spec.key).unwrap()));
     if spec.hold {
@@ -273,8 +273,9 @@ fn processes_count_only_their_own_calls() {
     };
     let mut a = ChildRun::spawn(&exe(), &spec(key_a, 30_000));
     let mut b = ChildRun::spawn(&exe(), &spec(key_b, 50_000));
+    let parent_slot = meter.register(parent_key).unwrap();
     for _ in 0..20_000 {
-        meter_call(parent_key);
+        meter_call(parent_slot);
     }
     assert_eq!(a.expect_line("CHILD_COUNTED"), "30000");
     assert_eq!(b.expect_line("CHILD_COUNTED"), "50000");
@@ -319,12 +320,13 @@ fn counts_survive_sigkill_and_continue_without_loss_or_doubling() {
         child_epoch,
         "same maps, same epoch"
     );
+    let slot = meter.register(key).unwrap();
     for _ in 0..m {
-        meter_call(key);
+        meter_call(slot);
     }
     assert_eq!(meter.count(key).unwrap(), n + m);
     drop(meter);
-    meter_call(key);
+    meter_call(slot);
     assert_eq!(read_pinned_count(&dir.path, key).unwrap(), n + m);
 }
 

@@ -20,6 +20,8 @@ pub struct Product {
     program: Program,
     key: UsageKey,
     kernel_key: u64,
+    /// The counter slot `kernel_key` owns in the kernel meter (with `meter`).
+    kernel_slot: Option<sealbox_ebpf::Slot>,
     journal: Arc<Journal>,
     meter: Option<Arc<KernelMeter>>,
     /// Units used at which the next block should be bought (`u64::MAX`: none set).
@@ -51,21 +53,23 @@ impl Product {
         mut meter: Option<Arc<KernelMeter>>,
     ) -> Result<Self, RuntimeError> {
         let kernel_key = kernel_key(&key);
-        if let Some(attached) = &meter
-            && let Err(e) = attached.register(kernel_key)
-        {
-            match manifest.metering {
-                Metering::KernelRequired => {
-                    return Err(RuntimeError::MeterRequired(e.into()));
-                }
-                Metering::KernelPreferred => {
-                    tracing::warn!(
-                        product = %manifest.name,
-                        "the kernel meter cannot count this product ({e}); counting calls in the \
-                         runtime only"
-                    );
-                    meter = None;
-                }
+        let mut kernel_slot = None;
+        if let Some(attached) = &meter {
+            match attached.register(kernel_key) {
+                Ok(slot) => kernel_slot = Some(slot),
+                Err(e) => match manifest.metering {
+                    Metering::KernelRequired => {
+                        return Err(RuntimeError::MeterRequired(e.into()));
+                    }
+                    Metering::KernelPreferred => {
+                        tracing::warn!(
+                            product = %manifest.name,
+                            "the kernel meter cannot count this product ({e}); counting calls in the \
+                             runtime only"
+                        );
+                        meter = None;
+                    }
+                },
             }
         }
         let product = Self {
@@ -73,6 +77,7 @@ impl Product {
             program,
             key,
             kernel_key,
+            kernel_slot,
             journal,
             meter,
             buy_at: AtomicU64::new(u64::MAX),
@@ -168,7 +173,9 @@ impl Product {
                 return Err(e.into());
             }
         }
-        sealbox_ebpf::meter_call(self.kernel_key);
+        if let Some(slot) = self.kernel_slot {
+            sealbox_ebpf::meter_call(slot);
+        }
         Ok(())
     }
 

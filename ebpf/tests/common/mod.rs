@@ -80,6 +80,7 @@ const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_OBJ_PIN: libc::c_long = 6;
 pub const BPF_MAP_TYPE_HASH: u32 = 1;
 pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
+pub const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
 
 fn bpf(cmd: libc::c_long, attr: &mut [u8; 128]) -> libc::c_long {
     // SAFETY: attr is a zero-padded bpf_attr of the size we pass.

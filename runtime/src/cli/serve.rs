@@ -8,7 +8,8 @@ use std::time::Duration;
 use alloy::primitives::Address;
 use anyhow::{Context as _, bail};
 use sealbox_runtime::serve::{
-    AllowedHost, BearerToken, ChainLink, Ledger, Listen, ServeConfig, Server, check_bind,
+    AllowedHost, BearerToken, ChainLink, DEFAULT_CALL_QUEUE, Ledger, Listen, ServeConfig, Server,
+    check_bind, default_call_workers,
 };
 
 use super::context::{ChainArgs, PrepayArgs, RunSession, SandboxArgs, StateArgs, read_file};
@@ -39,6 +40,15 @@ pub struct Args {
     /// requests carrying an Origin header (sent by web pages) are always refused.
     #[arg(long = "allow-host", value_name = "NAME")]
     pub allow_hosts: Vec<AllowedHost>,
+    /// Worker threads guest calls run on (default: four per core): the most calls running at
+    /// once. At most the sandbox's instance slots (64).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub call_workers: Option<u32>,
+    /// Calls that may wait for a free worker; a call arriving when this many wait is refused
+    /// at once with 503 and Retry-After: 1 (not billed), counted in /metrics.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CALL_QUEUE as u32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub call_queue: u32,
     #[command(flatten)]
     pub prepay: PrepayArgs,
     /// Re-check every product's license (and release, and signer) on chain this often
@@ -133,7 +143,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         token,
         allow_hosts: args.allow_hosts.clone(),
         max_input_bytes: args.sandbox.max_input_bytes,
-        max_concurrent_calls: run.sandbox.config().pool_instances as usize,
+        call_workers: args
+            .call_workers
+            .map_or_else(default_call_workers, |n| n as usize)
+            .min(run.sandbox.config().pool_instances as usize),
+        call_queue: args.call_queue as usize,
         prepay,
         refresh_every: Duration::from_secs(args.refresh_secs),
     };

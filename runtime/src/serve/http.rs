@@ -10,11 +10,11 @@
 //! | 413 | body larger than `--max-input-bytes` |
 //! | 422 | the guest trapped, ran out of fuel or time, hit its memory limit, broke the ABI |
 //! | 500 | anything else (journal, engine) |
+//! | 503 | the call queue is full (`--call-queue`; with `Retry-After: 1`), or the server is shutting down |
 //!
-//! Requests refused before admission (400, 401, 402, 403, 404, 413) are not billed.
+//! Requests refused before admission (400, 401, 402, 403, 404, 413, 503) are not billed.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use alloy::primitives::B256;
 use axum::Router;
@@ -29,6 +29,7 @@ use sealbox_sandbox::CallError;
 use super::auth::require_token;
 use super::guard::{Guard, refuse_browsers};
 use super::metrics;
+use super::pool::{Done, Refused};
 use super::state::App;
 use crate::error::RuntimeError;
 
@@ -161,32 +162,36 @@ async fn invoke(
         );
     }
 
-    // Wait for a sandbox instance slot rather than fail with PoolExhausted.
-    let Ok(slot) = Arc::clone(&app.call_slots).acquire_owned().await else {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting-down",
-            "the server is shutting down",
-        );
-    };
-    let product = Arc::clone(&served.product);
-    let call = tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let result = product.call_bytes(&export, &input);
-        drop(slot);
-        (result, started.elapsed())
-    })
-    .await;
-    let (result, took) = match call {
+    let done = match app.pool.submit_call(Arc::clone(&served), export, input) {
         Ok(done) => done,
-        Err(e) => {
-            served.stats.error("internal");
+        Err(Refused::Full) => {
+            served.stats.error("queue-full");
+            let mut response = error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue-full",
+                "every call worker is busy and the call queue is full (--call-queue); retry in a \
+                 moment",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
+        Err(Refused::Closed) => {
             return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                &format!("the call's worker failed: {e}"),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting-down",
+                "the server is shutting down",
             );
         }
+    };
+    let Ok(Done { result, took }) = done.await else {
+        served.stats.error("internal");
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the call's worker failed (see the server log)",
+        );
     };
     app.after_call(&served);
     match result {

@@ -448,6 +448,50 @@ pub(crate) fn render(app: &App, views: &[Option<JournalView>]) -> String {
         "sealbox_unauthorized_requests_total {}",
         app.unauthorized_total()
     );
+
+    let pool = app.pool.stats();
+    let gauges: [(&str, &str, &str, u64); 6] = [
+        (
+            "sealbox_call_workers",
+            "gauge",
+            "Worker threads guest calls run on (--call-workers).",
+            pool.workers as u64,
+        ),
+        (
+            "sealbox_call_queue_capacity",
+            "gauge",
+            "Calls that may wait for a worker (--call-queue).",
+            pool.capacity as u64,
+        ),
+        (
+            "sealbox_call_queue_depth",
+            "gauge",
+            "Calls waiting for a worker now.",
+            pool.queued as u64,
+        ),
+        (
+            "sealbox_calls_running",
+            "gauge",
+            "Guest calls running on a worker now.",
+            pool.running as u64,
+        ),
+        (
+            "sealbox_call_queue_rejected_total",
+            "counter",
+            "Calls refused with 503 because the call queue was full (not run, not billed; also in sealbox_call_errors_total{kind=\"queue-full\"}).",
+            pool.rejected,
+        ),
+        (
+            "sealbox_call_queue_abandoned_total",
+            "counter",
+            "Queued calls dropped unrun (not billed) because their client went away before a worker took them.",
+            pool.abandoned,
+        ),
+    ];
+    for (name, kind, help, value) in gauges {
+        family(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
     out
 }
 

@@ -19,8 +19,10 @@
 //!   one is partly used (pay before use); a call that finds no bought unit
 //!   left gets 402 with `Retry-After` and wakes the loop.
 //!
-//! Guest calls are synchronous CPU work and run on the blocking pool, at most
-//! as many at once as the sandbox has instance slots.
+//! * [`pool`]: guest calls are synchronous CPU work; they run on a fixed set
+//!   of worker threads (`--call-workers`, default four per core) fed by a
+//!   bounded queue (`--call-queue`); a call that finds the queue full gets 503
+//!   with `Retry-After`, unbilled.
 
 mod auth;
 mod buy_loop;
@@ -28,6 +30,7 @@ mod chain;
 mod guard;
 mod http;
 pub(crate) mod metrics;
+mod pool;
 mod refresh;
 mod state;
 
@@ -51,6 +54,7 @@ use crate::purchase::PrepayPolicy;
 pub use auth::{BearerToken, TokenError, TokenFileError, check_bind};
 pub use chain::ChainLink;
 pub use guard::{AllowedHost, AllowedHostError};
+pub use pool::{DEFAULT_CALL_QUEUE, default_call_workers};
 
 use guard::{Guard, HostRule};
 use state::{App, Served};
@@ -120,8 +124,11 @@ pub struct ServeConfig {
     pub allow_hosts: Vec<AllowedHost>,
     /// Largest request body accepted for one call, in bytes (larger bodies get 413).
     pub max_input_bytes: usize,
-    /// Most guest calls running at once (further requests wait for a slot).
-    pub max_concurrent_calls: usize,
+    /// Worker threads guest calls run on: the most calls running at once
+    /// (at most the sandbox's instance slots).
+    pub call_workers: usize,
+    /// Calls that may wait for a worker; one more is refused with 503.
+    pub call_queue: usize,
     /// How units are bought ahead.
     pub prepay: PrepayPolicy,
     /// Period of the on-chain license re-check.
@@ -204,6 +211,14 @@ pub enum ServeError {
     SocketInUse {
         /// The path.
         path: PathBuf,
+    },
+    /// The call workers could not be started.
+    #[error("cannot start {workers} call worker thread(s): {source}")]
+    Workers {
+        /// How many were asked for.
+        workers: usize,
+        /// The OS error.
+        source: std::io::Error,
     },
     /// The HTTP server failed while running.
     #[error("the HTTP server failed: {0}")]
@@ -361,12 +376,18 @@ impl Server {
                 (Listener::Unix(listener, file), HostRule::Any)
             }
         };
+        let pool = pool::CallPool::for_calls(config.call_workers, config.call_queue).map_err(
+            |source| ServeError::Workers {
+                workers: config.call_workers,
+                source,
+            },
+        )?;
         let app = Arc::new(App::new(
             served,
             Arc::clone(&ledger.journal),
             config.token.clone(),
             config.max_input_bytes,
-            config.max_concurrent_calls,
+            pool,
         ));
         Ok(Server {
             listener,
@@ -442,8 +463,8 @@ impl Server {
             }
         };
         tracing::info!("stopped accepting; waiting for in-flight calls");
-        // Handlers whose client went away leave their blocking call running:
-        // wait for every call slot to come back before the last flush.
+        // Handlers whose client went away leave their call queued or running:
+        // let the workers finish every one before the last flush.
         app.drain_calls().await;
         let _ = stop_tx.send(true);
         if let Err(e) = refresh.await {

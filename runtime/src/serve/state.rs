@@ -1,4 +1,4 @@
-//! The server's shared state: the served products, the call slots, the
+//! The server's shared state: the served products, the call pool, the
 //! buying loop's wake-up and the signer's gas balance.
 
 use std::collections::HashMap;
@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use alloy::primitives::{B256, U256};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 use super::auth::BearerToken;
 use super::metrics::ProductStats;
+use super::pool::CallPool;
 use crate::journal::Journal;
 use crate::product::Product;
 
@@ -55,9 +56,8 @@ pub(crate) struct App {
     pub(crate) journal: Arc<Journal>,
     pub(crate) token: Option<BearerToken>,
     pub(crate) max_input_bytes: usize,
-    /// One permit per sandbox instance slot; a guest call holds one.
-    pub(crate) call_slots: Arc<Semaphore>,
-    slots_total: u32,
+    /// The worker threads guest calls run on.
+    pub(crate) pool: CallPool,
     /// Woken when a product's next block of units should be bought now.
     pub(crate) buy_wake: Notify,
     unauthorized: AtomicU64,
@@ -71,10 +71,8 @@ impl App {
         journal: Arc<Journal>,
         token: Option<BearerToken>,
         max_input_bytes: usize,
-        max_concurrent_calls: usize,
+        pool: CallPool,
     ) -> Self {
-        let slots = u32::try_from(max_concurrent_calls.clamp(1, Semaphore::MAX_PERMITS))
-            .unwrap_or(u32::MAX);
         let by_id = products.iter().map(|s| (s.id, Arc::clone(s))).collect();
         Self {
             products,
@@ -82,8 +80,7 @@ impl App {
             journal,
             token,
             max_input_bytes,
-            call_slots: Arc::new(Semaphore::new(slots as usize)),
-            slots_total: slots,
+            pool,
             buy_wake: Notify::new(),
             unauthorized: AtomicU64::new(0),
             signer_balance: Mutex::new(None),
@@ -117,10 +114,12 @@ impl App {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits until no guest call is running (every slot is free again).
-    pub(crate) async fn drain_calls(&self) {
-        if let Ok(all) = self.call_slots.acquire_many(self.slots_total).await {
-            drop(all);
+    /// Stops taking calls and waits until every queued and running call has
+    /// finished (their units are admitted by then).
+    pub(crate) async fn drain_calls(self: &Arc<Self>) {
+        let app = Arc::clone(self);
+        if let Err(e) = tokio::task::spawn_blocking(move || app.pool.close_and_join()).await {
+            tracing::warn!("waiting for the call workers failed: {e}");
         }
     }
 

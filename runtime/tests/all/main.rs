@@ -13,5 +13,6 @@ mod serve_crash;
 mod serve_gating;
 mod serve_http;
 mod serve_outage;
+mod serve_pool;
 mod serve_prepay;
 mod serve_prometheus;

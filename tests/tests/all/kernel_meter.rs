@@ -150,7 +150,7 @@ fn fill_meter_map(pin_dir: &PinDir) -> bool {
     let mut key = 1u64;
     loop {
         match meter.register(key) {
-            Ok(()) => key += 1,
+            Ok(_) => key += 1,
             Err(sealbox_ebpf::MeterError::MapFull { .. }) => break,
             Err(e) => panic!("registering key {key}: {e}"),
         }

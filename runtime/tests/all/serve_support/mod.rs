@@ -146,9 +146,14 @@ impl Chain {
     /// deposits `deposit` wei for the customer and authorizes the runtime key.
     pub async fn publish(&self, wat: &str, name: &str, price: u64, deposit: U256) -> Sealed {
         let wasm = wat::parse_file(repo_root().join("examples/wat").join(wat)).unwrap();
+        self.publish_wasm(&wasm, name, price, deposit).await
+    }
+
+    /// [`Chain::publish`] for a module given as bytes.
+    pub async fn publish_wasm(&self, wasm: &[u8], name: &str, price: u64, deposit: U256) -> Sealed {
         let mut opts = SealOptions::new(name, "1.0.0", CHAIN_ID, self.registry);
         opts.metering = Metering::KernelPreferred;
-        let sealed = sealed_format::seal(&wasm, &opts, self.vendor_key.credential(), &[]).unwrap();
+        let sealed = sealed_format::seal(wasm, &opts, self.vendor_key.credential(), &[]).unwrap();
         let manifest = sealed_format::open(&sealed).unwrap().manifest;
         let path = self.dir.path().join(format!("{name}.sealed.wasm"));
         std::fs::write(&path, &sealed).unwrap();
