@@ -579,7 +579,7 @@ pub fn crossover_sealed(a: &[u8], b: &[u8], out: &mut [u8], seed: u32) -> usize 
 /// accept: the manifest is valid and re-parses to itself, the vendor signed,
 /// and every key that decrypts gets the same module, hashing to `code_hash`.
 /// Returns the opened module and its plaintext if some key (or none) opens it.
-pub fn check_open(data: &[u8]) -> Option<(Opened, Option<Vec<u8>>)> {
+pub fn check_open(data: &[u8]) -> Option<(Opened<'_>, Option<Vec<u8>>)> {
     let opened = sealed_format::open(data).ok()?;
     assert_eq!(opened.sealed_len, data.len());
     opened
