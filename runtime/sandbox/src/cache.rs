@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
-use wasmtime::{Engine, Module};
+
 use zeroize::Zeroizing;
 
 use super::error::SandboxError;
@@ -97,13 +97,16 @@ impl ModuleCache {
         self.dir.join(format!("{}.cwasm", hex::encode(code_hash)))
     }
 
-    /// Loads and authenticates the entry for `code_hash`. `Ok(None)` when
-    /// there is no entry; `Err` when there is one that must not be used.
-    pub(crate) fn load(
+    /// Loads and authenticates the entry for `code_hash` (`Ok(None)` when
+    /// there is none, `Err` when there is one that must not be used), then hands the
+    /// authenticated artifact to `deserialize` (`Module::deserialize` or
+    /// `Component::deserialize`; a module's artifact given to the component
+    /// loader, or the reverse, is refused by wasmtime).
+    pub(crate) fn load_with<T>(
         &self,
-        engine: &Engine,
         code_hash: &[u8; 32],
-    ) -> Result<Option<Module>, Rejected> {
+        deserialize: impl FnOnce(&[u8]) -> wasmtime::Result<T>,
+    ) -> Result<Option<T>, Rejected> {
         let path = self.entry_path(code_hash);
         // Read once into memory, verify, then deserialize those same bytes:
         // mapping the file instead would let it change after verification.
@@ -123,13 +126,13 @@ impl ModuleCache {
         self.mac(code_hash, body)
             .verify_slice(tag)
             .map_err(|_| Rejected::BadTag)?;
-        // SAFETY: `body` was produced by `Module::serialize` of this engine
-        // configuration and written by a holder of the cache key: the HMAC
-        // over (code hash, engine fingerprint, body) verified just above,
-        // and the key lives in a directory only this user can read.
-        let module = unsafe { Module::deserialize(engine, body) }
-            .map_err(|e| Rejected::Deserialize(format!("{e:#}")))?;
-        Ok(Some(module))
+        // Safety of the unsafe deserialization in `deserialize`: `body` was
+        // produced by `serialize` of this engine configuration and written by
+        // a holder of the cache key: the HMAC over (code hash, engine
+        // fingerprint, body) verified just above, and the key lives in a
+        // directory only this user can read.
+        let artifact = deserialize(body).map_err(|e| Rejected::Deserialize(format!("{e:#}")))?;
+        Ok(Some(artifact))
     }
 
     /// Writes the entry for `code_hash` atomically (temp file + rename).

@@ -25,9 +25,18 @@ pub(crate) fn build_engine(cfg: &SandboxConfig) -> Result<Engine, SandboxError> 
     let slots = cfg.pool_instances;
     let max_memory_bytes = usize::try_from(cfg.max_memory_pages * WASM_PAGE_BYTES)
         .map_err(|_| SandboxError::Config("max_memory_pages does not fit this machine".into()))?;
-    pool.total_core_instances(slots)
-        .total_memories(slots)
-        .total_tables(slots)
+    // A component call holds several core instances, memories and tables at
+    // once (componentize-py's output about a dozen instances): the pool has
+    // room for `slots` calls of either kind.
+    let counts = crate::component::COMPONENT_COUNTS;
+    let per_slot = |n: usize| slots.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX));
+    pool.total_component_instances(slots)
+        .total_core_instances(per_slot(counts.instances))
+        .total_memories(per_slot(counts.memories))
+        .total_tables(per_slot(counts.tables))
+        .max_core_instances_per_component(per_slot(1).min(counts.instances as u32))
+        .max_memories_per_component(counts.memories as u32)
+        .max_tables_per_component(counts.tables as u32)
         .max_memories_per_module(1)
         .max_tables_per_module(1)
         .max_memory_size(max_memory_bytes)
@@ -38,6 +47,7 @@ pub(crate) fn build_engine(cfg: &SandboxConfig) -> Result<Engine, SandboxError> 
     config
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .consume_fuel(cfg.consume_fuel)
+        .wasm_component_model(true)
         .epoch_interruption(true);
     Engine::new(&config).map_err(|e| SandboxError::Engine(format!("{e:#}")))
 }

@@ -72,6 +72,19 @@ pub enum SandboxError {
         imports: Vec<String>,
     },
 
+    /// A component imports something outside the granted WASI (sockets, the
+    /// filesystem, a custom host interface, another WASI version).
+    #[error(
+        "component imports {}, which the sandbox does not grant; a component may import only \
+         WASI 0.2 without capabilities: {}",
+        format_list(refused),
+        crate::component::GRANTED_INTERFACES.join(", ")
+    )]
+    ComponentImportsRefused {
+        /// Every refused import, e.g. `wasi:sockets/tcp@0.2.3`.
+        refused: Vec<String>,
+    },
+
     /// The module's exports do not follow the bytes ABI (v1).
     #[error("module does not follow the sealbox bytes ABI: {0}")]
     BadAbi(String),
@@ -240,6 +253,25 @@ pub enum CallError {
         reason: String,
     },
 
+    /// A component called `wasi:cli/exit`.
+    #[error("guest `{export}` exited with code {code}")]
+    Exited {
+        /// The function that was running.
+        export: String,
+        /// The exit code.
+        code: i32,
+    },
+
+    /// A guest fault, with what the guest wrote to stderr (a Python
+    /// traceback, a JavaScript error message).
+    #[error("{fault}; the guest's stderr:\n{stderr}")]
+    WithStderr {
+        /// The fault.
+        fault: Box<CallError>,
+        /// The guest's stderr (capped).
+        stderr: String,
+    },
+
     /// Every pooled instance slot is in use by concurrent calls.
     #[error("all sandbox instance slots are busy ({0}); retry or raise `pool_instances`")]
     PoolExhausted(String),
@@ -263,6 +295,9 @@ impl CallError {
     /// (everything except pool exhaustion and engine errors), i.e. the ones
     /// a retry will not fix.
     pub fn is_guest_fault(&self) -> bool {
+        if let CallError::WithStderr { fault, .. } = self {
+            return fault.is_guest_fault();
+        }
         !matches!(
             self,
             CallError::PoolExhausted(_) | CallError::Instantiate(_) | CallError::Engine { .. }

@@ -11,7 +11,14 @@
 //!   imports anything (no WASI, no host functions, not even a memory),
 //!   before compiling it and again on the compiled module: the guest cannot
 //!   reach the customer's files, sockets, clock or environment. Its only
-//!   output is the result of a call, to the caller. Components are refused.
+//!   output is the result of a call, to the caller.
+//! * **Components: WASI without capabilities, nothing else.**
+//!   [`Sandbox::compile_component`] loads a WebAssembly component, which may
+//!   import only the WASI 0.2 interfaces of
+//!   [`component::GRANTED_INTERFACES`] — no directories, sockets,
+//!   environment or arguments; stdout and stderr captured per call with a
+//!   cap — and refuses any other import by name before compiling. Calls are
+//!   typed (WIT values from WAVE text or JSON) and run under the same limits.
 //! * **Fuel.** Every call gets a deterministic instruction budget (the
 //!   manifest's `fuel`, capped by [`SandboxConfig::max_fuel`]); running out
 //!   ends the call with [`CallError::OutOfFuel`]. A customer may turn fuel
@@ -24,11 +31,12 @@
 //!   linear memory past the program's limit ([`CallError::MemoryLimit`])
 //!   rather than letting `memory.grow` fail silently; a module whose initial
 //!   memory is over the limit is refused at load. At most one memory and one
-//!   table per instance, tables capped too.
+//!   table per module instance, tables capped too; a component's memories
+//!   count together against the limit.
 //! * **Pooling allocator, a fresh instance per call.** Instances come from
 //!   wasmtime's pooling allocator ([`SandboxConfig::pool_instances`] slots,
-//!   each slot a call in flight; a full pool is [`CallError::PoolExhausted`],
-//!   not a hang). No state survives from one call to the next: each starts
+//!   each slot a call in flight, of a module or a component; a full pool is
+//!   [`CallError::PoolExhausted`], not a hang). No state survives from one call to the next: each starts
 //!   from the module's initial image. By default the first MiB of each
 //!   pooled memory stays resident and is reset with `memset` instead of
 //!   `madvise` ([`SandboxConfig::keep_resident_bytes`]): no TLB shootdown
@@ -66,11 +74,13 @@
 
 mod abi;
 mod cache;
+pub mod component;
 mod config;
 mod engine;
 mod error;
 mod limiter;
 mod program;
+mod slots;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,6 +106,7 @@ pub(crate) struct Shared {
     max_output_bytes: usize,
     max_table_elements: usize,
     epoch_tick: Duration,
+    slots: Arc<slots::CallSlots>,
     _ticker: EpochTicker,
 }
 
@@ -136,6 +147,7 @@ impl Sandbox {
                 max_output_bytes: cfg.max_output_bytes,
                 max_table_elements: cfg.max_table_elements,
                 epoch_tick: cfg.epoch_tick,
+                slots: slots::CallSlots::new(cfg.pool_instances),
                 _ticker: ticker,
             }),
             config: cfg,
@@ -251,9 +263,32 @@ impl Sandbox {
         code_hash: &[u8; 32],
         wasm: &[u8],
     ) -> Result<(Module, bool), SandboxError> {
+        let engine = &self.shared.engine;
+        self.load_or_compile_with(
+            code_hash,
+            // SAFETY: only called by the cache on authenticated artifacts of
+            // `Module::serialize` on this engine configuration.
+            |body| unsafe { Module::deserialize(engine, body) },
+            || {
+                Module::from_binary(engine, wasm)
+                    .map_err(|e| SandboxError::InvalidModule(format!("{e:#}")))
+            },
+            Module::serialize,
+        )
+    }
+
+    /// The artifact for `code_hash` from the authenticated cache, else
+    /// compiled (counted) and stored. `true` with a cache hit.
+    pub(crate) fn load_or_compile_with<T>(
+        &self,
+        code_hash: &[u8; 32],
+        deserialize: impl FnOnce(&[u8]) -> wasmtime::Result<T>,
+        compile: impl FnOnce() -> Result<T, SandboxError>,
+        serialize: impl FnOnce(&T) -> wasmtime::Result<Vec<u8>>,
+    ) -> Result<(T, bool), SandboxError> {
         if let Some(cache) = &self.cache {
-            match cache.load(&self.shared.engine, code_hash) {
-                Ok(Some(module)) => return Ok((module, true)),
+            match cache.load_with(code_hash, deserialize) {
+                Ok(Some(artifact)) => return Ok((artifact, true)),
                 Ok(None) => {}
                 Err(rejected) => tracing::warn!(
                     entry = %cache.entry_path(code_hash).display(),
@@ -262,12 +297,10 @@ impl Sandbox {
                 ),
             }
         }
-        let module = Module::from_binary(&self.shared.engine, wasm)
-            .map_err(|e| SandboxError::InvalidModule(format!("{e:#}")))?;
+        let artifact = compile()?;
         self.compilations.fetch_add(1, Ordering::Relaxed);
         if let Some(cache) = &self.cache {
-            let stored = module
-                .serialize()
+            let stored = serialize(&artifact)
                 .map_err(|e| std::io::Error::other(format!("{e:#}")))
                 .and_then(|bytes| cache.store(code_hash, &bytes));
             if let Err(e) = stored {
@@ -278,6 +311,6 @@ impl Sandbox {
                 );
             }
         }
-        Ok((module, false))
+        Ok((artifact, false))
     }
 }

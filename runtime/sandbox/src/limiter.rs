@@ -4,6 +4,7 @@
 use wasmtime::ResourceLimiter;
 
 use super::config::WASM_PAGE_BYTES;
+use super::slots::CallSlot;
 
 /// Raised (as a trap-like error) when the guest grows memory past its limit.
 ///
@@ -17,26 +18,70 @@ pub(crate) struct MemoryLimitHit {
     pub(crate) requested_pages: u64,
 }
 
-/// Limits of one call's store.
+/// Limits of one call's store. The memory limit holds for all the store's
+/// memories together (a component may have several).
 pub(crate) struct GuestLimiter {
     pub(crate) memory_pages: u64,
     pub(crate) table_elements: usize,
+    /// Most core instances, tables and memories in the store: 1 each for a
+    /// core module, more for a component.
+    pub(crate) counts: StoreCounts,
+    /// Bytes of linear memory the store's memories hold together.
+    used_bytes: u64,
+    /// The call's slot among `pool_instances`, freed with the store.
+    _slot: CallSlot,
+}
+
+/// How many core instances, tables and memories one store may hold.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StoreCounts {
+    pub(crate) instances: usize,
+    pub(crate) tables: usize,
+    pub(crate) memories: usize,
+}
+
+impl StoreCounts {
+    /// A core module: one instance, at most one table and one memory.
+    pub(crate) const MODULE: StoreCounts = StoreCounts {
+        instances: 1,
+        tables: 1,
+        memories: 1,
+    };
+}
+
+impl GuestLimiter {
+    pub(crate) fn new(
+        memory_pages: u64,
+        table_elements: usize,
+        counts: StoreCounts,
+        slot: CallSlot,
+    ) -> Self {
+        GuestLimiter {
+            memory_pages,
+            table_elements,
+            counts,
+            used_bytes: 0,
+            _slot: slot,
+        }
+    }
 }
 
 impl ResourceLimiter for GuestLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let requested_pages = (desired as u64).div_ceil(WASM_PAGE_BYTES);
+        let total = (self.used_bytes + desired as u64).saturating_sub(current as u64);
+        let requested_pages = total.div_ceil(WASM_PAGE_BYTES);
         if requested_pages > self.memory_pages {
             return Err(wasmtime::Error::new(MemoryLimitHit {
                 limit_pages: self.memory_pages,
                 requested_pages,
             }));
         }
+        self.used_bytes = total;
         Ok(true)
     }
 
@@ -50,14 +95,14 @@ impl ResourceLimiter for GuestLimiter {
     }
 
     fn instances(&self) -> usize {
-        1
+        self.counts.instances
     }
 
     fn tables(&self) -> usize {
-        1
+        self.counts.tables
     }
 
     fn memories(&self) -> usize {
-        1
+        self.counts.memories
     }
 }

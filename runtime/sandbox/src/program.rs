@@ -13,7 +13,7 @@ use super::Shared;
 use super::abi::{ALLOC_EXPORT, ENTRY_SIGNATURE, Exports, NumType};
 use super::config::EffectiveLimits;
 use super::error::{CallError, SandboxError};
-use super::limiter::{GuestLimiter, MemoryLimitHit};
+use super::limiter::{GuestLimiter, MemoryLimitHit, StoreCounts};
 
 /// What each call's store carries.
 pub(crate) struct CallState {
@@ -249,13 +249,16 @@ impl Program {
 
     /// A fresh store with this program's limits, and a fresh instance in it.
     fn instantiate(&self) -> Result<(Store<CallState>, Instance), CallError> {
+        let slot = self.shared.slots.take()?;
         let mut store = Store::new(
             &self.shared.engine,
             CallState {
-                limiter: GuestLimiter {
-                    memory_pages: self.inner.limits.memory_pages,
-                    table_elements: self.shared.max_table_elements,
-                },
+                limiter: GuestLimiter::new(
+                    self.inner.limits.memory_pages,
+                    self.shared.max_table_elements,
+                    StoreCounts::MODULE,
+                    slot,
+                ),
             },
         );
         store.limiter(|state| &mut state.limiter);
@@ -279,32 +282,7 @@ impl Program {
 
     /// Turns a wasmtime error from running `export` into a [`CallError`].
     fn classify(&self, err: wasmtime::Error, export: &str) -> CallError {
-        let export = export.to_string();
-        if let Some(hit) = err.downcast_ref::<MemoryLimitHit>() {
-            return CallError::MemoryLimit {
-                export,
-                limit_pages: hit.limit_pages,
-                requested_pages: hit.requested_pages,
-            };
-        }
-        match err.downcast_ref::<wasmtime::Trap>() {
-            Some(wasmtime::Trap::OutOfFuel) => CallError::OutOfFuel {
-                export,
-                fuel: self.inner.limits.fuel.unwrap_or(0),
-            },
-            Some(wasmtime::Trap::Interrupt) => CallError::DeadlineExceeded {
-                export,
-                deadline_ms: self.inner.limits.deadline_ms,
-            },
-            Some(trap) => CallError::Trap {
-                export,
-                trap: *trap,
-            },
-            None => CallError::Engine {
-                export,
-                message: format!("{err:#}"),
-            },
-        }
+        classify(err, export, &self.inner.limits)
     }
 
     fn missing_entry(&self, export: &str) -> CallError {
@@ -383,7 +361,38 @@ fn parse_arg(arg: &str, ty: NumType) -> Option<Val> {
     })
 }
 
-fn engine_error(export: &str, message: &str) -> CallError {
+/// Turns a wasmtime error from running `export` under `limits` into a
+/// [`CallError`]: the memory cap, fuel, deadline, a trap, or an engine error.
+pub(crate) fn classify(err: wasmtime::Error, export: &str, limits: &EffectiveLimits) -> CallError {
+    let export = export.to_string();
+    if let Some(hit) = err.downcast_ref::<MemoryLimitHit>() {
+        return CallError::MemoryLimit {
+            export,
+            limit_pages: hit.limit_pages,
+            requested_pages: hit.requested_pages,
+        };
+    }
+    match err.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::OutOfFuel) => CallError::OutOfFuel {
+            export,
+            fuel: limits.fuel.unwrap_or(0),
+        },
+        Some(wasmtime::Trap::Interrupt) => CallError::DeadlineExceeded {
+            export,
+            deadline_ms: limits.deadline_ms,
+        },
+        Some(trap) => CallError::Trap {
+            export,
+            trap: *trap,
+        },
+        None => CallError::Engine {
+            export,
+            message: format!("{err:#}"),
+        },
+    }
+}
+
+pub(crate) fn engine_error(export: &str, message: &str) -> CallError {
     CallError::Engine {
         export: export.to_string(),
         message: message.to_string(),

@@ -8,10 +8,12 @@
 //! `sandbox_calls`: the bytes ABI, numeric exports, every kind of guest fault.
 //! `sandbox_cache`: the authenticated compiled-module cache.
 //! `sandbox_concurrency`: one program called from many threads.
+//! `sandbox_components`: components — granted imports, typed calls, limits.
 
 mod sandbox_support;
 
 mod sandbox_cache;
 mod sandbox_calls;
+mod sandbox_components;
 mod sandbox_concurrency;
 mod sandbox_load;
