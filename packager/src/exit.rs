@@ -12,6 +12,7 @@ pub fn exit_codes() -> Vec<Exit> {
         Exit::AlreadySealed,
         Exit::Options,
         Exit::Abi,
+        Exit::World,
         Exit::VendorPin,
     ];
     [Exit::OPENING, own].concat()

@@ -51,6 +51,12 @@ fn as_json(opened: &Opened) -> anyhow::Result<serde_json::Value> {
         "signed_hash": opened.signed_hash.to_string(),
         "signers": signers,
         "encrypted": opened.is_encrypted(),
+        "kind": if opened.is_component() { "component" } else { "module" },
+        "exports": opened.manifest.component.as_ref().map(|c| {
+            sealed_format::component::world_functions(c)
+                .map(|fs| fs.into_iter().map(|(n, s)| json!({"name": n, "signature": s})).collect::<Vec<_>>())
+                .unwrap_or_default()
+        }),
         "sizes": {
             "sealed": opened.sealed_len,
             "manifest": opened.manifest_bytes.len(),
@@ -90,7 +96,25 @@ fn print_text(opened: &Opened) {
         limit(m.limits.fuel),
         limit(m.limits.deadline_ms)
     );
-    println!("entry        {}", m.entry.join(", "));
+    match &m.component {
+        None => println!("entry        {}", m.entry.join(", ")),
+        Some(c) => {
+            println!("kind         component, world {}", c.world_name());
+            match sealed_format::component::world_functions(c) {
+                Ok(functions) => {
+                    for (name, sig) in functions {
+                        let entry = if m.entry.contains(&name) {
+                            ""
+                        } else {
+                            " (not an entry)"
+                        };
+                        println!("  export     {name}: {sig}{entry}");
+                    }
+                }
+                Err(e) => println!("  exports    unreadable: {e}"),
+            }
+        }
+    }
     match &m.encryption {
         None => println!("encryption   none"),
         Some(e) => {

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use sealed_format::{Address, Limits, Metering, SealOptions};
+use sealed_format::{Address, Limits, Metering, SealOptions, WorldSource};
 
 use crate::keys;
 
@@ -20,7 +20,7 @@ enum MeteringArg {
 /// Arguments of `packager seal`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The module to seal: binary .wasm, or text .wat.
+    /// The module or component to seal: binary .wasm, or text .wat.
     #[arg(value_name = "IN")]
     input: PathBuf,
     /// Vendor key: keystore v3 JSON, 0600 raw hex file, or env:VARNAME.
@@ -53,9 +53,17 @@ pub struct Args {
     /// Wall-clock deadline per call, in milliseconds.
     #[arg(long, value_name = "N")]
     deadline_ms: Option<u64>,
-    /// Entry function (repeatable). Default: every export of type (i32, i32) -> i64.
+    /// Entry function (repeatable). Default: every export of type (i32, i32) -> i64 of a
+    /// module; every function a component's WIT world exports.
     #[arg(long = "entry", value_name = "NAME")]
     entries: Vec<String>,
+    /// For a component: the WIT file of the package whose world it implements. Its source goes
+    /// into the manifest; the component must export the world's functions with the same types.
+    #[arg(long, value_name = "FILE")]
+    wit: Option<PathBuf>,
+    /// For a component: the world in the --wit package (default: its only world).
+    #[arg(long, value_name = "NAME", requires = "wit")]
+    world: Option<String>,
     /// Encrypt for this customer public key (repeatable; SEC1 hex from `packager pubkey`).
     /// Without any, the code stays in plaintext (signed, not secret).
     #[arg(long = "recipient", value_name = "PUBKEY", value_parser = keys::parse_pubkey)]
@@ -78,6 +86,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|path| keys::load(path, "co-signer"))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let cosign_keys: Vec<_> = cosigners.iter().map(|s| s.credential()).collect();
+    let component = match &args.wit {
+        Some(path) => Some(WorldSource {
+            wit: std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the WIT file {}", path.display()))?,
+            world: args.world.clone(),
+        }),
+        None => None,
+    };
 
     let opts = SealOptions {
         name: args.name,
@@ -96,6 +112,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         entry: (!args.entries.is_empty()).then_some(args.entries),
         recipients: args.recipients,
+        component,
     };
     let sealed = sealed_format::seal(&plaintext, &opts, vendor.credential(), &cosign_keys)
         .with_context(|| format!("cannot seal {}", args.input.display()))?;
@@ -116,6 +133,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("cosigner  {cosigner}");
     }
     println!("code_hash {}", m.code_hash);
+    if let Some(c) = &m.component {
+        println!("world     {}", c.world_name());
+    }
     println!("entry     {}", m.entry.join(", "));
     match &m.encryption {
         None => println!("encrypted no"),

@@ -73,7 +73,7 @@ table! {
     Usage = 2, "usage", "usage error (bad or missing arguments)";
 
     /// Sealed-file check `not-wasm`.
-    NotWasm = 10, "not-wasm", "not a core Wasm module";
+    NotWasm = 10, "not-wasm", "not a Wasm module or component";
     /// Sealed-file check `parse`.
     Parse = 11, "parse", "broken section framing (truncated or corrupted file)";
     /// Sealed-file check `signature-section`.
@@ -102,6 +102,8 @@ table! {
     /// Sealed-file check `abi` (seal input's exports).
     Abi = 23, "abi",
         "(seal) the exports break the invocation ABI (entry, sealbox_alloc, memory)";
+    /// Sealed-file check `world` (seal input is a component).
+    World = 24, "world", "(seal) the component does not export its WIT world's functions";
 
     /// The module's chain, or the registry deployment the RPC serves, is not the configured one.
     ChainMismatch = 30, "chain-mismatch",

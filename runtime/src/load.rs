@@ -22,7 +22,7 @@ use crate::gate::{Holder, check_and_record};
 use crate::journal::{Journal, LastDeployment, UsageKey};
 use crate::lease::LeaseRefusal;
 use crate::metering::{KernelMeter, MeterUnavailable};
-use crate::product::Product;
+use crate::product::{Guest, Product};
 
 /// How the chain is reached for this load.
 #[derive(Debug, Clone, Copy)]
@@ -116,15 +116,24 @@ impl Loader<'_> {
             code_hash = %manifest.code_hash,
             "license holds; compiling"
         );
-        let program = self
-            .sandbox
-            .compile(manifest.code_hash.0, &plaintext, &limits)?;
-        if !manifest.entry.is_empty() {
-            program.require_entries(&manifest.entry)?;
-        }
+        let guest = if opened.is_component() {
+            let component =
+                self.sandbox
+                    .compile_component(manifest.code_hash.0, &plaintext, &limits)?;
+            component.require_functions(&manifest.entry)?;
+            Guest::Component(component)
+        } else {
+            let program = self
+                .sandbox
+                .compile(manifest.code_hash.0, &plaintext, &limits)?;
+            if !manifest.entry.is_empty() {
+                program.require_entries(&manifest.entry)?;
+            }
+            Guest::Module(program)
+        };
         Product::new(
             opened.manifest.clone(),
-            program,
+            guest,
             key,
             Arc::clone(self.journal),
             meter,

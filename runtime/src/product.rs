@@ -7,17 +7,39 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use sealed_format::{Manifest, Metering};
 
 use alloy::primitives::B256;
-use sealbox_sandbox::{NumValue, Program};
+use sealbox_sandbox::component::{ComponentOutcome, ComponentProgram, Val};
+use sealbox_sandbox::{CallError, NumValue, Program};
 
 use crate::error::RuntimeError;
 use crate::journal::{Journal, JournalError, Usage, UsageKey};
 use crate::lease::LeaseRefusal;
 use crate::metering::{KernelMeter, kernel_key};
 
+/// The compiled code of a product: a core module on the bytes ABI (or
+/// numeric exports), or a component called with typed values.
+#[derive(Debug, Clone)]
+pub enum Guest {
+    /// A core module.
+    Module(Program),
+    /// A component.
+    Component(ComponentProgram),
+}
+
+impl Guest {
+    /// The names a caller can call: bytes-ABI entries of a module, exported
+    /// functions of a component.
+    pub fn entries(&self) -> Vec<String> {
+        match self {
+            Guest::Module(p) => p.entries(),
+            Guest::Component(c) => c.functions().iter().map(|f| f.name().to_string()).collect(),
+        }
+    }
+}
+
 /// A sealed module that passed every check and is compiled, ready to call.
 pub struct Product {
     manifest: Manifest,
-    program: Program,
+    guest: Guest,
     key: UsageKey,
     kernel_key: u64,
     /// The counter slot `kernel_key` owns in the kernel meter (with `meter`).
@@ -47,7 +69,7 @@ impl Product {
     /// `kernel-preferred` one — the same rule as a meter that is not attached.
     pub fn new(
         manifest: Manifest,
-        program: Program,
+        guest: Guest,
         key: UsageKey,
         journal: Arc<Journal>,
         mut meter: Option<Arc<KernelMeter>>,
@@ -74,7 +96,7 @@ impl Product {
         }
         let product = Self {
             manifest,
-            program,
+            guest,
             key,
             kernel_key,
             kernel_slot,
@@ -92,9 +114,40 @@ impl Product {
         &self.manifest
     }
 
-    /// The compiled program.
-    pub fn program(&self) -> &Program {
-        &self.program
+    /// The compiled code.
+    pub fn guest(&self) -> &Guest {
+        &self.guest
+    }
+
+    /// The compiled core module; an error naming the fix for a component.
+    pub fn program(&self) -> Result<&Program, RuntimeError> {
+        match &self.guest {
+            Guest::Module(p) => Ok(p),
+            Guest::Component(_) => Err(RuntimeError::Call(CallError::BadArgument {
+                export: self.manifest.name.clone(),
+                reason: "it is a component: call it with typed values (`runtime run --invoke \
+                         'name(args)'`, or POST /v1/products/{id}/call/{function} with JSON)"
+                    .into(),
+            })),
+        }
+    }
+
+    /// The compiled component; an error naming the fix for a core module.
+    pub fn component(&self) -> Result<&ComponentProgram, RuntimeError> {
+        match &self.guest {
+            Guest::Component(c) => Ok(c),
+            Guest::Module(_) => Err(RuntimeError::Call(CallError::BadArgument {
+                export: self.manifest.name.clone(),
+                reason: "it is a core module: call it with bytes (`runtime run --input`, or POST \
+                         /v1/products/{id}/invoke/{export})"
+                    .into(),
+            })),
+        }
+    }
+
+    /// The names a caller can call (see [`Guest::entries`]).
+    pub fn entries(&self) -> Vec<String> {
+        self.guest.entries()
     }
 
     /// The release being run (SHA-256 of the plaintext module): every license
@@ -133,7 +186,7 @@ impl Product {
 
     /// The bytes-ABI export to call when the caller names none: the only entry.
     pub fn default_export(&self) -> Option<String> {
-        let entries = self.program.entries();
+        let entries = self.guest.entries();
         match entries.as_slice() {
             [only] => Some(only.clone()),
             _ => None,
@@ -144,7 +197,7 @@ impl Product {
     /// up front (unknown export, input too large) is not billed; one that
     /// passes is admitted and metered, then runs.
     pub fn call_bytes(&self, export: &str, input: &[u8]) -> Result<Vec<u8>, RuntimeError> {
-        let call = self.program.bytes_call(export, input)?;
+        let call = self.program()?.bytes_call(export, input)?;
         self.admit()?;
         Ok(call.run()?)
     }
@@ -152,9 +205,26 @@ impl Product {
     /// Calls a numeric export with arguments parsed from text; billed like
     /// [`Product::call_bytes`] only once the export and arguments check out.
     pub fn call_numeric(&self, export: &str, args: &[&str]) -> Result<Vec<NumValue>, RuntimeError> {
-        let call = self.program.numeric_call(export, args)?;
+        let call = self.program()?.numeric_call(export, args)?;
         self.admit()?;
         Ok(call.run()?)
+    }
+
+    /// Calls a component's function with typed arguments; billed like
+    /// [`Product::call_bytes`] only once the function and the arguments'
+    /// types check out. What the guest printed is logged.
+    pub fn call_typed(&self, function: &str, args: Vec<Val>) -> Result<Vec<Val>, RuntimeError> {
+        let call = self.component()?.call(function, args)?;
+        self.admit()?;
+        let outcome = call.run();
+        if let Ok(ComponentOutcome { stdout, stderr, .. }) = &outcome {
+            for (stream, text) in [("stdout", stdout), ("stderr", stderr)] {
+                if !text.is_empty() {
+                    tracing::info!(product = %self.manifest.name, function, stream, "guest output: {text}");
+                }
+            }
+        }
+        Ok(outcome?.results)
     }
 
     /// The unit must have been bought; it is written to the journal before

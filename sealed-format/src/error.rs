@@ -40,11 +40,14 @@ pub enum Check {
     /// entries it would list (no entry, no `sealbox_alloc`, no `memory`, an entry of the
     /// wrong type): the runtime would refuse it.
     Abi,
+    /// [`crate::seal`] was given a component that does not export what its WIT world says,
+    /// with the same types.
+    World,
 }
 
 impl Check {
     /// Every check, in check order.
-    pub const ALL: [Check; 14] = [
+    pub const ALL: [Check; 15] = [
         Check::NotWasm,
         Check::Parse,
         Check::SignatureSection,
@@ -59,6 +62,7 @@ impl Check {
         Check::AlreadySealed,
         Check::Options,
         Check::Abi,
+        Check::World,
     ];
 
     /// Stable kebab-case name of the check, for messages and JSON.
@@ -78,6 +82,7 @@ impl Check {
             Check::AlreadySealed => "already-sealed",
             Check::Options => "options",
             Check::Abi => "abi",
+            Check::World => "world",
         }
     }
 
@@ -168,6 +173,9 @@ pub enum FormatError {
     /// See [`Check::Abi`].
     #[error("not a Sealbox module: {0}")]
     Abi(String),
+    /// See [`Check::World`].
+    #[error("component does not implement its WIT world: {0}")]
+    World(String),
 }
 
 fn list(addresses: &[Address]) -> String {
@@ -193,6 +201,7 @@ impl FormatError {
             FormatError::AlreadySealed(_) => Check::AlreadySealed,
             FormatError::Options(_) => Check::Options,
             FormatError::Abi(_) => Check::Abi,
+            FormatError::World(_) => Check::World,
         }
     }
 }

@@ -34,6 +34,7 @@
 
 #![deny(missing_docs)]
 
+pub mod component;
 mod error;
 mod hexfield;
 pub mod manifest;
@@ -46,7 +47,7 @@ mod wasm;
 
 pub use alloy_primitives::{Address, B256};
 pub use error::{Check, FormatError};
-pub use manifest::{Encryption, Limits, Manifest, Metering, Recipient, product_id};
+pub use manifest::{ComponentInfo, Encryption, Limits, Manifest, Metering, Recipient, product_id};
 pub use open::{Opened, open};
-pub use seal::{SealOptions, seal};
-pub use wasm::MODULE_HEADER;
+pub use seal::{SealOptions, WorldSource, seal};
+pub use wasm::{COMPONENT_HEADER, MODULE_HEADER};

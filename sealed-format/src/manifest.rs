@@ -58,11 +58,43 @@ pub struct Manifest {
     pub metering: Metering,
     /// Resource limits the runtime enforces per call.
     pub limits: Limits,
-    /// Exported entry functions (ABI v1: `(ptr: i32, len: i32) -> i64`).
+    /// Exported entry functions: for a core module, bytes-ABI v1 entries `(ptr: i32, len: i32)
+    /// -> i64` (or numeric functions); for a component, the world's exported functions
+    /// (`name`, or `interface#name`).
     pub entry: Vec<String>,
+    /// Present for a component: the WIT world it implements. Absent (not `null`) for a core
+    /// module, so manifests of core modules are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<ComponentInfo>,
     /// `None` (JSON `null`) for a plaintext module, else how its payload is encrypted.
     #[serde(deserialize_with = "hexfield::required_option")]
     pub encryption: Option<Encryption>,
+}
+
+/// The WIT world a sealed component implements.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentInfo {
+    /// WIT package, `namespace:name` (e.g. `sealbox:credit-score`).
+    pub package: String,
+    /// World name within the package (e.g. `scorer`).
+    pub world: String,
+    /// Package version (e.g. `0.1.0`); `null` when the package has none.
+    #[serde(deserialize_with = "hexfield::required_option")]
+    pub version: Option<String>,
+    /// The WIT source of the package, as the vendor wrote it and [`crate::seal`] checked the
+    /// component against: what `runtime serve` answers for the product's interface.
+    pub wit: String,
+}
+
+impl ComponentInfo {
+    /// `package/world@version`, e.g. `sealbox:credit-score/scorer@0.1.0`.
+    pub fn world_name(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{}/{}@{v}", self.package, self.world),
+            None => format!("{}/{}", self.package, self.world),
+        }
+    }
 }
 
 /// Metering policy of a module.
@@ -218,6 +250,9 @@ impl Manifest {
         check_unit(&self.unit)?;
         check_limits(&self.limits)?;
         check_entries(&self.entry)?;
+        if let Some(component) = &self.component {
+            check_component(component)?;
+        }
         if let Some(enc) = &self.encryption {
             check_encryption(enc)?;
         }
@@ -301,6 +336,44 @@ fn check_entries(entries: &[String]) -> Result<(), FormatError> {
         if entries[..i].contains(name) {
             return Err(bad(format!("entry {name:?} is listed twice")));
         }
+    }
+    Ok(())
+}
+
+fn check_component(c: &ComponentInfo) -> Result<(), FormatError> {
+    let kebab = |s: &str| {
+        !s.is_empty()
+            && s.len() <= MAX_NAME_LEN
+            && s.split('-').all(|w| {
+                w.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                    && w.chars().all(|c| c.is_ascii_alphanumeric())
+            })
+    };
+    let package_ok = c
+        .package
+        .split_once(':')
+        .is_some_and(|(ns, name)| kebab(ns) && kebab(name));
+    if !package_ok {
+        return Err(bad(format!(
+            "component.package {:?} must be `namespace:name` in WIT's kebab-case",
+            c.package
+        )));
+    }
+    if !kebab(&c.world) {
+        return Err(bad(format!(
+            "component.world {:?} must be a WIT kebab-case name",
+            c.world
+        )));
+    }
+    if let Some(v) = &c.version {
+        check_text("component.version", v, MAX_VERSION_LEN, true)?;
+    }
+    if c.wit.is_empty() || c.wit.len() > crate::component::MAX_WIT_BYTES {
+        return Err(bad(format!(
+            "component.wit must be 1 to {} bytes, got {}",
+            crate::component::MAX_WIT_BYTES,
+            c.wit.len()
+        )));
     }
     Ok(())
 }

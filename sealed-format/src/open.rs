@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 use crate::manifest::{self, Manifest};
 use crate::seal::sha256;
 use crate::signature::{self, SignatureData};
-use crate::wasm::{self, MODULE_HEADER};
-use crate::{FormatError, module, payload};
+use crate::wasm::{self, Layer, MODULE_HEADER, Scan};
+use crate::{FormatError, component, module, payload};
 
 /// A sealed module whose signature, signers, vendor and manifest have been verified.
 ///
@@ -29,6 +29,7 @@ pub struct Opened<'a> {
     pub signed_hash: B256,
     /// Size of the sealed file in bytes.
     pub sealed_len: usize,
+    layer: Layer,
     body: Body<'a>,
 }
 
@@ -63,7 +64,7 @@ impl fmt::Debug for Opened<'_> {
 /// the code is plaintext, the code hash are computed in one sweep over them; the returned
 /// [`Opened`] borrows the code.
 pub fn open(bytes: &[u8]) -> Result<Opened<'_>, FormatError> {
-    let sections = wasm::sections(bytes)?;
+    let Scan { layer, sections } = wasm::scan(bytes)?;
 
     let first = sections
         .first()
@@ -83,7 +84,8 @@ pub fn open(bytes: &[u8]) -> Result<Opened<'_>, FormatError> {
         .filter(|s| s.is_custom(manifest::SECTION_NAME))
         .filter(|_| !matches!(&sections[2..], [only] if only.is_custom(payload::SECTION_NAME)))
         .map(|manifest| manifest.range.end);
-    let (actual, code_hash) = hash_signed_and_code(bytes, first.range.end, plain_code);
+    let (actual, code_hash) =
+        hash_signed_and_code(bytes, first.range.end, plain_code, &layer.header());
     if actual != signatures.hash {
         return Err(FormatError::Hash {
             signed: signatures.hash,
@@ -116,6 +118,19 @@ pub fn open(bytes: &[u8]) -> Result<Opened<'_>, FormatError> {
     }
 
     let manifest = Manifest::from_json(manifest_section.payload)?;
+    match (layer, &manifest.component) {
+        (Layer::Module, None) | (Layer::Component, Some(_)) => {}
+        (Layer::Module, Some(_)) => {
+            return Err(FormatError::Layout(
+                "the manifest describes a component but the file is a core module".into(),
+            ));
+        }
+        (Layer::Component, None) => {
+            return Err(FormatError::Layout(
+                "the file is a component but the manifest names no WIT world".into(),
+            ));
+        }
+    }
 
     let code = &sections[2..];
     let body = match &manifest.encryption {
@@ -152,6 +167,7 @@ pub fn open(bytes: &[u8]) -> Result<Opened<'_>, FormatError> {
         signers,
         signed_hash: signatures.hash,
         sealed_len: bytes.len(),
+        layer,
         body,
     })
 }
@@ -161,12 +177,13 @@ pub fn open(bytes: &[u8]) -> Result<Opened<'_>, FormatError> {
 const SWEEP_CHUNK: usize = 64 * 1024;
 
 /// SHA-256 of `bytes[signed_from..]` (the signed hash) and, when `code_from` is given, of
-/// `MODULE_HEADER ‖ bytes[code_from..]` (the plaintext module's code hash), in one sweep: the
-/// bytes both cover are hashed chunk by chunk by one hasher then the other while in cache.
+/// `header ‖ bytes[code_from..]` (the plaintext's code hash), in one sweep: the bytes both
+/// cover are hashed chunk by chunk by one hasher then the other while in cache.
 pub(crate) fn hash_signed_and_code(
     bytes: &[u8],
     signed_from: usize,
     code_from: Option<usize>,
+    header: &[u8; 8],
 ) -> (B256, Option<B256>) {
     let mut signed = Sha256::new();
     let Some(code_from) = code_from.filter(|&c| c >= signed_from && c <= bytes.len()) else {
@@ -175,7 +192,7 @@ pub(crate) fn hash_signed_and_code(
     };
     signed.update(&bytes[signed_from..code_from]);
     let mut code = Sha256::new();
-    code.update(MODULE_HEADER);
+    code.update(header);
     for chunk in bytes[code_from..].chunks(SWEEP_CHUNK) {
         signed.update(chunk);
         code.update(chunk);
@@ -192,6 +209,12 @@ fn is_reserved(name: &str) -> bool {
 }
 
 impl Opened<'_> {
+    /// Whether the code is a component (the manifest names its WIT world) rather than a core
+    /// module.
+    pub fn is_component(&self) -> bool {
+        self.layer == Layer::Component
+    }
+
     /// Whether the code is encrypted (a `sealbox.payload` section).
     pub fn is_encrypted(&self) -> bool {
         matches!(self.body, Body::Encrypted(_))
@@ -231,14 +254,14 @@ impl Opened<'_> {
             Body::Plain { sections, sha256 } => {
                 self.check_code_hash(sha256)?;
                 let mut module = Vec::with_capacity(MODULE_HEADER.len() + sections.len());
-                module.extend_from_slice(&MODULE_HEADER);
+                module.extend_from_slice(&self.layer.header());
                 module.extend_from_slice(sections);
-                valid_code(module)
+                valid_code(module, self.layer)
             }
             Body::Encrypted(ciphertext) => {
                 let module = self.decrypt(ciphertext, recipient)?;
                 self.check_code_hash(sha256(&module))?;
-                valid_code(module)
+                valid_code(module, self.layer)
             }
         }
     }
@@ -286,7 +309,13 @@ impl Opened<'_> {
 /// The signature only proves who wrote the code, not that it is code: a module that the vendor's
 /// own `seal` would have refused (invalid Wasm, sealed twice) fails here rather than after the
 /// caller has acted on it. Its entries are the runtime's to check.
-fn valid_code(module: Vec<u8>) -> Result<Vec<u8>, FormatError> {
-    module::check_plaintext(&module)?;
+/// The plaintext must be of the kind the (signed) manifest and file say.
+fn valid_code(module: Vec<u8>, layer: Layer) -> Result<Vec<u8>, FormatError> {
+    match layer {
+        Layer::Module => {
+            module::check_plaintext(&module)?;
+        }
+        Layer::Component => component::check_plaintext(&module)?,
+    }
     Ok(module)
 }

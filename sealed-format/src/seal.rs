@@ -7,11 +7,13 @@ use k256::PublicKey;
 use k256::ecdsa::SigningKey;
 use sha2::{Digest, Sha256};
 
-use crate::manifest::{self, FORMAT_VERSION, Limits, Manifest, Metering, product_id};
-use crate::module;
+use crate::manifest::{
+    self, ComponentInfo, FORMAT_VERSION, Limits, Manifest, Metering, product_id,
+};
 use crate::signature::{self, MAX_SIGNATURES, SignatureData};
-use crate::wasm::{self, MODULE_HEADER};
+use crate::wasm::{self, COMPONENT_HEADER, MODULE_HEADER};
 use crate::{FormatError, payload};
+use crate::{component, module};
 
 /// What [`seal`] writes into the manifest besides what it derives from the module and the keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +36,18 @@ pub struct SealOptions {
     pub entry: Option<Vec<String>>,
     /// Public keys to encrypt the module for; empty leaves the code in plaintext.
     pub recipients: Vec<PublicKey>,
+    /// For a component: the WIT world it implements (required for components, refused for
+    /// core modules).
+    pub component: Option<WorldSource>,
+}
+
+/// The WIT world a component is sealed against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorldSource {
+    /// The WIT source of the package that defines the world.
+    pub wit: String,
+    /// The world's name; `None` when the package has exactly one world.
+    pub world: Option<String>,
 }
 
 impl SealOptions {
@@ -50,24 +64,26 @@ impl SealOptions {
             limits: Limits::default(),
             entry: None,
             recipients: Vec::new(),
+            component: None,
         }
     }
 }
 
-/// Seals `plaintext` (a core Wasm module): writes the manifest, encrypts the module when
-/// `opts.recipients` is not empty, and signs everything with `vendor` then each co-signer.
+/// Seals `plaintext` (a core Wasm module or a component): writes the manifest, encrypts the
+/// code when `opts.recipients` is not empty, and signs everything with `vendor` then each
+/// co-signer.
 ///
 /// Refuses invalid Wasm ([`crate::Check::NotWasm`]), a module that is already sealed
-/// ([`crate::Check::AlreadySealed`]) and options that make an invalid manifest
-/// ([`crate::Check::Options`]).
+/// ([`crate::Check::AlreadySealed`]), options that make an invalid manifest
+/// ([`crate::Check::Options`]), a core module off the ABI ([`crate::Check::Abi`]) and a
+/// component that does not implement `opts.component`'s world ([`crate::Check::World`]).
 pub fn seal(
     plaintext: &[u8],
     opts: &SealOptions,
     vendor: &SigningKey,
     cosigners: &[&SigningKey],
 ) -> Result<Vec<u8>, FormatError> {
-    let exports = module::check_plaintext(plaintext)?;
-    let entry = module::resolve_entries(&exports, opts.entry.as_deref())?;
+    let (entry, component) = entries_of(plaintext, opts)?;
     let mut keys = vec![vendor];
     keys.extend_from_slice(cosigners);
     check_keys(&keys)?;
@@ -103,6 +119,7 @@ pub fn seal(
         metering: opts.metering,
         limits: opts.limits,
         entry,
+        component,
         encryption,
     };
     manifest.validate().map_err(|e| match e {
@@ -123,12 +140,56 @@ pub fn seal(
     let signatures = SignatureData::sign(hash, &keys)?;
 
     let mut out = Vec::with_capacity(signed_parts.iter().map(|p| p.len()).sum::<usize>() + 512);
-    out.extend_from_slice(&MODULE_HEADER);
+    // The sealed file keeps the plaintext's preamble: a sealed component is a component.
+    out.extend_from_slice(&plaintext[..MODULE_HEADER.len()]);
     wasm::write_custom_section(&mut out, signature::SECTION_NAME, &signatures.encode());
     signed_parts
         .iter()
         .for_each(|part| out.extend_from_slice(part));
     Ok(out)
+}
+
+/// The manifest's entries and, for a component, its world, after the checks of the kind of
+/// code `plaintext` is.
+fn entries_of(
+    plaintext: &[u8],
+    opts: &SealOptions,
+) -> Result<(Vec<String>, Option<ComponentInfo>), FormatError> {
+    if !plaintext.starts_with(&COMPONENT_HEADER) {
+        if opts.component.is_some() {
+            return Err(FormatError::Options(
+                "a WIT world is for components; the input is a core module".into(),
+            ));
+        }
+        let exports = module::check_plaintext(plaintext)?;
+        return Ok((
+            module::resolve_entries(&exports, opts.entry.as_deref())?,
+            None,
+        ));
+    }
+    let Some(source) = &opts.component else {
+        component::check_plaintext(plaintext)?;
+        return Err(FormatError::Options(
+            "the input is a component: name the WIT world it implements (the WIT package source \
+             and, if it has several, the world)"
+                .into(),
+        ));
+    };
+    let checked = component::check(plaintext, &source.wit, source.world.as_deref())?;
+    let entry = match &opts.entry {
+        None => checked.functions,
+        Some(given) => {
+            if let Some(missing) = given.iter().find(|g| !checked.functions.contains(g)) {
+                return Err(FormatError::Options(format!(
+                    "entry {missing:?} is not a function of world `{}` (its functions: {})",
+                    checked.info.world_name(),
+                    checked.functions.join(", ")
+                )));
+            }
+            given.clone()
+        }
+    };
+    Ok((entry, Some(checked.info)))
 }
 
 /// SHA-256 as a [`B256`].

@@ -18,6 +18,9 @@ use crate::FormatError;
 /// The 8-byte preamble of a core Wasm module: `\0asm` magic and version 1.
 pub const MODULE_HEADER: [u8; 8] = *b"\0asm\x01\0\0\0";
 
+/// The 8-byte preamble of a component: `\0asm` magic, version 13, layer 1.
+pub const COMPONENT_HEADER: [u8; 8] = *b"\0asm\x0d\0\x01\0";
+
 /// The Wasm magic bytes that both core modules and components start with.
 const MAGIC: &[u8; 4] = b"\0asm";
 
@@ -28,6 +31,16 @@ pub(crate) enum Layer {
     Module,
     /// A component: `\0asm 0d 00 01 00`.
     Component,
+}
+
+impl Layer {
+    /// The 8-byte preamble of this layer.
+    pub(crate) fn header(self) -> [u8; 8] {
+        match self {
+            Layer::Module => MODULE_HEADER,
+            Layer::Component => COMPONENT_HEADER,
+        }
+    }
 }
 
 /// One top-level section of a module or component, located in its bytes.

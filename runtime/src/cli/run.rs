@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use alloy::primitives::Address;
 use anyhow::{Context as _, bail};
 
+use sealbox_runtime::product::Guest;
 use sealbox_runtime::purchase::Buyer;
 use sealbox_runtime::{Product, RuntimeError};
 use sealbox_sandbox::CallError;
+use sealbox_sandbox::component::{results_to_json, results_to_wave};
 
 use super::context::{
     ChainArgs, PrepayArgs, RunSession, SandboxArgs, Session, StateArgs, read_file,
@@ -41,9 +43,17 @@ pub struct Args {
     /// Write the output here instead of stdout.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
-    /// Call a numeric export with the arguments that follow, e.g. `--invoke add 1 2`.
-    #[arg(long, value_name = "EXPORT", num_args = 1.., allow_hyphen_values = true)]
+    /// Call a numeric export of a module with the arguments that follow, e.g.
+    /// `--invoke add 1 2`; or a component's function, in WAVE syntax, e.g.
+    /// `--invoke 'score({income: 52000, debt: 1200, age: 40, late-payments: 0,
+    /// credit-history-months: 60})'`, or by name with --json.
+    #[arg(long, value_name = "CALL", num_args = 1.., allow_hyphen_values = true)]
     pub invoke: Option<Vec<String>>,
+    /// With `--invoke FUNCTION` on a component: its arguments as JSON, an object of the
+    /// parameters by name (or an array of them in order); `-` reads it from stdin. The result
+    /// is printed as JSON too (without --json: WAVE).
+    #[arg(long, value_name = "JSON|-", requires = "invoke")]
+    pub json: Option<String>,
 }
 
 /// Runs `runtime run`.
@@ -63,24 +73,47 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Some(export) => export,
             None => bail!(
                 "the module has several entry exports ({}); choose one with --export",
-                product.program().entries().join(", ")
+                product.entries().join(", ")
             ),
         };
         // A call the sandbox would refuse is refused before anything is bought.
         product
-            .program()
+            .program()?
             .bytes_call(&export, &input)
             .map_err(RuntimeError::Call)?;
         ensure_bought(session, &product, &policy).await?;
         let out = product.call_bytes(&export, &input)?;
         write_output(args.output.as_deref(), &out)?;
+    } else if let (Some(invoke), Guest::Component(component)) = (&args.invoke, product.guest()) {
+        let text = invoke.join(" ");
+        // The call is parsed and typed before anything is bought.
+        let call = match &args.json {
+            Some(json) => {
+                let body = read_json(json, args.sandbox.max_input_bytes)?;
+                component.json_call(text.trim(), &body)
+            }
+            None => component.wave_call(&text),
+        }
+        .map_err(RuntimeError::Call)?;
+        let function = call.function().name().to_string();
+        let call_args = call.into_args();
+        ensure_bought(session, &product, &policy).await?;
+        let results = product.call_typed(&function, call_args)?;
+        let printed = match &args.json {
+            Some(_) => results_to_json(&results).to_string(),
+            None => results_to_wave(&results).map_err(RuntimeError::Call)?,
+        };
+        write_output(args.output.as_deref(), format!("{printed}\n").as_bytes())?;
     } else if let Some(invoke) = &args.invoke {
+        if args.json.is_some() {
+            bail!("--json passes typed arguments to a component; this is a core module");
+        }
         let (export, rest) = invoke
             .split_first()
             .context("--invoke needs the export name")?;
         let params: Vec<&str> = rest.iter().map(String::as_str).collect();
         product
-            .program()
+            .program()?
             .numeric_call(export, &params)
             .map_err(RuntimeError::Call)?;
         ensure_bought(session, &product, &policy).await?;
@@ -134,6 +167,16 @@ async fn ensure_bought(
         "bought units ahead"
     );
     Ok(())
+}
+
+/// The JSON of `--json`: the text itself, or stdin for `-`.
+fn read_json(spec: &str, max: usize) -> anyhow::Result<serde_json::Value> {
+    let text = if spec == "-" {
+        read_input("-", max)?
+    } else {
+        spec.as_bytes().to_vec()
+    };
+    serde_json::from_slice(&text).context("--json is not valid JSON")
 }
 
 fn read_input(spec: &str, max: usize) -> anyhow::Result<Vec<u8>> {

@@ -29,10 +29,11 @@ impl Tariff {
     /// Wraps a loaded product and asks it for the price of nothing, to learn
     /// its flags and check that it answers in the tariff ABI at all.
     pub fn new(product: Product) -> Result<Self, RuntimeError> {
-        if !product.program().entries().iter().any(|e| e == BILL_EXPORT) {
+        let entries = product.program()?.entries();
+        if !entries.iter().any(|e| e == BILL_EXPORT) {
             return Err(RuntimeError::Tariff(TariffError::Layout(format!(
                 "the module has no `{BILL_EXPORT}` entry (entries: {})",
-                product.program().entries().join(", ")
+                entries.join(", ")
             ))));
         }
         let probe = Batch {
@@ -80,7 +81,7 @@ impl Tariff {
     fn call(&self, batch: &Batch) -> Result<Bill, RuntimeError> {
         let answer = self
             .product
-            .program()
+            .program()?
             .bytes_call(BILL_EXPORT, &encode(batch))?
             .run()?;
         decode(&answer, batch).map_err(RuntimeError::Tariff)

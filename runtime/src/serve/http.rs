@@ -2,13 +2,13 @@
 //!
 //! | status | when |
 //! |---|---|
-//! | 400 | product id not 32 bytes of hex, unknown export, unreadable body |
+//! | 400 | product id not 32 bytes of hex, unknown export, unreadable body (not JSON for `/call`), the wrong route for the product's kind |
 //! | 401 | bearer token missing or wrong (when one is set) |
 //! | 402 | license inactive, signer not authorized, no bought unit left (with `Retry-After` while the next block is being bought), no unit can be bought |
 //! | 403 | sent by a web page (`Origin`, `Sec-Fetch-Site`) or to a foreign `Host` (see [`super::guard`]) |
-//! | 404 | no such product served here |
+//! | 404 | no such product served here; no such function (`/call`); not a component (`/interface`) |
 //! | 413 | body larger than `--max-input-bytes` |
-//! | 422 | the guest trapped, ran out of fuel or time, hit its memory limit, broke the ABI |
+//! | 422 | the JSON body does not fit the function's WIT parameters (`/call`; the message names the field), or the guest trapped, ran out of fuel or time, hit its memory limit, broke the ABI, exited |
 //! | 500 | anything else (journal, engine) |
 //! | 503 | the call queue is full (`--call-queue`; with `Retry-After: 1`), or the server is shutting down |
 //!
@@ -29,9 +29,11 @@ use sealbox_sandbox::CallError;
 use super::auth::require_token;
 use super::guard::{Guard, refuse_browsers};
 use super::metrics;
-use super::pool::{Done, Refused};
-use super::state::App;
+use super::pool::{Done, Output, Refused, Request};
+use super::state::{App, Served};
 use crate::error::RuntimeError;
+use crate::product::Guest;
+use sealbox_sandbox::component::results_to_json;
 
 /// The router: `/healthz` open, everything else behind the token (if any);
 /// every route and the fallback behind the browser guard, which runs first.
@@ -39,6 +41,11 @@ pub(crate) fn router(app: Arc<App>, guard: Arc<Guard>) -> Router {
     let counters = Arc::clone(&guard);
     let guarded = Router::new()
         .route("/v1/products/{product_id}/invoke/{export}", post(invoke))
+        .route(
+            "/v1/products/{product_id}/call/{function}",
+            post(call_typed),
+        )
+        .route("/v1/products/{product_id}/interface", get(interface))
         .route(
             "/metrics",
             get(move |state: State<Arc<App>>| metrics_text(state, Arc::clone(&counters))),
@@ -72,7 +79,8 @@ async fn not_found() -> Response {
     error_response(
         StatusCode::NOT_FOUND,
         "not-found",
-        "no such route; calls go to POST /v1/products/{product_id}/invoke/{export}",
+        "no such route; calls go to POST /v1/products/{product_id}/invoke/{export} (modules) or \
+         POST /v1/products/{product_id}/call/{function} (components)",
     )
 }
 
@@ -100,31 +108,42 @@ async fn metrics_text(State(app): State<Arc<App>>, guard: Arc<Guard>) -> Respons
         .into_response()
 }
 
-async fn invoke(
-    State(app): State<Arc<App>>,
-    Path((product_id, export)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+/// The served product of a path's `{product_id}`, or the response refusing it.
+// The error is the refusal itself, built once, on the way out.
+#[allow(clippy::result_large_err)]
+fn find_product(app: &App, product_id: &str) -> Result<Arc<Served>, Response> {
     let Ok(id) = product_id.parse::<B256>() else {
-        return error_response(
+        return Err(error_response(
             StatusCode::BAD_REQUEST,
             "bad-product-id",
             &format!("`{product_id}` is not a product id (32 bytes as 0x-hex)"),
-        );
+        ));
     };
-    let Some(served) = app.find(&id) else {
-        let served: Vec<String> = app.products.iter().map(|s| s.id.to_string()).collect();
-        return error_response(
-            StatusCode::NOT_FOUND,
-            "unknown-product",
-            &format!(
-                "product {id} is not served here (serving {})",
-                served.join(", ")
-            ),
-        );
-    };
-    let served = Arc::clone(served);
+    match app.find(&id) {
+        Some(served) => Ok(Arc::clone(served)),
+        None => {
+            let served: Vec<String> = app.products.iter().map(|s| s.id.to_string()).collect();
+            Err(error_response(
+                StatusCode::NOT_FOUND,
+                "unknown-product",
+                &format!(
+                    "product {id} is not served here (serving {})",
+                    served.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// The request body within `--max-input-bytes`, or the response refusing it.
+// The error is the refusal itself, built once, on the way out.
+#[allow(clippy::result_large_err)]
+fn read_body(
+    app: &App,
+    served: &Served,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, Response> {
     let limit = app.max_input_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -132,23 +151,53 @@ async fn invoke(
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         served.stats.error("input-too-large");
-        return too_large(limit);
+        return Err(too_large(limit));
     }
-    let input = match body {
-        Ok(input) => input,
+    match body {
+        Ok(input) => Ok(input),
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             served.stats.error("input-too-large");
-            return too_large(limit);
+            Err(too_large(limit))
         }
         Err(rejection) => {
             served.stats.error("bad-body");
-            return error_response(
+            Err(error_response(
                 StatusCode::BAD_REQUEST,
                 "bad-body",
                 &format!("cannot read the request body: {rejection}"),
-            );
+            ))
         }
+    }
+}
+
+async fn invoke(
+    State(app): State<Arc<App>>,
+    Path((product_id, export)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let served = match find_product(&app, &product_id) {
+        Ok(served) => served,
+        Err(response) => return response,
     };
+    let input = match read_body(&app, &served, &headers, body) {
+        Ok(input) => input,
+        Err(response) => return response,
+    };
+    if let Guest::Component(_) = served.product.guest() {
+        served.stats.error("not-a-module");
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "not-a-module",
+            &format!(
+                "{} is a component: POST a JSON body to /v1/products/{}/call/{{function}} \
+                 (functions: {})",
+                served.label(),
+                served.id,
+                served.entries.join(", ")
+            ),
+        );
+    }
     if !served.entries.contains(&export) {
         served.stats.error("unknown-export");
         return error_response(
@@ -161,8 +210,131 @@ async fn invoke(
             ),
         );
     }
+    let request = Request::Bytes { export, input };
+    match call(&app, &served, request).await {
+        Ok(Output::Bytes(output)) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            )],
+            output,
+        )
+            .into_response(),
+        Ok(Output::Typed(_)) => internal("a bytes call returned typed values"),
+        Err(response) => response,
+    }
+}
 
-    let done = match app.pool.submit_call(Arc::clone(&served), export, input) {
+/// `POST /v1/products/{id}/call/{function}`: a component's function with a
+/// JSON body mapped to its WIT parameters; the result as JSON.
+async fn call_typed(
+    State(app): State<Arc<App>>,
+    Path((product_id, function)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let served = match find_product(&app, &product_id) {
+        Ok(served) => served,
+        Err(response) => return response,
+    };
+    let input = match read_body(&app, &served, &headers, body) {
+        Ok(input) => input,
+        Err(response) => return response,
+    };
+    let Ok(component) = served.product.component() else {
+        served.stats.error("not-a-component");
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "not-a-component",
+            &format!(
+                "{} is a core module: POST the input bytes to /v1/products/{}/invoke/{{export}} \
+                 (entries: {})",
+                served.label(),
+                served.id,
+                served.entries.join(", ")
+            ),
+        );
+    };
+    let json: serde_json::Value = match serde_json::from_slice(&input) {
+        Ok(json) => json,
+        Err(e) => {
+            served.stats.error("bad-body");
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "bad-body",
+                &format!("the body is not JSON: {e}"),
+            );
+        }
+    };
+    // Typed here, before the call is queued or admitted: a body that does
+    // not fit is never billed.
+    let args = match component.json_call(&function, &json) {
+        Ok(call) => call.into_args(),
+        Err(e @ CallError::MissingExport { .. }) => {
+            served.stats.error("unknown-function");
+            return error_response(StatusCode::NOT_FOUND, "unknown-function", &e.to_string());
+        }
+        Err(e) => {
+            served.stats.error("bad-argument");
+            return error_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad-argument",
+                &e.to_string(),
+            );
+        }
+    };
+    match call(&app, &served, Request::Typed { function, args }).await {
+        Ok(Output::Typed(results)) => axum::Json(results_to_json(&results)).into_response(),
+        Ok(Output::Bytes(_)) => internal("a typed call returned bytes"),
+        Err(response) => response,
+    }
+}
+
+/// `GET /v1/products/{id}/interface`: the WIT of a component's world.
+async fn interface(State(app): State<Arc<App>>, Path(product_id): Path<String>) -> Response {
+    let served = match find_product(&app, &product_id) {
+        Ok(served) => served,
+        Err(response) => return response,
+    };
+    let Some(world) = &served.product.manifest().component else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "not-a-component",
+            &format!(
+                "{} is a core module: it has bytes entries ({}), not a WIT interface",
+                served.label(),
+                served.entries.join(", ")
+            ),
+        );
+    };
+    let world_name = HeaderValue::from_str(&world.world_name())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (
+                header::HeaderName::from_static("x-sealbox-world"),
+                world_name,
+            ),
+        ],
+        world.wit.clone(),
+    )
+        .into_response()
+}
+
+fn internal(what: &str) -> Response {
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", what)
+}
+
+/// Queues a call on the pool, waits for it, and turns a failure into the
+/// response (with the bookkeeping of the product's stats either way).
+// The error is the refusal itself, built once, on the way out.
+#[allow(clippy::result_large_err)]
+async fn call(app: &App, served: &Arc<Served>, request: Request) -> Result<Output, Response> {
+    let done = match app.pool.submit_call(Arc::clone(served), request) {
         Ok(done) => done,
         Err(Refused::Full) => {
             served.stats.error("queue-full");
@@ -175,36 +347,25 @@ async fn invoke(
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return response;
+            return Err(response);
         }
         Err(Refused::Closed) => {
-            return error_response(
+            return Err(error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting-down",
                 "the server is shutting down",
-            );
+            ));
         }
     };
     let Ok(Done { result, took }) = done.await else {
         served.stats.error("internal");
-        return error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the call's worker failed (see the server log)",
-        );
+        return Err(internal("the call's worker failed (see the server log)"));
     };
-    app.after_call(&served);
+    app.after_call(served);
     match result {
         Ok(output) => {
             served.stats.call_ok(took);
-            (
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/octet-stream"),
-                )],
-                output,
-            )
-                .into_response()
+            Ok(output)
         }
         Err(e) => {
             let kind = e.kind();
@@ -221,7 +382,7 @@ async fn invoke(
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            response
+            Err(response)
         }
     }
 }
@@ -235,25 +396,32 @@ fn too_large(limit: usize) -> Response {
 }
 
 /// The error kind reported to the client: the runtime's kind, refined for guest faults.
-fn call_kind(e: &RuntimeError) -> &'static str {
+pub(crate) fn call_kind(e: &RuntimeError) -> &'static str {
     match e {
-        RuntimeError::Call(c) => match c {
-            CallError::Trap { .. } => "trap",
-            CallError::OutOfFuel { .. } => "out-of-fuel",
-            CallError::DeadlineExceeded { .. } => "deadline",
-            CallError::MemoryLimit { .. } => "memory-limit",
-            CallError::InputTooLarge { .. } => "input-too-large",
-            CallError::MissingExport { .. }
-            | CallError::BadSignature { .. }
-            | CallError::NotBytesAbi { .. }
-            | CallError::BadArgument { .. } => "unknown-export",
-            CallError::InputOutOfBounds { .. }
-            | CallError::OutputOutOfBounds { .. }
-            | CallError::OutputTooLarge { .. } => "guest-abi",
-            CallError::PoolExhausted(_) => "busy",
-            CallError::Instantiate(_) | CallError::Engine { .. } => "engine",
-        },
+        RuntimeError::Call(c) => fault_kind(c),
         other => other.kind(),
+    }
+}
+
+/// The kind of a failed guest call, for clients and metrics.
+fn fault_kind(c: &CallError) -> &'static str {
+    match c {
+        CallError::WithStderr { fault, .. } => fault_kind(fault),
+        CallError::Exited { .. } => "exit",
+        CallError::Trap { .. } => "trap",
+        CallError::OutOfFuel { .. } => "out-of-fuel",
+        CallError::DeadlineExceeded { .. } => "deadline",
+        CallError::MemoryLimit { .. } => "memory-limit",
+        CallError::InputTooLarge { .. } => "input-too-large",
+        CallError::MissingExport { .. }
+        | CallError::BadSignature { .. }
+        | CallError::NotBytesAbi { .. }
+        | CallError::BadArgument { .. } => "unknown-export",
+        CallError::InputOutOfBounds { .. }
+        | CallError::OutputOutOfBounds { .. }
+        | CallError::OutputTooLarge { .. } => "guest-abi",
+        CallError::PoolExhausted(_) => "busy",
+        CallError::Instantiate(_) | CallError::Engine { .. } => "engine",
     }
 }
 

@@ -20,7 +20,8 @@
 //! three. The default favours the tail; `--call-workers` picks either.
 //!
 //! Billing is unchanged: a job is admitted (journal, kernel meter) by
-//! [`Product::call_bytes`](crate::product::Product::call_bytes) on the worker,
+//! [`Product::call_bytes`](crate::product::Product::call_bytes) (or
+//! [`Product::call_typed`](crate::product::Product::call_typed)) on the worker,
 //! exactly once, right before the guest runs. A queued job whose client went
 //! away before a worker took it is dropped unrun and unbilled. Deadline, fuel
 //! and memory limits are the sandbox's, as before.
@@ -33,6 +34,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use sealbox_sandbox::component::Val;
 use tokio::sync::oneshot;
 
 use super::state::Served;
@@ -49,14 +51,38 @@ pub fn default_call_workers() -> usize {
 /// One guest call waiting for a worker.
 pub(crate) struct Job {
     pub(crate) served: Arc<Served>,
-    pub(crate) export: String,
-    pub(crate) input: Bytes,
+    pub(crate) request: Request,
     pub(crate) reply: oneshot::Sender<Done>,
+}
+
+/// What to call.
+pub(crate) enum Request {
+    /// A module's bytes-ABI entry with the request body.
+    Bytes { export: String, input: Bytes },
+    /// A component's function with arguments already typed from the JSON body.
+    Typed { function: String, args: Vec<Val> },
+}
+
+impl Request {
+    fn name(&self) -> &str {
+        match self {
+            Request::Bytes { export, .. } => export,
+            Request::Typed { function, .. } => function,
+        }
+    }
+}
+
+/// What a call returned.
+pub(crate) enum Output {
+    /// A bytes-ABI entry's output.
+    Bytes(Vec<u8>),
+    /// A component function's results.
+    Typed(Vec<Val>),
 }
 
 /// What a worker answers: the call's result and how long it ran.
 pub(crate) struct Done {
-    pub(crate) result: Result<Vec<u8>, RuntimeError>,
+    pub(crate) result: Result<Output, RuntimeError>,
     pub(crate) took: Duration,
 }
 
@@ -124,14 +150,12 @@ impl CallPool<Job> {
     pub(crate) fn submit_call(
         &self,
         served: Arc<Served>,
-        export: String,
-        input: Bytes,
+        request: Request,
     ) -> Result<oneshot::Receiver<Done>, Refused> {
         let (reply, done) = oneshot::channel();
         self.submit(Job {
             served,
-            export,
-            input,
+            request,
             reply,
         })?;
         Ok(done)
@@ -284,8 +308,7 @@ fn work<J>(shared: &Shared<J>, runner: &dyn Fn(J) -> bool) {
 fn run_call(job: Job) -> bool {
     let Job {
         served,
-        export,
-        input,
+        request,
         reply,
     } = job;
     if reply.is_closed() {
@@ -294,8 +317,16 @@ fn run_call(job: Job) -> bool {
         return false;
     }
     let started = Instant::now();
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        served.product.call_bytes(&export, &input)
+    let export = request.name().to_string();
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| match request {
+        Request::Bytes { export, input } => served
+            .product
+            .call_bytes(&export, &input)
+            .map(Output::Bytes),
+        Request::Typed { function, args } => served
+            .product
+            .call_typed(&function, args)
+            .map(Output::Typed),
     }));
     let took = started.elapsed();
     match result {

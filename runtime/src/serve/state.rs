@@ -20,7 +20,8 @@ pub(crate) struct Served {
     pub(crate) id: B256,
     pub(crate) name: String,
     pub(crate) version: String,
-    /// Bytes-ABI entries; a request for anything else is refused before admission.
+    /// Bytes-ABI entries of a module, functions of a component; a request for
+    /// anything else is refused before admission.
     pub(crate) entries: Vec<String>,
     pub(crate) stats: ProductStats,
 }
@@ -31,7 +32,7 @@ impl Served {
         let id = manifest.product_id;
         let name = manifest.name.clone();
         let version = manifest.version.clone();
-        let entries = product.program().entries();
+        let entries = product.entries();
         let stats = ProductStats::new(id, &name, product.kernel_metered());
         Self {
             product: Arc::new(product),

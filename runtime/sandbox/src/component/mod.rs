@@ -116,10 +116,11 @@ impl Sandbox {
     /// Loads a plaintext component as a [`ComponentProgram`].
     ///
     /// In order: limits resolved → SHA-256 of `wasm` must equal `code_hash`
-    /// → every import granted (else refused by name) → machine code from the
-    /// authenticated cache, else compiled (and cached) → initial memories
+    /// → machine code from the authenticated cache, else compiled (and
+    /// cached; compiling runs none of the guest's code) → every import
+    /// granted WASI or type-only, else refused by name → initial memories
     /// within the limit → exported functions listed → pre-linked against the
-    /// granted WASI. Nothing is compiled if an earlier step fails.
+    /// granted WASI. No instance exists before every check has passed.
     pub fn compile_component(
         &self,
         code_hash: [u8; 32],
@@ -127,6 +128,12 @@ impl Sandbox {
         limits: &GuestLimits,
     ) -> Result<ComponentProgram, SandboxError> {
         let limits = self.config.resolve(limits)?;
+        // `\0asm`, version 13, layer 1; a core module has version 1, layer 0.
+        if wasm.get(..8) != Some(b"\0asm\x0d\0\x01\0".as_slice()) {
+            return Err(SandboxError::Unsupported(
+                "it is a core module (or not Wasm), not a component".into(),
+            ));
+        }
         let actual: [u8; 32] = Sha256::digest(wasm).into();
         if actual != code_hash {
             return Err(SandboxError::CodeHashMismatch {
@@ -134,8 +141,6 @@ impl Sandbox {
                 actual: format!("0x{}", hex::encode(actual)),
             });
         }
-        let imports = wasi::check_imports(wasm)?;
-
         let started = Instant::now();
         let engine = &self.shared.engine;
         let (component, from_cache) = self.load_or_compile_with(
@@ -153,6 +158,7 @@ impl Sandbox {
             from_cache,
             elapsed: started.elapsed(),
         };
+        let imports = wasi::check_imports(&component, engine)?;
 
         if let Some(resources) = component.resources_required()
             && let Some(initial_pages) = resources.max_initial_memory_size
@@ -164,7 +170,7 @@ impl Sandbox {
             });
         }
         let functions = exported_functions(&component, engine)?;
-        let linker = wasi::granted_linker(engine)?;
+        let linker = wasi::granted_linker(engine, &imports)?;
         let pre = linker.instantiate_pre(&component).map_err(|e| {
             // Defence in depth: the import check above read the same bytes.
             SandboxError::Unsupported(format!("cannot link its imports: {e:#}"))
@@ -175,7 +181,7 @@ impl Sandbox {
                 code_hash,
                 pre,
                 functions,
-                imports,
+                imports: imports.all,
                 limits,
                 deadline_ticks: engine::deadline_ticks(limits.deadline_ms, self.shared.epoch_tick),
                 stats,
@@ -375,6 +381,29 @@ impl ComponentProgram {
         })
     }
 
+    /// A call of `name` with `args`, checked against its signature (count
+    /// and types). Runs nothing.
+    pub fn call(&self, name: &str, args: Vec<Val>) -> Result<ComponentCall<'_>, CallError> {
+        let function = self.function(name)?;
+        let params = function.params();
+        let fits = args.len() == params.len()
+            && args
+                .iter()
+                .zip(&params)
+                .all(|(v, (_, t))| val_has_type(v, t));
+        if !fits {
+            return Err(CallError::BadArgument {
+                export: function.name.clone(),
+                reason: format!("the arguments do not fit {}", function.signature()),
+            });
+        }
+        Ok(ComponentCall {
+            program: self,
+            function,
+            args,
+        })
+    }
+
     fn instantiate(
         &self,
     ) -> Result<(Store<ComponentState>, wasmtime::component::Instance), CallError> {
@@ -470,6 +499,43 @@ impl ComponentCall<'_> {
             stdout: store.data().stdout.text(),
             stderr: store.data().stderr.text(),
         })
+    }
+}
+
+/// Whether `v` is a value of type `t` (shallow for containers' contents:
+/// wasmtime checks the rest when the call is made).
+fn val_has_type(v: &Val, t: &Type) -> bool {
+    matches!(
+        (v, t),
+        (Val::Bool(_), Type::Bool)
+            | (Val::S8(_), Type::S8)
+            | (Val::U8(_), Type::U8)
+            | (Val::S16(_), Type::S16)
+            | (Val::U16(_), Type::U16)
+            | (Val::S32(_), Type::S32)
+            | (Val::U32(_), Type::U32)
+            | (Val::S64(_), Type::S64)
+            | (Val::U64(_), Type::U64)
+            | (Val::Float32(_), Type::Float32)
+            | (Val::Float64(_), Type::Float64)
+            | (Val::Char(_), Type::Char)
+            | (Val::String(_), Type::String)
+            | (Val::List(_), Type::List(_))
+            | (Val::Record(_), Type::Record(_))
+            | (Val::Tuple(_), Type::Tuple(_))
+            | (Val::Variant(..), Type::Variant(_))
+            | (Val::Enum(_), Type::Enum(_))
+            | (Val::Option(_), Type::Option(_))
+            | (Val::Result(_), Type::Result(_))
+            | (Val::Flags(_), Type::Flags(_))
+    )
+}
+
+impl ComponentCall<'_> {
+    /// The arguments, for a caller that checks a call in one place and runs it
+    /// in another (`runtime serve` checks in the handler, runs on a worker).
+    pub fn into_args(self) -> Vec<Val> {
+        self.args
     }
 }
 

@@ -3,9 +3,11 @@
 //!
 //! The grant is a list of interfaces ([`GRANTED_INTERFACES`]). A component
 //! that imports anything outside it — sockets, the filesystem, HTTP, a
-//! vendor-defined host interface — is refused by name before it is
-//! compiled, and the linker only ever holds the granted interfaces, so a
-//! refused import could not be satisfied anyway. What the granted ones reach:
+//! vendor-defined host interface — is refused by name before anything of it
+//! is instantiated, and the linker only ever holds the granted interfaces,
+//! so a refused import could not be satisfied anyway. An import that only
+//! carries types (the interface a world `use`s for its records and enums) is
+//! allowed: it reaches nothing. What the granted ones reach:
 //!
 //! * `wasi:cli/environment`: no variables, no arguments, no working directory.
 //! * `wasi:cli/stdin`: an empty stream. `stdout`/`stderr`: captured per call,
@@ -23,8 +25,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use wasmparser::{Encoding, Parser, Payload};
-use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, HasData, Linker, ResourceTable};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream, WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
 use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync};
@@ -67,34 +69,43 @@ pub fn is_granted(import: &str) -> bool {
     GRANTED_INTERFACES.contains(&interface) && version.starts_with("0.2.")
 }
 
-/// Reads the top-level imports of a component (nested modules and components
-/// are satisfied inside it and skipped) and refuses any that is not granted,
-/// before anything is compiled. A core module is refused here too.
-pub(crate) fn check_imports(wasm: &[u8]) -> Result<Vec<String>, SandboxError> {
-    let invalid = |e: wasmparser::BinaryReaderError| SandboxError::InvalidModule(e.to_string());
-    let mut imports = Vec::new();
-    let mut depth = 0usize;
-    for payload in Parser::new(0).parse_all(wasm) {
-        match payload.map_err(invalid)? {
-            Payload::Version {
-                encoding: Encoding::Module,
-                ..
-            } if depth == 0 => {
-                return Err(SandboxError::Unsupported(
-                    "it is a core module, not a component".into(),
-                ));
-            }
-            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
-            Payload::End(_) => depth = depth.saturating_sub(1),
-            Payload::ComponentImportSection(reader) if depth == 0 => {
-                for import in reader {
-                    imports.push(import.map_err(invalid)?.name.full_name().into_owned());
-                }
-            }
-            _ => {}
+/// The imports of a component, each allowed: granted WASI interfaces, and
+/// type-only imports (an interface the world `use`s for its types, which
+/// needs nothing from the host).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Imports {
+    /// Every import, in the component's order.
+    pub(crate) all: Vec<String>,
+    /// The type-only ones (no functions, no resources).
+    pub(crate) type_only: Vec<String>,
+}
+
+/// Reads the component's imports from its type and refuses any that is
+/// neither granted WASI nor type-only, naming them. Runs after compilation
+/// (which runs none of the guest's code) and before any instance exists.
+pub(crate) fn check_imports(
+    component: &Component,
+    engine: &wasmtime::Engine,
+) -> Result<Imports, SandboxError> {
+    let mut imports = Imports::default();
+    let mut refused = Vec::new();
+    for (name, item) in component.component_type().imports(engine) {
+        imports.all.push(name.to_string());
+        if is_granted(name) {
+            continue;
+        }
+        let type_only = match &item.ty {
+            ComponentItem::ComponentInstance(instance) => instance
+                .exports(engine)
+                .all(|(_, e)| matches!(e.ty, ComponentItem::Type(_))),
+            _ => false,
+        };
+        if type_only {
+            imports.type_only.push(name.to_string());
+        } else {
+            refused.push(name.to_string());
         }
     }
-    let refused: Vec<String> = imports.iter().filter(|i| !is_granted(i)).cloned().collect();
     if refused.is_empty() {
         Ok(imports)
     } else {
@@ -102,12 +113,19 @@ pub(crate) fn check_imports(wasm: &[u8]) -> Result<Vec<String>, SandboxError> {
     }
 }
 
-/// A linker holding the granted interfaces, and only those.
+/// A linker holding the granted interfaces, and only those, plus an empty
+/// instance for each type-only import.
 pub(crate) fn granted_linker(
     engine: &wasmtime::Engine,
+    imports: &Imports,
 ) -> Result<Linker<ComponentState>, SandboxError> {
     let mut linker = Linker::new(engine);
     add_granted(&mut linker).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+    for name in &imports.type_only {
+        linker
+            .instance(name)
+            .map_err(|e| SandboxError::Engine(format!("type-only import `{name}`: {e:#}")))?;
+    }
     Ok(linker)
 }
 

@@ -21,7 +21,7 @@ fn calc(sb: &Sandbox, limits: GuestLimits) -> ComponentProgram {
 }
 
 #[test]
-fn imports_outside_the_granted_wasi_are_refused_by_name_before_compiling() {
+fn imports_outside_the_granted_wasi_are_refused_by_name_before_any_instance() {
     let sb = sandbox();
     let err = try_load_component(&sb, "component_sockets", GuestLimits::default()).unwrap_err();
     match &err {
@@ -37,7 +37,20 @@ fn imports_outside_the_granted_wasi_are_refused_by_name_before_compiling() {
         !text.contains("`wasi:io/error@0.2.3`"),
         "granted import listed: {text}"
     );
-    assert_eq!(sb.compilations(), 0);
+}
+
+#[test]
+fn an_import_that_only_carries_types_is_allowed() {
+    let sb = sandbox();
+    let program =
+        try_load_component(&sb, "component_types_import", GuestLimits::default()).unwrap();
+    assert_eq!(program.imports(), ["acme:calc/types@1.0.0"]);
+    let out = program
+        .json_call("area", &json!({"r": {"w": 6, "h": 7}}))
+        .unwrap()
+        .run()
+        .unwrap();
+    assert_eq!(results_to_json(&out.results), json!(42));
 }
 
 #[test]
