@@ -57,7 +57,8 @@ pub struct Args {
 }
 
 /// Runs `runtime run`.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(mut args: Args) -> anyhow::Result<()> {
+    take_trailing_json(&mut args)?;
     let sealed = read_file(&args.sealed)?;
     let input = match &args.input {
         Some(spec) => Some(read_input(spec, args.sandbox.max_input_bytes)?),
@@ -69,6 +70,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let product = run.loader("run").load(&sealed).await?;
 
     if let Some(input) = input {
+        // Bytes go to a core module only; a component says how to call it.
+        product.program()?;
         let export = match args.export.clone().or_else(|| product.default_export()) {
             Some(export) => export,
             None => bail!(
@@ -167,6 +170,26 @@ async fn ensure_bought(
         "bought units ahead"
     );
     Ok(())
+}
+
+/// `--invoke NAME --json ARGS` parses as `--invoke` with three values (its
+/// values may start with `-`, for negative numbers): moves a `--json` among
+/// them to `args.json`.
+fn take_trailing_json(args: &mut Args) -> anyhow::Result<()> {
+    let Some(invoke) = &mut args.invoke else {
+        return Ok(());
+    };
+    let Some(at) = invoke.iter().position(|v| v == "--json") else {
+        return Ok(());
+    };
+    let rest = invoke.split_off(at);
+    match rest.as_slice() {
+        [_, json] if args.json.is_none() => {
+            args.json = Some(json.clone());
+            Ok(())
+        }
+        _ => bail!("--json takes one value, the arguments as JSON (or - for stdin)"),
+    }
 }
 
 /// The JSON of `--json`: the text itself, or stdin for `-`.

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod components;
 mod exit_codes;
 mod guest_faults;
 mod happy_path;
