@@ -76,7 +76,10 @@ fn applicant_json(a: &Applicant) -> Vec<u8> {
         (b",\"debt\":", a.debt),
         (b",\"age\":", u64::from(a.age)),
         (b",\"late_payments\":", u64::from(a.late_payments)),
-        (b",\"credit_history_months\":", u64::from(a.credit_history_months)),
+        (
+            b",\"credit_history_months\":",
+            u64::from(a.credit_history_months),
+        ),
     ];
     for (key, value) in fields {
         out.extend_from_slice(key);
@@ -87,3 +90,59 @@ fn applicant_json(a: &Applicant) -> Vec<u8> {
 }
 
 export!(Scorer);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealbox::credit_score::types::Applicant;
+
+    fn applicant(income: u64, debt: u64, age: u32, late: u32, months: u32) -> Applicant {
+        Applicant {
+            income,
+            debt,
+            age,
+            late_payments: late,
+            credit_history_months: months,
+        }
+    }
+
+    #[test]
+    fn worked_example_of_the_core_module_readme() {
+        let a = Scorer::score(applicant(48_000, 21_000, 34, 1, 40)).unwrap();
+        assert_eq!(a.score, 592);
+        assert_eq!(a.band, Band::D);
+        assert_eq!(
+            a.reasons,
+            [
+                Reason::ShortCreditHistory,
+                Reason::HighDebtToIncome,
+                Reason::LatePayments
+            ]
+        );
+    }
+
+    #[test]
+    fn out_of_range_fields_get_the_core_modules_messages_in_its_order() {
+        let err = |a| Scorer::score(a).unwrap_err();
+        assert_eq!(
+            err(applicant(u64::MAX, 0, 17, 0, 0)),
+            "`income` must be a number from 0 to 1000000000000"
+        );
+        assert_eq!(
+            err(applicant(1, 1_000_000_000_001, 17, 0, 0)),
+            "`debt` must be a number from 0 to 1000000000000"
+        );
+        assert_eq!(
+            err(applicant(1, 1, 17, 1001, 0)),
+            "`age` must be a whole number from 18 to 120"
+        );
+        assert_eq!(
+            err(applicant(1, 1, 18, 1001, 1201)),
+            "`late_payments` must be a whole number from 0 to 1000"
+        );
+        assert_eq!(
+            err(applicant(1, 1, 120, 1000, u32::MAX)),
+            "`credit_history_months` must be a whole number from 0 to 1200"
+        );
+    }
+}
