@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# Builds the example WebAssembly components into examples/components/target/:
+#
+#   credit_score_rs.wasm  Rust, wit-bindgen for wasm32-unknown-unknown + wit-component (no WASI)
+#   credit_score_py.wasm  Python, componentize-py
+#   credit_score_js.wasm  JavaScript, componentize-js
+#   faults_py.wasm        Python, the faults world (raise-error, spin, hog)
+#   faults_js.wasm        JavaScript, the faults world
+#   bad/*.wasm            the hand-written bad components of wat/bad/*.wat
+#
+#   ./build.sh              build everything (Rust also rewrites wat/credit_score_rs.wat)
+#   ./build.sh --rust-only  the Rust component and the bad components only
+#   ./build.sh --check      rebuild the Rust component into a scratch directory and fail
+#                           if the committed wat/credit_score_rs.wat differs (no Python, no JS)
+#
+# The Rust component is committed as text (wat/credit_score_rs.wat, printed by
+# wasmprinter) and target/credit_score_rs.wasm is encoded from that text, so it
+# has the same bytes as a component the packager seals from the .wat. The
+# Python and JavaScript components are ~12-18 MB: built here, never committed.
+#
+# Tools, exact-pinned: the Rust crates in credit-score-rs/Cargo.toml and
+# componentize/Cargo.toml (with their Cargo.lock); componentize-py below
+# (PyPI); componentize-js in credit-score-js/package.json and its
+# package-lock.json (npm). componentize-py and componentize-js are installed
+# once into ${SEALBOX_CACHE_DIR:-$HOME/.cache/sealbox}/components and re-used.
+# A Python or JavaScript component is rebuilt only when the SHA-256 of its
+# inputs (sources, WIT, pins, this script) differs from the one stored beside
+# it in target/NAME.wasm.inputs.
+#
+# Reproducibility: --check is exact for rustc 1.95.0 (rust-toolchain.toml) and
+# the Cargo.lock pins; the header's "toolchain:" line says what the committed
+# file was built with, and --check prints both lines on a difference.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+mode="${1:-build}"
+case "$mode" in
+build | --check | --rust-only) ;;
+*)
+    echo "usage: $0 [--check | --rust-only]" >&2
+    exit 2
+    ;;
+esac
+
+# componentize-py from PyPI, exact version.
+PY_COMPONENTIZE_VERSION=0.25.1
+# By default the Python and JavaScript components import no WASI at all:
+# componentize-py's --stub-wasi replaces every WASI import with a trapping stub,
+# and componentize-js is told to drop every WASI feature. The price: nothing
+# they raise or throw can be printed, so an uncaught exception reaches the host
+# as a bare trap. SEALBOX_COMPONENTS_WASI=1 builds them with WASI instead
+# (Python: all of componentize-py's 25 WASI 0.2.9 imports, sockets included;
+# JavaScript: stdio, 14 WASI 0.2.12 imports), and the message of an uncaught
+# exception goes to stderr. README.md lists both sets of imports.
+case "${SEALBOX_COMPONENTS_WASI:-0}" in
+0) PY_FLAGS=(--stub-wasi) JS_WASI=none ;;
+1) PY_FLAGS=() JS_WASI=stdio ;;
+*)
+    echo "error: SEALBOX_COMPONENTS_WASI must be 0 or 1" >&2
+    exit 2
+    ;;
+esac
+
+out="$here/target"
+cache="${SEALBOX_CACHE_DIR:-$HOME/.cache/sealbox}/components"
+export CARGO_TARGET_DIR="$out/cargo"
+# RUSTFLAGS from the environment would replace credit-score-rs/.cargo/config.toml's.
+unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+mkdir -p "$out/bad"
+
+need() {
+    local tool="$1" hint="$2"
+    command -v "$tool" >/dev/null || {
+        echo "error: '$tool' not found; $hint" >&2
+        exit 1
+    }
+}
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
+size() { stat -c %s "$1"; }
+
+# -- Rust ---------------------------------------------------------------------
+
+need cargo "install Rust with rustup (rust-toolchain.toml pins 1.95.0 with the wasm32-unknown-unknown target)"
+(cd "$here/componentize" && cargo build --release --locked --quiet)
+componentize="$CARGO_TARGET_DIR/release/componentize"
+
+toolchain_line() {
+    local bindgen
+    bindgen="$(grep -A1 '^name = "wit-bindgen"$' "$here/credit-score-rs/Cargo.lock" | sed -n 's/^version = "\(.*\)"$/\1/p')"
+    echo ";; toolchain: $(cd "$here/credit-score-rs" && rustc -V), wit-bindgen $bindgen, wit-component 0.263.0, wasmprinter 0.263.0"
+}
+
+# The imports a component may have besides WASI: its world's own types
+# interface, which carries no functions (see README.md).
+scorer_imports=$'import sealbox:credit-score/types@0.1.0\nimport applicant\nimport assessment'
+
+# rust_wat DEST: build credit-score-rs and write its component as text to DEST.
+rust_wat() {
+    local dest="$1"
+    (cd "$here/credit-score-rs" && cargo build --release --locked --quiet --target wasm32-unknown-unknown)
+    "$componentize" new "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/credit_score_rs.wasm" "$scratch/rs.wasm"
+    {
+        echo ";; credit_score_rs.wat — generated by examples/components/build.sh from examples/components/credit-score-rs; do not edit."
+        echo ";; Component of sealbox:credit-score/scorer@0.1.0: a wasm32-unknown-unknown core module (wit-bindgen) made a component by wit-component; no WASI."
+        toolchain_line
+        "$componentize" print "$scratch/rs.wasm"
+    } >"$dest"
+}
+
+committed="$here/wat/credit_score_rs.wat"
+start="$(now)"
+if [[ "$mode" == --check ]]; then
+    rust_wat "$scratch/credit_score_rs.wat"
+    if ! cmp -s "$scratch/credit_score_rs.wat" "$committed"; then
+        echo "error: examples/components/wat/credit_score_rs.wat is out of date with examples/components/credit-score-rs" >&2
+        echo "  committed: $(sed -n 3p "$committed" 2>/dev/null || echo '(missing)')" >&2
+        echo "  this host: $(toolchain_line)" >&2
+        echo "  (differing toolchains can differ in output; rebuild with ./build.sh and review the diff)" >&2
+        exit 1
+    fi
+else
+    rust_wat "$committed"
+fi
+"$componentize" parse "$committed" "$out/credit_score_rs.wasm"
+imports="$("$componentize" imports "$out/credit_score_rs.wasm" | grep '^import ' || true)"
+if [[ "$imports" != "$scorer_imports" ]]; then
+    echo "error: credit_score_rs.wasm has imports beyond its world's types:" >&2
+    echo "$imports" >&2
+    exit 1
+fi
+if [[ "$mode" == --check ]]; then
+    echo "ok: wat/credit_score_rs.wat is up to date ($(size "$out/credit_score_rs.wasm") bytes as .wasm, $(since "$start"))"
+else
+    echo "wrote wat/credit_score_rs.wat and target/credit_score_rs.wasm ($(size "$out/credit_score_rs.wasm") bytes, $(since "$start"))"
+fi
+
+for wat in "$here"/wat/bad/*.wat; do
+    "$componentize" parse "$wat" "$out/bad/$(basename "$wat" .wat).wasm"
+done
+echo "built target/bad/*.wasm from wat/bad/*.wat"
+
+[[ "$mode" == build ]] || exit 0
+
+# -- stamps -------------------------------------------------------------------
+
+# inputs_hash FILE...: one SHA-256 over the names and contents of FILE..., this
+# script and the extra words in $EXTRA.
+inputs_hash() {
+    {
+        for f in "$@" "$here/build.sh"; do
+            echo "${f#"$here"/} $(sha256sum <"$f" | cut -d' ' -f1)"
+        done
+        echo "$EXTRA"
+    } | sha256sum | cut -d' ' -f1
+}
+
+# fresh NAME HASH: whether target/NAME.wasm was built from inputs hashing to HASH.
+fresh() {
+    [[ -f "$out/$1.wasm" && -f "$out/$1.wasm.inputs" && "$(cat "$out/$1.wasm.inputs")" == "$2" ]]
+}
+
+# -- Python -------------------------------------------------------------------
+
+need python3 "install Python 3 (Debian: apt-get install python3 python3-venv python3-pip)"
+venv="$cache/py-$PY_COMPONENTIZE_VERSION"
+if [[ ! -f "$venv/.installed" ]]; then
+    python3 -c 'import venv, ensurepip' 2>/dev/null || {
+        echo "error: python3 cannot create a virtual environment with pip (Debian: apt-get install python3-venv python3-pip)" >&2
+        exit 1
+    }
+    start="$(now)"
+    rm -rf "$venv"
+    mkdir -p "$cache"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "componentize-py==$PY_COMPONENTIZE_VERSION" || {
+        echo "error: pip could not install componentize-py==$PY_COMPONENTIZE_VERSION from PyPI" >&2
+        exit 1
+    }
+    touch "$venv/.installed"
+    echo "installed componentize-py $PY_COMPONENTIZE_VERSION into $venv ($(since "$start"))"
+fi
+
+# build_py DIR WIT WORLD NAME
+build_py() {
+    local dir="$1" wit="$2" world="$3" name="$4" hash start
+    hash="$(EXTRA="componentize-py $PY_COMPONENTIZE_VERSION ${PY_FLAGS[*]-} $world" inputs_hash "$here/$dir/app.py" "$here/wit/$wit")"
+    if fresh "$name" "$hash"; then
+        echo "up to date: target/$name.wasm ($(size "$out/$name.wasm") bytes)"
+        return
+    fi
+    start="$(now)"
+    rm -f "$out/$name.wasm.inputs"
+    # -p: only the app's own directory (not the venv's site-packages) is searched for modules.
+    (cd "$here/$dir" && "$venv/bin/componentize-py" --quiet -d "$here/wit/$wit" -w "$world" \
+        componentize ${PY_FLAGS[@]+"${PY_FLAGS[@]}"} -p . app -o "$scratch/$name.wasm")
+    find "$here/$dir" -name __pycache__ -prune -exec rm -rf {} +
+    mv "$scratch/$name.wasm" "$out/$name.wasm"
+    echo "$hash" >"$out/$name.wasm.inputs"
+    echo "built target/$name.wasm ($(size "$out/$name.wasm") bytes, $(since "$start"))"
+}
+
+build_py credit-score-py credit-score.wit scorer credit_score_py
+build_py faults-py faults.wit faults faults_py
+
+# -- JavaScript ---------------------------------------------------------------
+
+need node "install Node.js 20 or later (Debian: apt-get install nodejs npm)"
+need npm "install npm (Debian: apt-get install npm)"
+js="$here/credit-score-js"
+js_version="$(sed -n 's/.*"@bytecodealliance\/componentize-js": "\(.*\)".*/\1/p' "$js/package.json")"
+js_tools="$cache/js-$js_version-$(cat "$js/package.json" "$js/package-lock.json" | sha256sum | cut -c1-16)"
+if [[ ! -f "$js_tools/.installed" ]]; then
+    start="$(now)"
+    rm -rf "$js_tools" "$js_tools.tmp"
+    mkdir -p "$js_tools.tmp"
+    cp "$js/package.json" "$js/package-lock.json" "$js_tools.tmp/"
+    # npm ci: exactly the lock, or fail. No install scripts are needed.
+    (cd "$js_tools.tmp" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) || {
+        echo "error: npm could not install componentize-js $js_version from credit-score-js/package-lock.json" >&2
+        exit 1
+    }
+    touch "$js_tools.tmp/.installed"
+    mv -T "$js_tools.tmp" "$js_tools"
+    echo "installed componentize-js $js_version into $js_tools ($(since "$start"))"
+fi
+export COMPONENTIZE_JS_DIR="$js_tools/node_modules/@bytecodealliance/componentize-js"
+
+# build_js SOURCE WIT WORLD NAME
+build_js() {
+    local source="$1" wit="$2" world="$3" name="$4" hash start
+    hash="$(EXTRA="componentize-js $js_version $JS_WASI $world" inputs_hash "$here/$source" "$here/wit/$wit" \
+        "$js/componentize.mjs" "$js/package.json" "$js/package-lock.json")"
+    if fresh "$name" "$hash"; then
+        echo "up to date: target/$name.wasm ($(size "$out/$name.wasm") bytes)"
+        return
+    fi
+    start="$(now)"
+    rm -f "$out/$name.wasm.inputs"
+    COMPONENTIZE_JS_WASI="$JS_WASI" node "$js/componentize.mjs" "$here/$source" "$here/wit/$wit" "$world" "$scratch/$name.wasm"
+    mv "$scratch/$name.wasm" "$out/$name.wasm"
+    echo "$hash" >"$out/$name.wasm.inputs"
+    echo "built target/$name.wasm ($(size "$out/$name.wasm") bytes, $(since "$start"))"
+}
+
+build_js credit-score-js/score.js credit-score.wit scorer credit_score_js
+build_js faults-js/faults.js faults.wit faults faults_js
+
+# -- imports ------------------------------------------------------------------
+
+# What each component imports (names with versions). Without
+# SEALBOX_COMPONENTS_WASI=1 that must be no WASI at all: only the scorer
+# world's types interface, and nothing for the faults world.
+for name in credit_score_py credit_score_js faults_py faults_js; do
+    imports="$("$componentize" imports "$out/$name.wasm" | grep '^import ' || true)"
+    list="$(sed 's/^import //' <<<"$imports" | paste -sd' ' -)"
+    echo "imports of $name.wasm: ${list:-(none)}"
+    case "$name" in credit_score_*) expected="$scorer_imports" ;; *) expected="" ;; esac
+    if [[ "${SEALBOX_COMPONENTS_WASI:-0}" == 0 && "$imports" != "$expected" ]]; then
+        echo "error: $name.wasm imports more than its world (a tool that no longer drops WASI?)" >&2
+        exit 1
+    fi
+done
