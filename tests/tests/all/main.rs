@@ -5,6 +5,7 @@
 
 mod common;
 
+mod component_examples;
 mod components;
 mod exit_codes;
 mod guest_faults;
