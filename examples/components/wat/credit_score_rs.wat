@@ -25,116 +25,125 @@
     (type (;1;) (func (param i32 i32) (result i32)))
     (type (;2;) (func (param i32 i32)))
     (type (;3;) (func))
-    (type (;4;) (func (param i32 i32 i32)))
+    (type (;4;) (func (param i32 i32 i32 i32) (result i32)))
     (type (;5;) (func (param i32) (result i32)))
-    (type (;6;) (func (param i32 i32 i32 i32 i32)))
-    (type (;7;) (func (param i32 i32 i32 i32)))
+    (type (;6;) (func (param i32 i64 i32)))
+    (type (;7;) (func (param i32 i32 i32)))
     (type (;8;) (func (param i32)))
-    (type (;9;) (func (param i32 i32 i32 i32) (result i32)))
-    (type (;10;) (func (param i32 i64 i32)))
-    (type (;11;) (func (param i32 i32 i32 i32 i32 i32)))
-    (type (;12;) (func (param i64 i64 i32 i32 i32) (result i32)))
-    (type (;13;) (func (param i32 i64 i64 i64 i64)))
+    (type (;9;) (func (param i64 i64 i32 i32 i32) (result i32)))
+    (type (;10;) (func (param i32 i32 i32 i32)))
     (table (;0;) 7 7 funcref)
     (memory (;0;) 2)
     (global (;0;) (mut i32) i32.const 65536)
-    (global (;1;) i32 i32.const 68602)
-    (global (;2;) i32 i32.const 68608)
+    (global (;1;) i32 i32.const 83106)
+    (global (;2;) i32 i32.const 83120)
     (export "memory" (memory 0))
-    (export "cabi_post_score" (func 43))
-    (export "score" (func 44))
-    (export "cabi_realloc_wit_bindgen_0_63_0" (func 68))
-    (export "cabi_realloc" (func 69))
+    (export "cabi_post_score" (func 12))
+    (export "score" (func 13))
+    (export "cabi_realloc_wit_bindgen_0_63_0" (func 30))
+    (export "cabi_realloc" (func 31))
     (export "__data_end" (global 1))
     (export "__heap_base" (global 2))
-    (elem (;0;) (i32.const 1) func 57 55 65 59 10 69)
+    (elem (;0;) (i32.const 1) func 20 18 28 22 5 31)
     (func (;0;) (type 3))
-    (func (;1;) (type 1) (param i32 i32) (result i32)
+    (func (;1;) (type 4) (param i32 i32 i32 i32) (result i32)
       block ;; label = @1
-        local.get 1
+        local.get 2
+        local.get 3
+        call 2
+        local.tee 2
         i32.eqz
         br_if 0 (;@1;)
+        local.get 3
         local.get 1
+        local.get 3
+        local.get 1
+        i32.lt_u
+        select
+        local.tee 3
+        i32.eqz
+        br_if 0 (;@1;)
+        local.get 2
         local.get 0
-        call 2
-        local.set 0
+        local.get 3
+        memory.copy
       end
-      local.get 0
+      local.get 2
     )
     (func (;2;) (type 1) (param i32 i32) (result i32)
+      (local i32 i32 i32)
+      i32.const 0
+      local.set 2
       block ;; label = @1
+        local.get 0
+        i32.const 16
+        i32.gt_u
+        br_if 0 (;@1;)
+        i32.const 0
+        local.set 2
+        local.get 0
+        i32.const 0
+        i32.load offset=83056
+        local.tee 3
+        local.get 0
+        i32.rem_u
+        local.tee 4
+        i32.sub
+        i32.const 0
+        local.get 4
+        select
+        local.get 3
+        i32.add
+        local.tee 0
         local.get 1
-        i32.const 9
+        i32.add
+        local.tee 1
+        local.get 0
         i32.lt_u
         br_if 0 (;@1;)
         local.get 1
+        i32.const 16384
+        i32.gt_u
+        br_if 0 (;@1;)
+        i32.const 0
+        local.get 1
+        i32.store offset=83056
         local.get 0
-        call 48
-        return
+        i32.const 66672
+        i32.add
+        local.set 2
       end
-      local.get 0
-      call 46
+      local.get 2
     )
-    (func (;3;) (type 4) (param i32 i32 i32)
+    (func (;3;) (type 5) (param i32) (result i32)
+      (local i32 i32)
+      i32.const 0
+      local.set 1
       block ;; label = @1
+        i32.const 0
+        i32.load offset=83056
+        local.tee 2
+        local.get 0
+        i32.add
+        local.tee 0
         local.get 2
-        i32.eqz
+        i32.lt_u
         br_if 0 (;@1;)
         local.get 0
+        i32.const 16384
+        i32.gt_u
+        br_if 0 (;@1;)
+        i32.const 0
+        local.get 0
+        i32.store offset=83056
         local.get 2
-        local.get 1
-        call 4
+        i32.const 66672
+        i32.add
+        local.set 1
       end
+      local.get 1
     )
-    (func (;4;) (type 4) (param i32 i32 i32)
-      (local i32 i32)
-      block ;; label = @1
-        block ;; label = @2
-          local.get 0
-          i32.const -4
-          i32.add
-          i32.load
-          local.tee 3
-          i32.const -8
-          i32.and
-          local.tee 4
-          i32.const 4
-          i32.const 8
-          local.get 3
-          i32.const 3
-          i32.and
-          local.tee 3
-          select
-          local.get 1
-          i32.add
-          i32.lt_u
-          br_if 0 (;@2;)
-          block ;; label = @3
-            local.get 3
-            i32.eqz
-            br_if 0 (;@3;)
-            local.get 4
-            local.get 1
-            i32.const 39
-            i32.add
-            i32.gt_u
-            br_if 2 (;@1;)
-          end
-          local.get 0
-          call 49
-          return
-        end
-        i32.const 67984
-        i32.const 68032
-        call 50
-        unreachable
-      end
-      i32.const 68048
-      i32.const 68096
-      call 50
-      unreachable
-    )
-    (func (;5;) (type 5) (param i32) (result i32)
+    (func (;4;) (type 5) (param i32) (result i32)
       (local i32 i32 i32)
       local.get 0
       i32.load
@@ -169,2573 +178,146 @@
       local.get 3
       i32.load8_u
     )
-    (func (;6;) (type 6) (param i32 i32 i32 i32 i32)
-      block ;; label = @1
-        local.get 3
-        local.get 1
-        i32.lt_u
-        br_if 0 (;@1;)
-        local.get 0
-        local.get 3
-        local.get 1
-        i32.sub
-        i32.store offset=4
-        local.get 0
-        local.get 2
-        local.get 1
-        i32.add
-        i32.store
-        return
-      end
-      local.get 1
-      local.get 3
-      local.get 3
-      local.get 4
-      call 7
-      unreachable
-    )
-    (func (;7;) (type 7) (param i32 i32 i32 i32)
-      (local i32 i64)
-      global.get 0
-      i32.const 32
-      i32.sub
-      local.tee 4
-      global.set 0
+    (func (;5;) (type 3))
+    (func (;6;) (type 6) (param i32 i64 i32)
+      (local i32 i32 i64 i32 i32 i32 i32 i32 i32 i32 i32 i32)
+      i32.const 0
+      local.set 3
       block ;; label = @1
         block ;; label = @2
           block ;; label = @3
-            local.get 0
-            local.get 2
-            i32.gt_u
-            br_if 0 (;@3;)
-            local.get 1
-            local.get 2
-            i32.gt_u
-            br_if 1 (;@2;)
-            i32.const 1
-            i64.extend_i32_u
-            i64.const 32
-            i64.shl
-            local.set 5
-            local.get 0
-            local.get 1
-            i32.le_u
-            br_if 2 (;@1;)
-            local.get 4
-            local.get 0
-            i32.store offset=8
-            local.get 4
-            local.get 1
-            i32.store offset=12
-            local.get 4
-            local.get 5
-            local.get 4
-            i32.const 12
-            i32.add
-            i64.extend_i32_u
-            i64.or
-            i64.store offset=24
-            local.get 4
-            local.get 5
-            local.get 4
-            i32.const 8
-            i32.add
-            i64.extend_i32_u
-            i64.or
-            i64.store offset=16
-            i32.const 65723
-            local.get 4
-            i32.const 16
-            i32.add
-            local.get 3
-            call 34
-            unreachable
-          end
-          local.get 4
-          local.get 0
-          i32.store offset=8
-          local.get 4
-          local.get 2
-          i32.store offset=12
-          local.get 4
-          i32.const 1
-          i64.extend_i32_u
-          i64.const 32
-          i64.shl
-          local.tee 5
-          local.get 4
-          i32.const 12
-          i32.add
-          i64.extend_i32_u
-          i64.or
-          i64.store offset=24
-          local.get 4
-          local.get 5
-          local.get 4
-          i32.const 8
-          i32.add
-          i64.extend_i32_u
-          i64.or
-          i64.store offset=16
-          i32.const 65818
-          local.get 4
-          i32.const 16
-          i32.add
-          local.get 3
-          call 34
-          unreachable
-        end
-        local.get 4
-        local.get 1
-        i32.store offset=8
-        local.get 4
-        local.get 2
-        i32.store offset=12
-        local.get 4
-        i32.const 1
-        i64.extend_i32_u
-        i64.const 32
-        i64.shl
-        local.tee 5
-        local.get 4
-        i32.const 12
-        i32.add
-        i64.extend_i32_u
-        i64.or
-        i64.store offset=24
-        local.get 4
-        local.get 5
-        local.get 4
-        i32.const 8
-        i32.add
-        i64.extend_i32_u
-        i64.or
-        i64.store offset=16
-        i32.const 65875
-        local.get 4
-        i32.const 16
-        i32.add
-        local.get 3
-        call 34
-        unreachable
-      end
-      local.get 4
-      local.get 1
-      i32.store offset=8
-      local.get 4
-      local.get 2
-      i32.store offset=12
-      local.get 4
-      local.get 5
-      local.get 4
-      i32.const 12
-      i32.add
-      i64.extend_i32_u
-      i64.or
-      i64.store offset=24
-      local.get 4
-      local.get 5
-      local.get 4
-      i32.const 8
-      i32.add
-      i64.extend_i32_u
-      i64.or
-      i64.store offset=16
-      i32.const 65875
-      local.get 4
-      i32.const 16
-      i32.add
-      local.get 3
-      call 34
-      unreachable
-    )
-    (func (;8;) (type 4) (param i32 i32 i32)
-      local.get 0
-      local.get 1
-      local.get 2
-      local.get 1
-      i32.sub
-      call 9
-    )
-    (func (;9;) (type 4) (param i32 i32 i32)
-      (local i32)
-      local.get 0
-      local.get 2
-      call 26
-      local.get 0
-      i32.load offset=8
-      local.set 3
-      block ;; label = @1
-        local.get 2
-        i32.eqz
-        br_if 0 (;@1;)
-        local.get 2
-        i32.eqz
-        br_if 0 (;@1;)
-        local.get 0
-        i32.load offset=4
-        local.get 3
-        i32.add
-        local.get 1
-        local.get 2
-        memory.copy
-      end
-      local.get 0
-      local.get 3
-      local.get 2
-      i32.add
-      i32.store offset=8
-    )
-    (func (;10;) (type 3))
-    (func (;11;) (type 2) (param i32 i32)
-      local.get 0
-      i32.const 2
-      local.get 1
-      i32.const -2
-      i32.add
-      local.get 1
-      i32.const 255
-      i32.and
-      i32.const 2
-      i32.lt_u
-      select
-      i32.const 2
-      i32.shl
-      i32.const 1020
-      i32.and
-      local.tee 1
-      i32.load offset=67444
-      i32.store offset=4
-      local.get 0
-      local.get 1
-      i32.load offset=67468
-      i32.store
-    )
-    (func (;12;) (type 2) (param i32 i32)
-      (local i32 i32 i32 i32 i32 i32)
-      global.get 0
-      i32.const 16
-      i32.sub
-      local.tee 2
-      global.set 0
-      local.get 1
-      i32.load offset=8
-      local.set 3
-      i32.const 0
-      local.set 4
-      i32.const 0
-      local.set 5
-      loop ;; label = @1
-        block ;; label = @2
-          block ;; label = @3
-            block ;; label = @4
-              block ;; label = @5
-                block ;; label = @6
-                  local.get 4
-                  i32.const 4
-                  i32.eq
-                  br_if 0 (;@6;)
-                  local.get 2
-                  i32.const 8
-                  i32.add
-                  local.get 1
-                  call 13
-                  local.get 2
-                  i32.load8_u offset=8
-                  i32.eqz
-                  br_if 1 (;@5;)
-                  local.get 2
-                  i32.load8_u offset=9
-                  local.tee 6
-                  i32.const -48
-                  i32.add
-                  local.tee 7
-                  i32.const 255
-                  i32.and
-                  i32.const 10
-                  i32.lt_u
-                  br_if 4 (;@2;)
-                  local.get 6
-                  i32.const -97
-                  i32.add
-                  i32.const 255
-                  i32.and
-                  i32.const 6
-                  i32.lt_u
-                  br_if 2 (;@4;)
-                  local.get 6
-                  i32.const -65
-                  i32.add
-                  i32.const 255
-                  i32.and
-                  i32.const 6
-                  i32.ge_u
-                  br_if 1 (;@5;)
-                  local.get 6
-                  i32.const -55
-                  i32.add
-                  local.set 7
-                  br 4 (;@2;)
-                end
-                local.get 0
-                i32.const 0
-                i32.store
-                local.get 0
-                local.get 5
-                i32.store offset=4
-                br 2 (;@3;)
-              end
-              local.get 0
+            loop ;; label = @4
               local.get 3
+              local.tee 4
+              i32.const 19
+              i32.add
+              i32.const 19
+              i32.gt_u
+              br_if 1 (;@3;)
+              local.get 2
               local.get 4
               i32.add
-              i32.store offset=8
-              local.get 0
-              i32.const 33
-              i32.store offset=4
-              local.get 0
-              i32.const 66326
-              i32.store
-              br 1 (;@3;)
-            end
-            local.get 6
-            i32.const -87
-            i32.add
-            local.set 7
-            br 1 (;@2;)
-          end
-          local.get 2
-          i32.const 16
-          i32.add
-          global.set 0
-          return
-        end
-        local.get 1
-        local.get 3
-        local.get 4
-        i32.add
-        i32.const 1
-        i32.add
-        i32.store offset=8
-        local.get 5
-        i32.const 4
-        i32.shl
-        local.get 7
-        i32.const 255
-        i32.and
-        i32.add
-        local.set 5
-        local.get 4
-        i32.const 1
-        i32.add
-        local.set 4
-        br 0 (;@1;)
-      end
-    )
-    (func (;13;) (type 2) (param i32 i32)
-      (local i32 i32 i32)
-      block ;; label = @1
-        local.get 1
-        i32.load offset=8
-        local.tee 2
-        local.get 1
-        i32.load offset=4
-        local.tee 3
-        i32.ge_u
-        br_if 0 (;@1;)
-        local.get 1
-        i32.load
-        local.get 2
-        i32.add
-        i32.load8_u
-        local.set 4
-      end
-      local.get 0
-      local.get 4
-      i32.store8 offset=1
-      local.get 0
-      local.get 2
-      local.get 3
-      i32.lt_u
-      i32.store8
-    )
-    (func (;14;) (type 4) (param i32 i32 i32)
-      (local i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i64 i64 i64)
-      global.get 0
-      i32.const 208
-      i32.sub
-      local.tee 3
-      global.set 0
-      local.get 3
-      i32.const 104
-      i32.add
-      local.get 1
-      call 13
-      block ;; label = @1
-        block ;; label = @2
-          block ;; label = @3
-            block ;; label = @4
-              block ;; label = @5
-                block ;; label = @6
-                  block ;; label = @7
-                    block ;; label = @8
-                      block ;; label = @9
-                        block ;; label = @10
-                          block ;; label = @11
-                            block ;; label = @12
-                              block ;; label = @13
-                                block ;; label = @14
-                                  block ;; label = @15
-                                    block ;; label = @16
-                                      local.get 3
-                                      i32.load8_u offset=104
-                                      i32.eqz
-                                      br_if 0 (;@16;)
-                                      local.get 3
-                                      i32.load8_u offset=105
-                                      local.tee 4
-                                      i32.const 255
-                                      i32.and
-                                      local.tee 5
-                                      i32.const 34
-                                      i32.eq
-                                      br_if 3 (;@13;)
-                                      local.get 5
-                                      i32.const 45
-                                      i32.eq
-                                      br_if 5 (;@11;)
-                                      local.get 5
-                                      i32.const 91
-                                      i32.eq
-                                      br_if 2 (;@14;)
-                                      local.get 5
-                                      i32.const 102
-                                      i32.eq
-                                      br_if 7 (;@9;)
-                                      local.get 5
-                                      i32.const 110
-                                      i32.eq
-                                      br_if 8 (;@8;)
-                                      local.get 5
-                                      i32.const 116
-                                      i32.eq
-                                      br_if 6 (;@10;)
-                                      local.get 5
-                                      i32.const 123
-                                      i32.eq
-                                      br_if 1 (;@15;)
-                                      local.get 4
-                                      i32.const -48
-                                      i32.add
-                                      i32.const 255
-                                      i32.and
-                                      i32.const 10
-                                      i32.lt_u
-                                      br_if 4 (;@12;)
-                                    end
-                                    local.get 0
-                                    i32.const 8
-                                    i32.store8 offset=24
-                                    local.get 0
-                                    i32.const 21
-                                    i32.store offset=4
-                                    local.get 0
-                                    i32.const 66436
-                                    i32.store
-                                    local.get 0
-                                    local.get 1
-                                    i32.load offset=8
-                                    i32.store offset=8
-                                    br 14 (;@1;)
-                                  end
-                                  local.get 1
-                                  i32.load offset=8
-                                  local.set 5
-                                  local.get 2
-                                  i32.const 1
-                                  i32.add
-                                  local.tee 6
-                                  i32.const 32
-                                  i32.gt_u
-                                  br_if 12 (;@2;)
-                                  local.get 1
-                                  local.get 5
-                                  i32.const 1
-                                  i32.add
-                                  i32.store offset=8
-                                  i32.const 0
-                                  local.set 2
-                                  local.get 3
-                                  i32.const 0
-                                  i32.store offset=116
-                                  local.get 3
-                                  i64.const 34359738368
-                                  i64.store offset=108 align=4
-                                  local.get 1
-                                  call 15
-                                  local.get 3
-                                  i32.const 80
-                                  i32.add
-                                  local.get 1
-                                  call 13
-                                  block ;; label = @15
-                                    local.get 3
-                                    i32.load8_u offset=80
-                                    i32.eqz
-                                    br_if 0 (;@15;)
-                                    local.get 3
-                                    i32.load8_u offset=81
-                                    i32.const 255
-                                    i32.and
-                                    i32.const 125
-                                    i32.eq
-                                    br_if 12 (;@3;)
-                                  end
-                                  local.get 3
-                                  i32.const 176
-                                  i32.add
-                                  i32.const 4
-                                  i32.add
-                                  local.set 4
-                                  local.get 3
-                                  i32.const 201
-                                  i32.add
-                                  local.set 7
-                                  i32.const 8
-                                  local.set 8
-                                  i32.const 0
-                                  local.set 9
-                                  loop ;; label = @15
-                                    local.get 3
-                                    i32.const 72
-                                    i32.add
-                                    local.get 1
-                                    call 13
-                                    block ;; label = @16
-                                      block ;; label = @17
-                                        local.get 3
-                                        i32.load8_u offset=72
-                                        i32.eqz
-                                        br_if 0 (;@17;)
-                                        local.get 3
-                                        i32.load8_u offset=73
-                                        i32.const 255
-                                        i32.and
-                                        i32.const 34
-                                        i32.ne
-                                        br_if 0 (;@17;)
-                                        local.get 3
-                                        i32.const 176
-                                        i32.add
-                                        local.get 1
-                                        call 16
-                                        local.get 3
-                                        i32.load offset=188
-                                        local.set 10
-                                        local.get 3
-                                        i32.load offset=184
-                                        local.set 11
-                                        local.get 3
-                                        i32.load offset=180
-                                        local.set 12
-                                        local.get 3
-                                        i32.load offset=176
-                                        i32.eqz
-                                        br_if 1 (;@16;)
-                                        local.get 0
-                                        i32.const 8
-                                        i32.store8 offset=24
-                                        local.get 0
-                                        local.get 10
-                                        i32.store offset=8
-                                        local.get 0
-                                        local.get 11
-                                        i32.store offset=4
-                                        local.get 0
-                                        local.get 12
-                                        i32.store
-                                        br 13 (;@4;)
-                                      end
-                                      local.get 0
-                                      i32.const 8
-                                      i32.store8 offset=24
-                                      local.get 0
-                                      i32.const 21
-                                      i32.store offset=4
-                                      local.get 0
-                                      i32.const 66730
-                                      i32.store
-                                      local.get 0
-                                      local.get 1
-                                      i32.load offset=8
-                                      i32.store offset=8
-                                      br 12 (;@4;)
-                                    end
-                                    local.get 1
-                                    call 15
-                                    local.get 3
-                                    i32.const 64
-                                    i32.add
-                                    local.get 1
-                                    call 13
-                                    local.get 1
-                                    i32.load offset=8
-                                    local.set 5
-                                    block ;; label = @16
-                                      block ;; label = @17
-                                        local.get 3
-                                        i32.load8_u offset=64
-                                        i32.eqz
-                                        br_if 0 (;@17;)
-                                        local.get 3
-                                        i32.load8_u offset=65
-                                        i32.const 255
-                                        i32.and
-                                        i32.const 58
-                                        i32.eq
-                                        br_if 1 (;@16;)
-                                      end
-                                      local.get 0
-                                      i32.const 8
-                                      i32.store8 offset=24
-                                      local.get 0
-                                      i32.const 66656
-                                      i32.store
-                                      local.get 0
-                                      local.get 5
-                                      i64.extend_i32_u
-                                      i64.const 32
-                                      i64.shl
-                                      i64.const 32
-                                      i64.or
-                                      i64.store offset=4 align=4
-                                      br 11 (;@5;)
-                                    end
-                                    local.get 1
-                                    local.get 5
-                                    i32.const 1
-                                    i32.add
-                                    i32.store offset=8
-                                    local.get 1
-                                    call 15
-                                    local.get 3
-                                    i32.const 176
-                                    i32.add
-                                    local.get 1
-                                    local.get 6
-                                    call 14
-                                    block ;; label = @16
-                                      local.get 3
-                                      i32.load8_u offset=200
-                                      local.tee 13
-                                      i32.const 8
-                                      i32.ne
-                                      br_if 0 (;@16;)
-                                      local.get 3
-                                      local.get 3
-                                      i32.load offset=184
-                                      local.tee 1
-                                      i32.store offset=128
-                                      local.get 3
-                                      local.get 3
-                                      i64.load offset=176
-                                      local.tee 14
-                                      i64.store offset=120
-                                      local.get 0
-                                      local.get 1
-                                      i32.store offset=8
-                                      local.get 0
-                                      local.get 14
-                                      i64.store
-                                      local.get 0
-                                      i32.const 8
-                                      i32.store8 offset=24
-                                      br 11 (;@5;)
-                                    end
-                                    local.get 3
-                                    local.get 3
-                                    i64.load offset=192
-                                    local.tee 14
-                                    i64.store offset=136
-                                    local.get 3
-                                    local.get 3
-                                    i64.load offset=184
-                                    local.tee 15
-                                    i64.store offset=128
-                                    local.get 3
-                                    local.get 3
-                                    i64.load offset=176
-                                    local.tee 16
-                                    i64.store offset=120
-                                    local.get 3
-                                    local.get 7
-                                    i32.load offset=3 align=1
-                                    i32.store offset=147 align=1
-                                    local.get 3
-                                    local.get 7
-                                    i32.load align=1
-                                    i32.store offset=144
-                                    local.get 4
-                                    local.get 14
-                                    i64.store offset=16 align=4
-                                    local.get 4
-                                    local.get 15
-                                    i64.store offset=8 align=4
-                                    local.get 4
-                                    local.get 16
-                                    i64.store align=4
-                                    block ;; label = @16
-                                      local.get 9
-                                      local.get 3
-                                      i32.load offset=108
-                                      i32.ne
-                                      br_if 0 (;@16;)
-                                      local.get 3
-                                      i32.const 108
-                                      i32.add
-                                      call 17
-                                      local.get 3
-                                      i32.load offset=112
-                                      local.set 8
-                                    end
-                                    local.get 8
-                                    local.get 2
-                                    i32.add
-                                    local.tee 5
-                                    local.get 12
-                                    i32.store
-                                    local.get 5
-                                    i32.const 8
-                                    i32.add
-                                    local.get 10
-                                    i32.store
-                                    local.get 5
-                                    i32.const 4
-                                    i32.add
-                                    local.get 11
-                                    i32.store
-                                    local.get 3
-                                    i32.load offset=200
-                                    local.set 11
-                                    local.get 3
-                                    i64.load offset=192 align=4
-                                    local.set 14
-                                    local.get 3
-                                    i64.load offset=184 align=4
-                                    local.set 15
-                                    local.get 3
-                                    i64.load offset=176 align=4
-                                    local.set 16
-                                    local.get 5
-                                    i32.const 40
-                                    i32.add
-                                    local.get 13
-                                    i32.store8
-                                    local.get 5
-                                    i32.const 12
-                                    i32.add
-                                    local.get 16
-                                    i64.store align=4
-                                    local.get 5
-                                    i32.const 20
-                                    i32.add
-                                    local.get 15
-                                    i64.store align=4
-                                    local.get 5
-                                    i32.const 28
-                                    i32.add
-                                    local.get 14
-                                    i64.store align=4
-                                    local.get 5
-                                    i32.const 36
-                                    i32.add
-                                    local.get 11
-                                    i32.store
-                                    local.get 5
-                                    i32.const 41
-                                    i32.add
-                                    local.get 3
-                                    i32.load offset=144
-                                    i32.store align=1
-                                    local.get 5
-                                    i32.const 44
-                                    i32.add
-                                    local.get 3
-                                    i32.load offset=147 align=1
-                                    i32.store align=1
-                                    local.get 3
-                                    local.get 9
-                                    i32.const 1
-                                    i32.add
-                                    local.tee 9
-                                    i32.store offset=116
-                                    local.get 1
-                                    call 15
-                                    local.get 3
-                                    i32.const 56
-                                    i32.add
-                                    local.get 1
-                                    call 13
-                                    block ;; label = @16
-                                      block ;; label = @17
-                                        block ;; label = @18
-                                          local.get 3
-                                          i32.load8_u offset=56
-                                          i32.eqz
-                                          br_if 0 (;@18;)
-                                          local.get 3
-                                          i32.load8_u offset=57
-                                          i32.const 255
-                                          i32.and
-                                          local.tee 5
-                                          i32.const 44
-                                          i32.eq
-                                          br_if 1 (;@17;)
-                                          local.get 5
-                                          i32.const 125
-                                          i32.eq
-                                          br_if 2 (;@16;)
-                                        end
-                                        local.get 0
-                                        i32.const 8
-                                        i32.store8 offset=24
-                                        local.get 0
-                                        i32.const 42
-                                        i32.store offset=4
-                                        local.get 0
-                                        i32.const 66688
-                                        i32.store
-                                        local.get 0
-                                        local.get 1
-                                        i32.load offset=8
-                                        i32.store offset=8
-                                        br 13 (;@4;)
-                                      end
-                                      local.get 1
-                                      local.get 1
-                                      i32.load offset=8
-                                      i32.const 1
-                                      i32.add
-                                      i32.store offset=8
-                                      local.get 1
-                                      call 15
-                                      local.get 2
-                                      i32.const 48
-                                      i32.add
-                                      local.set 2
-                                      br 1 (;@15;)
-                                    end
-                                  end
-                                  local.get 0
-                                  local.get 3
-                                  i64.load offset=108 align=4
-                                  i64.store align=4
-                                  local.get 0
-                                  local.get 3
-                                  i32.load offset=116
-                                  i32.store offset=8
-                                  local.get 0
-                                  i32.const 7
-                                  i32.store8 offset=24
-                                  local.get 1
-                                  local.get 1
-                                  i32.load offset=8
-                                  i32.const 1
-                                  i32.add
-                                  i32.store offset=8
-                                  br 13 (;@1;)
-                                end
-                                local.get 1
-                                i32.load offset=8
-                                local.set 5
-                                block ;; label = @14
-                                  block ;; label = @15
-                                    block ;; label = @16
-                                      local.get 2
-                                      i32.const 1
-                                      i32.add
-                                      local.tee 12
-                                      i32.const 32
-                                      i32.gt_u
-                                      br_if 0 (;@16;)
-                                      local.get 1
-                                      local.get 5
-                                      i32.const 1
-                                      i32.add
-                                      i32.store offset=8
-                                      i32.const 0
-                                      local.set 4
-                                      local.get 3
-                                      i32.const 0
-                                      i32.store offset=128
-                                      local.get 3
-                                      i64.const 34359738368
-                                      i64.store offset=120 align=4
-                                      local.get 1
-                                      call 15
-                                      local.get 3
-                                      i32.const 96
-                                      i32.add
-                                      local.get 1
-                                      call 13
-                                      block ;; label = @17
-                                        local.get 3
-                                        i32.load8_u offset=96
-                                        i32.eqz
-                                        br_if 0 (;@17;)
-                                        local.get 3
-                                        i32.load8_u offset=97
-                                        i32.const 255
-                                        i32.and
-                                        i32.const 93
-                                        i32.eq
-                                        br_if 2 (;@15;)
-                                      end
-                                      local.get 3
-                                      i32.const 176
-                                      i32.add
-                                      i32.const 25
-                                      i32.add
-                                      local.set 9
-                                      i32.const 8
-                                      local.set 11
-                                      i32.const 0
-                                      local.set 2
-                                      br 2 (;@14;)
-                                    end
-                                    local.get 0
-                                    i32.const 8
-                                    i32.store8 offset=24
-                                    local.get 0
-                                    local.get 5
-                                    i32.store offset=8
-                                    local.get 0
-                                    i32.const 29
-                                    i32.store offset=4
-                                    local.get 0
-                                    i32.const 66398
-                                    i32.store
-                                    br 14 (;@1;)
-                                  end
-                                  local.get 0
-                                  local.get 3
-                                  i64.load offset=120 align=4
-                                  i64.store align=4
-                                  local.get 0
-                                  local.get 3
-                                  i32.load offset=128
-                                  i32.store offset=8
-                                  local.get 0
-                                  i32.const 6
-                                  i32.store8 offset=24
-                                  local.get 1
-                                  local.get 1
-                                  i32.load offset=8
-                                  i32.const 1
-                                  i32.add
-                                  i32.store offset=8
-                                  br 13 (;@1;)
-                                end
-                                block ;; label = @14
-                                  block ;; label = @15
-                                    loop ;; label = @16
-                                      local.get 3
-                                      i32.const 176
-                                      i32.add
-                                      local.get 1
-                                      local.get 12
-                                      call 14
-                                      block ;; label = @17
-                                        local.get 3
-                                        i32.load8_u offset=200
-                                        local.tee 7
-                                        i32.const 8
-                                        i32.ne
-                                        br_if 0 (;@17;)
-                                        local.get 3
-                                        local.get 3
-                                        i32.load offset=184
-                                        local.tee 1
-                                        i32.store offset=160
-                                        local.get 3
-                                        local.get 3
-                                        i64.load offset=176
-                                        local.tee 14
-                                        i64.store offset=152
-                                        local.get 0
-                                        local.get 1
-                                        i32.store offset=8
-                                        local.get 0
-                                        local.get 14
-                                        i64.store
-                                        br 3 (;@14;)
-                                      end
-                                      local.get 3
-                                      local.get 3
-                                      i64.load offset=192
-                                      i64.store offset=168
-                                      local.get 3
-                                      local.get 3
-                                      i64.load offset=184
-                                      i64.store offset=160
-                                      local.get 3
-                                      local.get 3
-                                      i64.load offset=176
-                                      i64.store offset=152
-                                      local.get 3
-                                      local.get 9
-                                      i32.load align=1
-                                      i32.store offset=108
-                                      local.get 3
-                                      local.get 9
-                                      i32.load offset=3 align=1
-                                      i32.store offset=111 align=1
-                                      block ;; label = @17
-                                        local.get 2
-                                        local.get 3
-                                        i32.load offset=120
-                                        i32.ne
-                                        br_if 0 (;@17;)
-                                        local.get 3
-                                        i32.const 120
-                                        i32.add
-                                        call 18
-                                        local.get 3
-                                        i32.load offset=124
-                                        local.set 11
-                                      end
-                                      local.get 3
-                                      i64.load offset=160
-                                      local.set 14
-                                      local.get 3
-                                      i64.load offset=168
-                                      local.set 15
-                                      local.get 3
-                                      i64.load offset=152
-                                      local.set 16
-                                      local.get 11
-                                      local.get 4
-                                      i32.add
-                                      local.tee 5
-                                      i32.const 24
-                                      i32.add
-                                      local.get 7
-                                      i32.store8
-                                      local.get 5
-                                      local.get 16
-                                      i64.store
-                                      local.get 5
-                                      local.get 15
-                                      i64.store offset=16
-                                      local.get 5
-                                      local.get 14
-                                      i64.store offset=8
-                                      local.get 5
-                                      i32.const 25
-                                      i32.add
-                                      local.get 3
-                                      i32.load offset=108
-                                      i32.store align=1
-                                      local.get 5
-                                      i32.const 28
-                                      i32.add
-                                      local.get 3
-                                      i32.load offset=111 align=1
-                                      i32.store align=1
-                                      local.get 3
-                                      local.get 2
-                                      i32.const 1
-                                      i32.add
-                                      local.tee 2
-                                      i32.store offset=128
-                                      local.get 1
-                                      call 15
-                                      local.get 3
-                                      i32.const 88
-                                      i32.add
-                                      local.get 1
-                                      call 13
-                                      local.get 3
-                                      i32.load8_u offset=88
-                                      i32.eqz
-                                      br_if 1 (;@15;)
-                                      block ;; label = @17
-                                        local.get 3
-                                        i32.load8_u offset=89
-                                        i32.const 255
-                                        i32.and
-                                        local.tee 5
-                                        i32.const 44
-                                        i32.ne
-                                        br_if 0 (;@17;)
-                                        local.get 1
-                                        local.get 1
-                                        i32.load offset=8
-                                        i32.const 1
-                                        i32.add
-                                        i32.store offset=8
-                                        local.get 1
-                                        call 15
-                                        local.get 4
-                                        i32.const 32
-                                        i32.add
-                                        local.set 4
-                                        br 1 (;@16;)
-                                      end
-                                    end
-                                    local.get 5
-                                    i32.const 93
-                                    i32.eq
-                                    br_if 8 (;@7;)
-                                  end
-                                  local.get 0
-                                  i32.const 39
-                                  i32.store offset=4
-                                  local.get 0
-                                  i32.const 66359
-                                  i32.store
-                                  local.get 0
-                                  local.get 1
-                                  i32.load offset=8
-                                  i32.store offset=8
-                                end
-                                local.get 0
-                                i32.const 8
-                                i32.store8 offset=24
-                                local.get 3
-                                i32.const 120
-                                i32.add
-                                call 19
-                                br 12 (;@1;)
-                              end
-                              local.get 3
-                              i32.const 176
-                              i32.add
-                              local.get 1
-                              call 16
-                              local.get 0
-                              local.get 3
-                              i64.load offset=180 align=4
-                              i64.store align=4
-                              local.get 0
-                              local.get 3
-                              i32.load offset=188
-                              i32.store offset=8
-                              local.get 0
-                              i32.const 8
-                              i32.const 5
-                              local.get 3
-                              i32.load offset=176
-                              select
-                              i32.store8 offset=24
-                              br 11 (;@1;)
-                            end
-                            local.get 1
-                            i32.const 8
-                            i32.add
-                            local.set 7
-                            local.get 1
-                            i32.load offset=8
-                            local.set 5
-                            i32.const 0
-                            local.set 11
-                            br 5 (;@6;)
-                          end
-                          i32.const 1
-                          local.set 11
-                          local.get 1
-                          local.get 1
-                          i32.load offset=8
-                          i32.const 1
-                          i32.add
-                          local.tee 5
-                          i32.store offset=8
-                          local.get 1
-                          i32.const 8
-                          i32.add
-                          local.set 7
-                          br 4 (;@6;)
-                        end
-                        local.get 3
-                        i32.const 3
-                        i32.store8 offset=200
-                        local.get 3
-                        i32.const 1
-                        i32.store8 offset=176
-                        local.get 0
-                        local.get 1
-                        i32.const 66427
-                        i32.const 4
-                        local.get 3
-                        i32.const 176
-                        i32.add
-                        call 20
-                        br 8 (;@1;)
-                      end
-                      local.get 3
-                      i32.const 3
-                      i32.store8 offset=200
-                      local.get 3
-                      i32.const 0
-                      i32.store8 offset=176
-                      local.get 0
-                      local.get 1
-                      i32.const 66431
-                      i32.const 5
-                      local.get 3
-                      i32.const 176
-                      i32.add
-                      call 20
-                      br 7 (;@1;)
-                    end
-                    local.get 3
-                    i32.const 2
-                    i32.store8 offset=200
-                    local.get 0
-                    local.get 1
-                    i32.const 65607
-                    i32.const 4
-                    local.get 3
-                    i32.const 176
-                    i32.add
-                    call 20
-                    br 6 (;@1;)
-                  end
-                  local.get 0
-                  local.get 3
-                  i64.load offset=120 align=4
-                  i64.store align=4
-                  local.get 0
-                  local.get 3
-                  i32.load offset=128
-                  i32.store offset=8
-                  local.get 0
-                  i32.const 6
-                  i32.store8 offset=24
-                  local.get 1
-                  local.get 1
-                  i32.load offset=8
-                  i32.const 1
-                  i32.add
-                  i32.store offset=8
-                  br 5 (;@1;)
-                end
-                local.get 3
-                i32.const 48
-                i32.add
-                local.get 1
-                call 21
-                i32.const 66640
-                local.set 2
-                i32.const 16
-                local.set 4
-                local.get 3
-                i32.load offset=48
-                local.set 9
-                block ;; label = @6
-                  block ;; label = @7
-                    block ;; label = @8
-                      block ;; label = @9
-                        local.get 3
-                        i32.load offset=52
-                        local.tee 12
-                        br_table 2 (;@7;) 1 (;@8;) 0 (;@9;)
-                      end
-                      local.get 9
-                      i32.load8_u
-                      i32.const 48
-                      i32.ne
-                      br_if 0 (;@8;)
-                      i32.const 66529
-                      local.set 2
-                      i32.const 39
-                      local.set 4
-                      br 2 (;@6;)
-                    end
-                    local.get 3
-                    i32.const 40
-                    i32.add
-                    local.get 1
-                    call 13
-                    i32.const 0
-                    local.set 2
-                    i32.const 1
-                    local.set 4
-                    block ;; label = @8
-                      local.get 3
-                      i32.load8_u offset=40
-                      i32.eqz
-                      br_if 0 (;@8;)
-                      local.get 3
-                      i32.load8_u offset=41
-                      i32.const 255
-                      i32.and
-                      i32.const 46
-                      i32.ne
-                      br_if 0 (;@8;)
-                      local.get 1
-                      local.get 1
-                      i32.load offset=8
-                      i32.const 1
-                      i32.add
-                      i32.store offset=8
-                      local.get 3
-                      i32.const 32
-                      i32.add
-                      local.get 1
-                      call 21
-                      block ;; label = @9
-                        local.get 3
-                        i32.load offset=36
-                        local.tee 2
-                        br_if 0 (;@9;)
-                        i32.const 66600
-                        local.set 2
-                        i32.const 40
-                        local.set 4
-                        br 2 (;@7;)
-                      end
-                      local.get 3
-                      i32.load offset=32
-                      local.set 4
-                    end
-                    local.get 3
-                    i32.const 24
-                    i32.add
-                    local.get 1
-                    call 13
-                    i64.const 0
-                    local.set 14
-                    block ;; label = @8
-                      local.get 3
-                      i32.load8_u offset=24
-                      i32.eqz
-                      br_if 0 (;@8;)
-                      local.get 3
-                      i32.load8_u offset=25
-                      i32.const 32
-                      i32.or
-                      i32.const 255
-                      i32.and
-                      i32.const 101
-                      i32.ne
-                      br_if 0 (;@8;)
-                      i32.const 1
-                      local.set 5
-                      local.get 1
-                      local.get 1
-                      i32.load offset=8
-                      local.tee 13
-                      i32.const 1
-                      i32.add
-                      i32.store offset=8
-                      local.get 3
-                      i32.const 16
-                      i32.add
-                      local.get 1
-                      call 13
-                      i32.const 0
-                      local.set 10
-                      block ;; label = @9
-                        local.get 3
-                        i32.load8_u offset=16
-                        i32.eqz
-                        br_if 0 (;@9;)
-                        block ;; label = @10
-                          block ;; label = @11
-                            local.get 3
-                            i32.load8_u offset=17
-                            i32.const 255
-                            i32.and
-                            i32.const -43
-                            i32.add
-                            br_table 0 (;@11;) 2 (;@9;) 1 (;@10;) 2 (;@9;)
-                          end
-                          i32.const 0
-                          local.set 5
-                        end
-                        local.get 7
-                        local.get 13
-                        i32.const 2
-                        i32.add
-                        i32.store
-                        local.get 5
-                        local.set 10
-                      end
-                      local.get 3
-                      i32.const 8
-                      i32.add
-                      local.get 1
-                      call 21
-                      block ;; label = @9
-                        local.get 3
-                        i32.load offset=12
-                        local.tee 1
-                        br_if 0 (;@9;)
-                        i32.const 66568
-                        local.set 2
-                        i32.const 32
-                        local.set 4
-                        br 2 (;@7;)
-                      end
-                      local.get 3
-                      i32.load offset=8
-                      local.set 5
-                      i64.const 0
-                      local.set 14
-                      block ;; label = @9
-                        loop ;; label = @10
-                          local.get 1
-                          i32.eqz
-                          br_if 1 (;@9;)
-                          local.get 14
-                          i64.const 10
-                          i64.mul
-                          local.get 5
-                          i32.load8_u
-                          i32.const -48
-                          i32.add
-                          i64.extend_i32_u
-                          i64.const 255
-                          i64.and
-                          i64.add
-                          local.tee 14
-                          i64.const 1000000
-                          local.get 14
-                          i64.const 1000000
-                          i64.lt_s
-                          select
-                          local.set 14
-                          local.get 1
-                          i32.const -1
-                          i32.add
-                          local.set 1
-                          local.get 5
-                          i32.const 1
-                          i32.add
-                          local.set 5
-                          br 0 (;@10;)
-                        end
-                      end
-                      i64.const 0
-                      local.get 14
-                      i64.sub
-                      local.get 14
-                      local.get 10
-                      select
-                      local.set 14
-                    end
-                    local.get 0
-                    local.get 11
-                    i32.store8 offset=24
-                    local.get 0
-                    local.get 14
-                    i64.store offset=16
-                    local.get 0
-                    local.get 2
-                    i32.store offset=12
-                    local.get 0
-                    local.get 4
-                    i32.store offset=8
-                    local.get 0
-                    local.get 12
-                    i32.store offset=4
-                    local.get 0
-                    local.get 9
-                    i32.store
-                    br 6 (;@1;)
-                  end
-                  local.get 7
-                  i32.load
-                  local.set 5
-                end
-                local.get 0
-                i32.const 8
-                i32.store8 offset=24
-                local.get 0
-                local.get 5
-                i32.store offset=8
-                local.get 0
-                local.get 4
-                i32.store offset=4
-                local.get 0
-                local.get 2
-                i32.store
-                br 4 (;@1;)
-              end
-              local.get 12
-              local.get 11
-              call 22
-            end
-            local.get 3
-            i32.const 108
-            i32.add
-            call 23
-            br 2 (;@1;)
-          end
-          local.get 0
-          local.get 3
-          i64.load offset=108 align=4
-          i64.store align=4
-          local.get 0
-          local.get 3
-          i32.load offset=116
-          i32.store offset=8
-          local.get 0
-          i32.const 7
-          i32.store8 offset=24
-          local.get 1
-          local.get 1
-          i32.load offset=8
-          i32.const 1
-          i32.add
-          i32.store offset=8
-          br 1 (;@1;)
-        end
-        local.get 0
-        i32.const 8
-        i32.store8 offset=24
-        local.get 0
-        local.get 5
-        i32.store offset=8
-        local.get 0
-        i32.const 29
-        i32.store offset=4
-        local.get 0
-        i32.const 66398
-        i32.store
-      end
-      local.get 3
-      i32.const 208
-      i32.add
-      global.set 0
-    )
-    (func (;15;) (type 8) (param i32)
-      (local i32 i32 i32)
-      global.get 0
-      i32.const 16
-      i32.sub
-      local.tee 1
-      global.set 0
-      local.get 0
-      i32.load offset=8
-      i32.const 1
-      i32.add
-      local.set 2
-      loop ;; label = @1
-        local.get 1
-        i32.const 8
-        i32.add
-        local.get 0
-        call 13
-        block ;; label = @2
-          block ;; label = @3
-            local.get 1
-            i32.load8_u offset=8
-            i32.eqz
-            br_if 0 (;@3;)
-            local.get 1
-            i32.load8_u offset=9
-            i32.const 255
-            i32.and
-            i32.const -9
-            i32.add
-            local.tee 3
-            i32.const 23
-            i32.gt_u
-            br_if 0 (;@3;)
-            i32.const 1
-            local.get 3
-            i32.shl
-            i32.const 8388627
-            i32.and
-            br_if 1 (;@2;)
-          end
-          local.get 1
-          i32.const 16
-          i32.add
-          global.set 0
-          return
-        end
-        local.get 0
-        local.get 2
-        i32.store offset=8
-        local.get 2
-        i32.const 1
-        i32.add
-        local.set 2
-        br 0 (;@1;)
-      end
-    )
-    (func (;16;) (type 2) (param i32 i32)
-      (local i32 i32 i32 i32 i32 i32 i32 i32)
-      global.get 0
-      i32.const 64
-      i32.sub
-      local.tee 2
-      global.set 0
-      local.get 1
-      local.get 1
-      i32.load offset=8
-      i32.const 1
-      i32.add
-      local.tee 3
-      i32.store offset=8
-      local.get 2
-      i64.const 4294967296
-      i64.store offset=40 align=4
-      i32.const 0
-      local.set 4
-      block ;; label = @1
-        block ;; label = @2
-          loop ;; label = @3
-            local.get 2
-            local.get 4
-            i32.store offset=48
-            local.get 3
-            local.set 5
-            block ;; label = @4
-              loop ;; label = @5
-                local.get 2
-                i32.const 32
-                i32.add
-                local.get 1
-                call 13
-                local.get 2
-                i32.load8_u offset=32
-                i32.eqz
-                br_if 1 (;@4;)
-                local.get 2
-                i32.load8_u offset=33
-                i32.const 255
-                i32.and
-                local.tee 4
-                i32.const 34
-                i32.eq
-                br_if 1 (;@4;)
-                local.get 4
-                i32.const 92
-                i32.eq
-                br_if 1 (;@4;)
-                local.get 4
-                i32.const 32
-                i32.lt_u
-                br_if 1 (;@4;)
-                local.get 1
-                local.get 5
-                i32.const 1
-                i32.add
-                local.tee 5
-                i32.store offset=8
-                br 0 (;@5;)
-              end
-            end
-            local.get 1
-            i32.load offset=4
-            local.set 4
-            block ;; label = @4
-              block ;; label = @5
-                block ;; label = @6
-                  block ;; label = @7
-                    block ;; label = @8
-                      block ;; label = @9
-                        block ;; label = @10
-                          local.get 5
-                          local.get 3
-                          i32.lt_u
-                          br_if 0 (;@10;)
-                          local.get 5
-                          local.get 4
-                          i32.gt_u
-                          br_if 0 (;@10;)
-                          local.get 2
-                          i32.const 52
-                          i32.add
-                          local.get 1
-                          i32.load
-                          local.get 3
-                          i32.add
-                          local.get 5
-                          local.get 3
-                          i32.sub
-                          call 24
-                          block ;; label = @11
-                            local.get 2
-                            i32.load offset=52
-                            i32.const 1
-                            i32.ne
-                            br_if 0 (;@11;)
-                            local.get 0
-                            local.get 5
-                            i32.store offset=12
-                            local.get 0
-                            i32.const 20
-                            i32.store offset=8
-                            local.get 0
-                            i32.const 66833
-                            i32.store offset=4
-                            local.get 0
-                            i32.const 1
-                            i32.store
-                            br 9 (;@2;)
-                          end
-                          local.get 2
-                          i32.const 40
-                          i32.add
-                          local.get 2
-                          i32.load offset=56
-                          local.get 2
-                          i32.load offset=60
-                          call 9
-                          local.get 2
-                          i32.const 24
-                          i32.add
-                          local.get 1
-                          call 13
-                          block ;; label = @11
-                            local.get 2
-                            i32.load8_u offset=24
-                            i32.eqz
-                            br_if 0 (;@11;)
-                            block ;; label = @12
-                              block ;; label = @13
-                                local.get 2
-                                i32.load8_u offset=25
-                                i32.const 255
-                                i32.and
-                                local.tee 4
-                                i32.const 92
-                                i32.eq
-                                br_if 0 (;@13;)
-                                local.get 4
-                                i32.const 34
-                                i32.eq
-                                br_if 1 (;@12;)
-                                local.get 0
-                                local.get 5
-                                i32.store offset=12
-                                local.get 0
-                                i32.const 33
-                                i32.store offset=8
-                                local.get 0
-                                i32.const 66800
-                                i32.store offset=4
-                                local.get 0
-                                i32.const 1
-                                i32.store
-                                br 11 (;@2;)
-                              end
-                              local.get 1
-                              local.get 5
-                              i32.const 1
-                              i32.add
-                              local.tee 6
-                              i32.store offset=8
-                              local.get 2
-                              i32.const 16
-                              i32.add
-                              local.get 1
-                              call 13
-                              i32.const 53
-                              local.set 7
-                              i32.const 66476
-                              local.set 3
-                              local.get 2
-                              i32.load8_u offset=16
-                              i32.eqz
-                              br_if 8 (;@4;)
-                              block ;; label = @13
-                                block ;; label = @14
-                                  block ;; label = @15
-                                    block ;; label = @16
-                                      block ;; label = @17
-                                        block ;; label = @18
-                                          block ;; label = @19
-                                            local.get 2
-                                            i32.load8_u offset=17
-                                            i32.const 255
-                                            i32.and
-                                            local.tee 4
-                                            i32.const -110
-                                            i32.add
-                                            br_table 1 (;@18;) 15 (;@4;) 15 (;@4;) 15 (;@4;) 2 (;@17;) 15 (;@4;) 3 (;@16;) 4 (;@15;) 0 (;@19;)
-                                          end
-                                          block ;; label = @19
-                                            block ;; label = @20
-                                              block ;; label = @21
-                                                local.get 4
-                                                i32.const -98
-                                                i32.add
-                                                br_table 1 (;@20;) 17 (;@4;) 17 (;@4;) 17 (;@4;) 2 (;@19;) 0 (;@21;)
-                                              end
-                                              local.get 4
-                                              i32.const 34
-                                              i32.eq
-                                              br_if 7 (;@13;)
-                                              local.get 4
-                                              i32.const 47
-                                              i32.eq
-                                              br_if 6 (;@14;)
-                                              local.get 4
-                                              i32.const 92
-                                              i32.ne
-                                              br_if 16 (;@4;)
-                                              i32.const 92
-                                              local.set 4
-                                              br 7 (;@13;)
-                                            end
-                                            i32.const 8
-                                            local.set 4
-                                            br 6 (;@13;)
-                                          end
-                                          i32.const 12
-                                          local.set 4
-                                          br 5 (;@13;)
-                                        end
-                                        i32.const 10
-                                        local.set 4
-                                        br 4 (;@13;)
-                                      end
-                                      i32.const 13
-                                      local.set 4
-                                      br 3 (;@13;)
-                                    end
-                                    i32.const 9
-                                    local.set 4
-                                    br 2 (;@13;)
-                                  end
-                                  local.get 1
-                                  local.get 5
-                                  i32.const 2
-                                  i32.add
-                                  local.tee 6
-                                  i32.store offset=8
-                                  local.get 2
-                                  i32.const 52
-                                  i32.add
-                                  local.get 1
-                                  call 12
-                                  local.get 2
-                                  i32.load offset=56
-                                  local.set 4
-                                  block ;; label = @15
-                                    local.get 2
-                                    i32.load offset=52
-                                    local.tee 3
-                                    i32.eqz
-                                    br_if 0 (;@15;)
-                                    local.get 2
-                                    i32.load offset=60
-                                    local.set 6
-                                    local.get 4
-                                    local.set 7
-                                    br 11 (;@4;)
-                                  end
-                                  block ;; label = @15
-                                    local.get 4
-                                    i32.const -1024
-                                    i32.and
-                                    local.tee 5
-                                    i32.const 55296
-                                    i32.eq
-                                    br_if 0 (;@15;)
-                                    local.get 5
-                                    i32.const 56320
-                                    i32.ne
-                                    br_if 7 (;@8;)
-                                    i32.const 33
-                                    local.set 7
-                                    i32.const 66176
-                                    local.set 3
-                                    br 11 (;@4;)
-                                  end
-                                  local.get 2
-                                  i32.const 8
-                                  i32.add
-                                  local.get 1
-                                  i32.load offset=8
-                                  local.tee 5
-                                  local.get 1
-                                  i32.load
-                                  local.get 1
-                                  i32.load offset=4
-                                  i32.const 66212
-                                  call 6
-                                  i32.const 50
-                                  local.set 7
-                                  i32.const 66230
-                                  local.set 3
-                                  block ;; label = @15
-                                    local.get 2
-                                    i32.load offset=8
-                                    local.get 2
-                                    i32.load offset=12
-                                    i32.const 66228
-                                    i32.const 2
-                                    call 25
-                                    br_if 0 (;@15;)
-                                    local.get 5
-                                    local.set 6
-                                    br 11 (;@4;)
-                                  end
-                                  local.get 1
-                                  local.get 5
-                                  i32.const 2
-                                  i32.add
-                                  i32.store offset=8
-                                  local.get 2
-                                  i32.const 52
-                                  i32.add
-                                  local.get 1
-                                  call 12
-                                  local.get 2
-                                  i32.load offset=56
-                                  local.set 7
-                                  block ;; label = @15
-                                    local.get 2
-                                    i32.load offset=52
-                                    local.tee 3
-                                    i32.eqz
-                                    br_if 0 (;@15;)
-                                    local.get 2
-                                    i32.load offset=60
-                                    local.set 6
-                                    br 11 (;@4;)
-                                  end
-                                  local.get 7
-                                  i32.const -1024
-                                  i32.and
-                                  i32.const 56320
-                                  i32.eq
-                                  br_if 5 (;@9;)
-                                  local.get 1
-                                  i32.load offset=8
-                                  local.set 6
-                                  i32.const 66230
-                                  local.set 3
-                                  i32.const 50
-                                  local.set 7
-                                  br 10 (;@4;)
-                                end
-                                i32.const 47
-                                local.set 4
-                              end
-                              local.get 1
-                              local.get 5
-                              i32.const 2
-                              i32.add
-                              i32.store offset=8
-                              i32.const 1
-                              local.set 7
-                              local.get 2
-                              i32.load offset=48
-                              local.set 6
-                              br 5 (;@7;)
-                            end
-                            local.get 0
-                            local.get 2
-                            i64.load offset=40 align=4
-                            i64.store offset=4 align=4
-                            local.get 0
-                            local.get 2
-                            i32.load offset=48
-                            i32.store offset=12
-                            local.get 0
-                            i32.const 0
-                            i32.store
-                            local.get 1
-                            local.get 5
-                            i32.const 1
-                            i32.add
-                            i32.store offset=8
-                            br 10 (;@1;)
-                          end
-                          local.get 0
-                          local.get 5
-                          i32.store offset=12
-                          local.get 0
-                          i32.const 32
-                          i32.store offset=8
-                          local.get 0
-                          i32.const 66768
-                          i32.store offset=4
-                          local.get 0
-                          i32.const 1
-                          i32.store
-                          br 8 (;@2;)
-                        end
-                        local.get 3
-                        local.get 5
-                        local.get 4
-                        i32.const 66752
-                        call 7
-                        unreachable
-                      end
-                      local.get 4
-                      i32.const 10
-                      i32.shl
-                      local.get 7
-                      i32.add
-                      i32.const -56613888
-                      i32.add
-                      local.set 4
-                    end
-                    block ;; label = @8
-                      local.get 4
-                      i32.const 55296
-                      i32.xor
-                      i32.const -1114112
-                      i32.add
-                      i32.const -1112064
-                      i32.ge_u
-                      br_if 0 (;@8;)
-                      i32.const 46
-                      local.set 7
-                      i32.const 66280
-                      local.set 3
-                      br 4 (;@4;)
-                    end
-                    i32.const 1
-                    local.set 7
-                    local.get 2
-                    i32.load offset=48
-                    local.set 6
-                    local.get 4
-                    i32.const 128
-                    i32.ge_u
-                    br_if 1 (;@6;)
-                  end
-                  i32.const 1
-                  local.set 5
-                  br 1 (;@5;)
-                end
-                i32.const 2
-                local.set 5
-                i32.const 0
-                local.set 7
-                local.get 4
-                i32.const 2048
-                i32.lt_u
-                br_if 0 (;@5;)
-                i32.const 3
-                i32.const 4
-                local.get 4
-                i32.const 65536
-                i32.lt_u
-                select
-                local.set 5
-              end
-              local.get 2
-              i32.const 40
+              i32.const 19
               i32.add
-              local.get 5
-              call 26
-              local.get 2
-              i32.load offset=44
-              local.get 2
-              i32.load offset=48
-              i32.add
-              local.set 3
-              block ;; label = @5
-                block ;; label = @6
-                  local.get 7
-                  br_if 0 (;@6;)
-                  local.get 4
-                  i32.const 63
-                  i32.and
-                  i32.const -128
-                  i32.or
-                  local.set 7
-                  local.get 4
-                  i32.const 6
-                  i32.shr_u
-                  local.set 8
-                  block ;; label = @7
-                    local.get 4
-                    i32.const 2048
-                    i32.ge_u
-                    br_if 0 (;@7;)
-                    local.get 3
-                    local.get 7
-                    i32.store8 offset=1
-                    local.get 3
-                    local.get 8
-                    i32.const 192
-                    i32.or
-                    i32.store8
-                    br 2 (;@5;)
-                  end
-                  local.get 4
-                  i32.const 12
-                  i32.shr_u
-                  local.set 9
-                  local.get 8
-                  i32.const 63
-                  i32.and
-                  i32.const -128
-                  i32.or
-                  local.set 8
-                  block ;; label = @7
-                    local.get 4
-                    i32.const 65535
-                    i32.gt_u
-                    br_if 0 (;@7;)
-                    local.get 3
-                    local.get 7
-                    i32.store8 offset=2
-                    local.get 3
-                    local.get 8
-                    i32.store8 offset=1
-                    local.get 3
-                    local.get 9
-                    i32.const 224
-                    i32.or
-                    i32.store8
-                    br 2 (;@5;)
-                  end
-                  local.get 3
-                  local.get 7
-                  i32.store8 offset=3
-                  local.get 3
-                  local.get 8
-                  i32.store8 offset=2
-                  local.get 3
-                  local.get 9
-                  i32.const 63
-                  i32.and
-                  i32.const -128
-                  i32.or
-                  i32.store8 offset=1
-                  local.get 3
-                  local.get 4
-                  i32.const 18
-                  i32.shr_u
-                  i32.const -16
-                  i32.or
-                  i32.store8
-                  br 1 (;@5;)
-                end
-                local.get 3
-                local.get 4
-                i32.store8
-              end
-              local.get 5
-              local.get 6
-              i32.add
-              local.set 4
               local.get 1
-              i32.load offset=8
+              i64.const 10
+              i64.div_u
+              local.tee 5
+              i64.const 246
+              i64.mul
+              local.get 1
+              i64.add
+              i32.wrap_i64
+              i32.const 48
+              i32.or
+              i32.store8
+              local.get 4
+              i32.const -1
+              i32.add
               local.set 3
-              br 1 (;@3;)
-            end
-          end
-          local.get 0
-          local.get 6
-          i32.store offset=12
-          local.get 0
-          local.get 7
-          i32.store offset=8
-          local.get 0
-          local.get 3
-          i32.store offset=4
-          local.get 0
-          i32.const 1
-          i32.store
-        end
-        local.get 2
-        i32.load offset=40
-        local.get 2
-        i32.load offset=44
-        call 22
-      end
-      local.get 2
-      i32.const 64
-      i32.add
-      global.set 0
-    )
-    (func (;17;) (type 8) (param i32)
-      (local i32)
-      global.get 0
-      i32.const 16
-      i32.sub
-      local.tee 1
-      global.set 0
-      local.get 1
-      i32.const 8
-      i32.add
-      local.get 0
-      local.get 0
-      i32.load
-      i32.const 1
-      i32.const 8
-      i32.const 48
-      call 39
-      block ;; label = @1
-        local.get 1
-        i32.load offset=8
-        local.tee 0
-        i32.const -2147483647
-        i32.eq
-        br_if 0 (;@1;)
-        local.get 0
-        local.get 1
-        i32.load offset=12
-        call 40
-        unreachable
-      end
-      local.get 1
-      i32.const 16
-      i32.add
-      global.set 0
-    )
-    (func (;18;) (type 8) (param i32)
-      (local i32)
-      global.get 0
-      i32.const 16
-      i32.sub
-      local.tee 1
-      global.set 0
-      local.get 1
-      i32.const 8
-      i32.add
-      local.get 0
-      local.get 0
-      i32.load
-      i32.const 1
-      i32.const 8
-      i32.const 32
-      call 39
-      block ;; label = @1
-        local.get 1
-        i32.load offset=8
-        local.tee 0
-        i32.const -2147483647
-        i32.eq
-        br_if 0 (;@1;)
-        local.get 0
-        local.get 1
-        i32.load offset=12
-        call 40
-        unreachable
-      end
-      local.get 1
-      i32.const 16
-      i32.add
-      global.set 0
-    )
-    (func (;19;) (type 8) (param i32)
-      (local i32 i32 i32)
-      local.get 0
-      i32.load offset=8
-      local.set 1
-      local.get 0
-      i32.load offset=4
-      local.tee 2
-      local.set 3
-      block ;; label = @1
-        loop ;; label = @2
-          local.get 1
-          i32.eqz
-          br_if 1 (;@1;)
-          local.get 1
-          i32.const -1
-          i32.add
-          local.set 1
-          local.get 3
-          call 27
-          local.get 3
-          i32.const 32
-          i32.add
-          local.set 3
-          br 0 (;@2;)
-        end
-      end
-      local.get 0
-      i32.load
-      local.get 2
-      i32.const 8
-      i32.const 32
-      call 36
-    )
-    (func (;20;) (type 6) (param i32 i32 i32 i32 i32)
-      (local i32 i32)
-      global.get 0
-      i32.const 16
-      i32.sub
-      local.tee 5
-      global.set 0
-      local.get 5
-      i32.const 8
-      i32.add
-      local.get 1
-      i32.load offset=8
-      local.tee 6
-      local.get 1
-      i32.load
-      local.get 1
-      i32.load offset=4
-      i32.const 66856
-      call 6
-      block ;; label = @1
-        block ;; label = @2
-          local.get 5
-          i32.load offset=8
-          local.get 5
-          i32.load offset=12
-          local.get 2
-          local.get 3
-          call 25
-          br_if 0 (;@2;)
-          local.get 0
-          i32.const 8
-          i32.store8 offset=24
-          local.get 0
-          local.get 6
-          i32.store offset=8
-          local.get 0
-          i32.const 28
-          i32.store offset=4
-          local.get 0
-          i32.const 66872
-          i32.store
-          local.get 4
-          call 27
-          br 1 (;@1;)
-        end
-        local.get 1
-        local.get 6
-        local.get 3
-        i32.add
-        i32.store offset=8
-        local.get 0
-        local.get 4
-        i64.load
-        i64.store
-        local.get 0
-        local.get 4
-        i64.load offset=8
-        i64.store offset=8
-        local.get 0
-        local.get 4
-        i64.load offset=16
-        i64.store offset=16
-        local.get 0
-        local.get 4
-        i64.load offset=24
-        i64.store offset=24
-      end
-      local.get 5
-      i32.const 16
-      i32.add
-      global.set 0
-    )
-    (func (;21;) (type 2) (param i32 i32)
-      (local i32 i32 i32 i32)
-      global.get 0
-      i32.const 16
-      i32.sub
-      local.tee 2
-      global.set 0
-      local.get 1
-      i32.load offset=8
-      local.tee 3
-      local.set 4
-      block ;; label = @1
-        loop ;; label = @2
-          local.get 2
-          i32.const 8
-          i32.add
-          local.get 1
-          call 13
-          block ;; label = @3
-            block ;; label = @4
-              local.get 2
-              i32.load8_u offset=8
+              local.get 1
+              i64.const 10
+              i64.lt_u
+              local.set 6
+              local.get 5
+              local.set 1
+              local.get 6
               i32.eqz
               br_if 0 (;@4;)
-              local.get 2
-              i32.load8_u offset=9
-              i32.const -48
-              i32.add
-              i32.const 255
-              i32.and
-              i32.const 10
-              i32.lt_u
-              br_if 1 (;@3;)
             end
-            local.get 1
-            i32.load offset=4
-            local.set 5
+            i32.const 0
+            i32.const 14
             local.get 4
-            local.get 3
-            i32.lt_u
-            br_if 2 (;@1;)
-            local.get 4
-            local.get 5
-            i32.gt_u
-            br_if 2 (;@1;)
-            local.get 0
-            local.get 4
-            local.get 3
+            i32.const 20
+            i32.add
+            local.tee 4
             i32.sub
-            i32.store offset=4
-            local.get 0
-            local.get 1
-            i32.load
+            local.tee 6
+            local.get 6
+            i32.const 14
+            i32.gt_u
+            select
+            local.set 7
+            i32.const 21
+            local.get 4
+            i32.sub
+            local.set 8
+            local.get 2
             local.get 3
             i32.add
-            i32.store
-            local.get 2
-            i32.const 16
+            local.tee 9
+            i32.const 20
             i32.add
-            global.set 0
-            return
-          end
-          local.get 1
-          local.get 4
-          i32.const 1
-          i32.add
-          local.tee 4
-          i32.store offset=8
-          br 0 (;@2;)
-        end
-      end
-      local.get 3
-      local.get 4
-      local.get 5
-      i32.const 66460
-      call 7
-      unreachable
-    )
-    (func (;22;) (type 2) (param i32 i32)
-      local.get 0
-      local.get 1
-      i32.const 1
-      i32.const 1
-      call 36
-    )
-    (func (;23;) (type 8) (param i32)
-      (local i32 i32 i32)
-      local.get 0
-      i32.load offset=8
-      local.set 1
-      local.get 0
-      i32.load offset=4
-      local.tee 2
-      local.set 3
-      block ;; label = @1
-        loop ;; label = @2
-          local.get 1
-          i32.eqz
-          br_if 1 (;@1;)
-          local.get 3
-          i32.load
-          local.get 3
-          i32.const 4
-          i32.add
-          i32.load
-          call 22
-          local.get 3
-          i32.const 16
-          i32.add
-          call 27
-          local.get 1
-          i32.const -1
-          i32.add
-          local.set 1
-          local.get 3
-          i32.const 48
-          i32.add
-          local.set 3
-          br 0 (;@2;)
-        end
-      end
-      local.get 0
-      i32.load
-      local.get 2
-      i32.const 8
-      i32.const 48
-      call 36
-    )
-    (func (;24;) (type 4) (param i32 i32 i32)
-      (local i32 i32 i32 i32 i32 i64 i32)
-      block ;; label = @1
-        local.get 2
-        i32.eqz
-        br_if 0 (;@1;)
-        i32.const 0
-        local.get 2
-        i32.const -7
-        i32.add
-        local.tee 3
-        local.get 3
-        local.get 2
-        i32.gt_u
-        select
-        local.set 4
-        local.get 1
-        i32.const 3
-        i32.add
-        i32.const -4
-        i32.and
-        local.get 1
-        i32.sub
-        local.set 5
-        i32.const 0
-        local.set 3
-        loop ;; label = @2
-          block ;; label = @3
-            block ;; label = @4
+            local.tee 10
+            i32.const 3
+            i32.add
+            i32.const -4
+            i32.and
+            local.get 10
+            i32.sub
+            local.set 11
+            i32.const 0
+            local.set 4
+            loop ;; label = @4
               block ;; label = @5
                 block ;; label = @6
-                  local.get 1
-                  local.get 3
-                  i32.add
-                  i32.load8_u
-                  local.tee 6
-                  i32.extend8_s
-                  local.tee 7
-                  i32.const 0
-                  i32.lt_s
-                  br_if 0 (;@6;)
-                  local.get 5
-                  local.get 3
-                  i32.sub
-                  i32.const 3
-                  i32.and
-                  br_if 1 (;@5;)
-                  local.get 3
-                  local.get 4
-                  i32.ge_u
-                  br_if 2 (;@4;)
-                  loop ;; label = @7
-                    local.get 1
-                    local.get 3
-                    i32.add
-                    local.tee 6
-                    i32.const 4
-                    i32.add
-                    i32.load
-                    local.get 6
-                    i32.load
-                    i32.or
-                    i32.const -2139062144
-                    i32.and
-                    br_if 3 (;@4;)
-                    local.get 3
-                    i32.const 8
-                    i32.add
-                    local.tee 3
-                    local.get 4
-                    i32.lt_u
-                    br_if 0 (;@7;)
-                    br 3 (;@4;)
-                  end
-                end
-                i64.const 1103806595072
-                local.set 8
-                block ;; label = @6
                   block ;; label = @7
+                    block ;; label = @8
+                      local.get 10
+                      local.get 4
+                      i32.add
+                      i32.load8_u
+                      local.tee 6
+                      i32.extend8_s
+                      local.tee 2
+                      i32.const 0
+                      i32.lt_s
+                      br_if 0 (;@8;)
+                      local.get 11
+                      local.get 4
+                      i32.sub
+                      i32.const 3
+                      i32.and
+                      br_if 1 (;@7;)
+                      local.get 4
+                      local.get 7
+                      i32.ge_u
+                      br_if 2 (;@6;)
+                      local.get 9
+                      local.get 4
+                      i32.add
+                      local.set 6
+                      loop ;; label = @9
+                        local.get 6
+                        i32.const 24
+                        i32.add
+                        i32.load
+                        local.get 6
+                        i32.const 20
+                        i32.add
+                        i32.load
+                        i32.or
+                        i32.const -2139062144
+                        i32.and
+                        br_if 3 (;@6;)
+                        local.get 6
+                        i32.const 8
+                        i32.add
+                        local.set 6
+                        local.get 4
+                        i32.const 8
+                        i32.add
+                        local.tee 4
+                        local.get 7
+                        i32.lt_u
+                        br_if 0 (;@9;)
+                        br 3 (;@6;)
+                      end
+                    end
+                    i32.const 1
+                    local.set 12
+                    i32.const 0
+                    local.set 13
                     block ;; label = @8
                       block ;; label = @9
                         block ;; label = @10
@@ -2743,435 +325,261 @@
                             block ;; label = @12
                               block ;; label = @13
                                 block ;; label = @14
-                                  local.get 6
-                                  i32.load8_u offset=67728
-                                  i32.const -2
+                                  block ;; label = @15
+                                    block ;; label = @16
+                                      local.get 6
+                                      i32.load8_u offset=66408
+                                      i32.const -2
+                                      i32.add
+                                      br_table 0 (;@16;) 2 (;@14;) 1 (;@15;) 15 (;@1;)
+                                    end
+                                    i32.const 1
+                                    local.set 12
+                                    local.get 4
+                                    i32.const 1
+                                    i32.add
+                                    local.tee 4
+                                    local.get 8
+                                    i32.ge_u
+                                    br_if 14 (;@1;)
+                                    local.get 10
+                                    local.get 4
+                                    i32.add
+                                    i32.load8_s
+                                    i32.const -65
+                                    i32.le_s
+                                    br_if 7 (;@8;)
+                                    br 14 (;@1;)
+                                  end
+                                  i32.const 1
+                                  local.set 12
+                                  local.get 4
+                                  i32.const 1
                                   i32.add
-                                  br_table 0 (;@14;) 1 (;@13;) 2 (;@12;) 7 (;@7;)
+                                  local.tee 14
+                                  local.get 8
+                                  i32.ge_u
+                                  br_if 13 (;@1;)
+                                  local.get 10
+                                  local.get 14
+                                  i32.add
+                                  i32.load8_s
+                                  local.set 14
+                                  local.get 6
+                                  i32.const -240
+                                  i32.add
+                                  br_table 2 (;@12;) 1 (;@13;) 1 (;@13;) 1 (;@13;) 3 (;@11;) 1 (;@13;)
                                 end
-                                local.get 3
+                                i32.const 1
+                                local.set 12
+                                local.get 4
                                 i32.const 1
                                 i32.add
-                                local.tee 6
-                                local.get 2
-                                i32.lt_u
-                                br_if 2 (;@11;)
-                                i64.const 0
-                                local.set 8
-                                br 6 (;@7;)
+                                local.tee 14
+                                local.get 8
+                                i32.ge_u
+                                br_if 12 (;@1;)
+                                local.get 10
+                                local.get 14
+                                i32.add
+                                i32.load8_s
+                                local.set 14
+                                block ;; label = @14
+                                  block ;; label = @15
+                                    block ;; label = @16
+                                      local.get 6
+                                      i32.const 224
+                                      i32.eq
+                                      br_if 0 (;@16;)
+                                      local.get 6
+                                      i32.const 237
+                                      i32.eq
+                                      br_if 1 (;@15;)
+                                      local.get 2
+                                      i32.const 31
+                                      i32.add
+                                      i32.const 255
+                                      i32.and
+                                      i32.const 12
+                                      i32.lt_u
+                                      br_if 2 (;@14;)
+                                      local.get 2
+                                      i32.const -2
+                                      i32.and
+                                      i32.const -18
+                                      i32.ne
+                                      br_if 15 (;@1;)
+                                      local.get 14
+                                      i32.const -64
+                                      i32.lt_s
+                                      br_if 7 (;@9;)
+                                      br 15 (;@1;)
+                                    end
+                                    local.get 14
+                                    i32.const -32
+                                    i32.and
+                                    i32.const -96
+                                    i32.eq
+                                    br_if 6 (;@9;)
+                                    br 14 (;@1;)
+                                  end
+                                  local.get 14
+                                  i32.const -97
+                                  i32.gt_s
+                                  br_if 13 (;@1;)
+                                  br 5 (;@9;)
+                                end
+                                local.get 14
+                                i32.const -64
+                                i32.lt_s
+                                br_if 4 (;@9;)
+                                br 12 (;@1;)
                               end
-                              local.get 3
-                              i32.const 1
-                              i32.add
-                              local.tee 9
                               local.get 2
-                              i32.lt_u
+                              i32.const 15
+                              i32.add
+                              i32.const 255
+                              i32.and
+                              i32.const 2
+                              i32.gt_u
+                              br_if 11 (;@1;)
+                              local.get 14
+                              i32.const -64
+                              i32.lt_s
                               br_if 2 (;@10;)
-                              i64.const 0
-                              local.set 8
-                              br 5 (;@7;)
+                              br 11 (;@1;)
                             end
-                            local.get 3
-                            i32.const 1
-                            i32.add
-                            local.tee 9
-                            local.get 2
-                            i32.lt_u
-                            br_if 2 (;@9;)
-                            i64.const 0
-                            local.set 8
-                            br 4 (;@7;)
-                          end
-                          local.get 1
-                          local.get 6
-                          i32.add
-                          i32.load8_s
-                          i32.const -65
-                          i32.gt_s
-                          br_if 3 (;@7;)
-                          br 4 (;@6;)
-                        end
-                        local.get 1
-                        local.get 9
-                        i32.add
-                        i32.load8_s
-                        local.set 9
-                        block ;; label = @10
-                          block ;; label = @11
-                            block ;; label = @12
-                              local.get 6
-                              i32.const -224
-                              i32.add
-                              br_table 0 (;@12;) 2 (;@10;) 2 (;@10;) 2 (;@10;) 2 (;@10;) 2 (;@10;) 2 (;@10;) 2 (;@10;) 2 (;@10;) 2 (;@10;) 2 (;@10;) 2 (;@10;) 2 (;@10;) 1 (;@11;) 2 (;@10;)
-                            end
-                            local.get 9
-                            i32.const -32
-                            i32.and
-                            i32.const -96
-                            i32.eq
-                            br_if 3 (;@8;)
-                            br 4 (;@7;)
-                          end
-                          local.get 9
-                          i32.const -97
-                          i32.gt_s
-                          br_if 3 (;@7;)
-                          br 2 (;@8;)
-                        end
-                        block ;; label = @10
-                          local.get 7
-                          i32.const 31
-                          i32.add
-                          i32.const 255
-                          i32.and
-                          i32.const 12
-                          i32.lt_u
-                          br_if 0 (;@10;)
-                          local.get 7
-                          i32.const -2
-                          i32.and
-                          i32.const -18
-                          i32.ne
-                          br_if 3 (;@7;)
-                          local.get 9
-                          i32.const -64
-                          i32.lt_s
-                          br_if 2 (;@8;)
-                          br 3 (;@7;)
-                        end
-                        local.get 9
-                        i32.const -64
-                        i32.lt_s
-                        br_if 1 (;@8;)
-                        br 2 (;@7;)
-                      end
-                      local.get 1
-                      local.get 9
-                      i32.add
-                      i32.load8_s
-                      local.set 9
-                      block ;; label = @9
-                        block ;; label = @10
-                          block ;; label = @11
-                            block ;; label = @12
-                              local.get 6
-                              i32.const -240
-                              i32.add
-                              br_table 1 (;@11;) 0 (;@12;) 0 (;@12;) 0 (;@12;) 2 (;@10;) 0 (;@12;)
-                            end
-                            local.get 7
-                            i32.const 15
+                            local.get 14
+                            i32.const 112
                             i32.add
                             i32.const 255
                             i32.and
-                            i32.const 2
-                            i32.gt_u
-                            br_if 4 (;@7;)
-                            local.get 9
-                            i32.const -64
-                            i32.lt_s
-                            br_if 2 (;@9;)
-                            br 4 (;@7;)
+                            i32.const 48
+                            i32.lt_u
+                            br_if 1 (;@10;)
+                            br 10 (;@1;)
                           end
-                          local.get 9
-                          i32.const 112
-                          i32.add
-                          i32.const 255
-                          i32.and
-                          i32.const 48
-                          i32.lt_u
-                          br_if 1 (;@9;)
-                          br 3 (;@7;)
+                          local.get 14
+                          i32.const -113
+                          i32.gt_s
+                          br_if 9 (;@1;)
                         end
-                        local.get 9
-                        i32.const -113
-                        i32.gt_s
-                        br_if 2 (;@7;)
-                      end
-                      block ;; label = @9
-                        local.get 3
+                        local.get 4
                         i32.const 2
                         i32.add
                         local.tee 6
-                        local.get 2
-                        i32.lt_u
-                        br_if 0 (;@9;)
-                        i64.const 0
-                        local.set 8
-                        br 2 (;@7;)
-                      end
-                      block ;; label = @9
-                        local.get 1
+                        local.get 8
+                        i32.ge_u
+                        br_if 8 (;@1;)
+                        local.get 10
                         local.get 6
                         i32.add
                         i32.load8_s
                         i32.const -65
-                        i32.le_s
-                        br_if 0 (;@9;)
-                        i64.const 2203318222848
-                        local.set 8
-                        br 2 (;@7;)
+                        i32.gt_s
+                        br_if 8 (;@1;)
+                        local.get 4
+                        i32.const 3
+                        i32.add
+                        local.tee 4
+                        local.get 8
+                        i32.ge_u
+                        br_if 8 (;@1;)
+                        local.get 10
+                        local.get 4
+                        i32.add
+                        i32.load8_s
+                        i32.const -64
+                        i32.lt_s
+                        br_if 1 (;@8;)
+                        br 8 (;@1;)
                       end
-                      i64.const 0
-                      local.set 8
-                      local.get 3
-                      i32.const 3
+                      local.get 4
+                      i32.const 2
                       i32.add
-                      local.tee 6
-                      local.get 2
+                      local.tee 4
+                      local.get 8
                       i32.ge_u
-                      br_if 1 (;@7;)
-                      local.get 1
-                      local.get 6
+                      br_if 7 (;@1;)
+                      local.get 10
+                      local.get 4
                       i32.add
                       i32.load8_s
-                      i32.const -64
-                      i32.lt_s
-                      br_if 2 (;@6;)
-                      i64.const 3302829850624
-                      local.set 8
-                      br 1 (;@7;)
+                      i32.const -65
+                      i32.gt_s
+                      br_if 7 (;@1;)
                     end
-                    i64.const 0
-                    local.set 8
-                    local.get 3
-                    i32.const 2
+                    local.get 4
+                    i32.const 1
                     i32.add
-                    local.tee 6
-                    local.get 2
-                    i32.ge_u
-                    br_if 0 (;@7;)
-                    local.get 1
-                    local.get 6
-                    i32.add
-                    i32.load8_s
-                    i32.const -65
-                    i32.le_s
-                    br_if 1 (;@6;)
-                    i64.const 2203318222848
-                    local.set 8
+                    local.set 4
+                    br 2 (;@5;)
                   end
-                  local.get 0
-                  local.get 8
-                  local.get 3
-                  i64.extend_i32_u
-                  i64.or
-                  i64.store offset=4 align=4
-                  local.get 0
+                  local.get 4
                   i32.const 1
-                  i32.store
-                  return
+                  i32.add
+                  local.set 4
+                  br 1 (;@5;)
                 end
-                local.get 6
-                i32.const 1
+                local.get 4
+                local.get 8
+                i32.ge_u
+                br_if 0 (;@5;)
+                local.get 3
+                local.get 4
                 i32.add
-                local.set 3
-                br 2 (;@3;)
+                local.set 2
+                local.get 9
+                local.get 4
+                i32.add
+                i32.const 20
+                i32.add
+                local.set 6
+                loop ;; label = @6
+                  local.get 6
+                  i32.load8_s
+                  i32.const 0
+                  i32.lt_s
+                  br_if 1 (;@5;)
+                  local.get 6
+                  i32.const 1
+                  i32.add
+                  local.set 6
+                  local.get 4
+                  i32.const 1
+                  i32.add
+                  local.set 4
+                  local.get 2
+                  i32.const 1
+                  i32.add
+                  local.tee 2
+                  br_if 0 (;@6;)
+                  br 4 (;@2;)
+                end
               end
-              local.get 3
-              i32.const 1
-              i32.add
-              local.set 3
-              br 1 (;@3;)
-            end
-            local.get 3
-            local.get 2
-            i32.ge_u
-            br_if 0 (;@3;)
-            loop ;; label = @4
-              local.get 1
-              local.get 3
-              i32.add
-              i32.load8_s
-              i32.const 0
-              i32.lt_s
-              br_if 1 (;@3;)
-              local.get 2
-              local.get 3
-              i32.const 1
-              i32.add
-              local.tee 3
-              i32.ne
+              local.get 4
+              local.get 8
+              i32.lt_u
               br_if 0 (;@4;)
-              br 3 (;@1;)
+              br 2 (;@2;)
             end
           end
-          local.get 3
-          local.get 2
-          i32.lt_u
-          br_if 0 (;@2;)
+          call 7
+          unreachable
         end
+        local.get 8
+        local.set 13
+        local.get 10
+        local.set 12
       end
       local.get 0
-      local.get 2
-      i32.store offset=8
-      local.get 0
-      local.get 1
+      local.get 13
       i32.store offset=4
       local.get 0
-      i32.const 0
+      local.get 12
       i32.store
     )
-    (func (;25;) (type 9) (param i32 i32 i32 i32) (result i32)
-      (local i32)
-      i32.const 0
-      local.set 4
-      block ;; label = @1
-        local.get 1
-        local.get 3
-        i32.lt_u
-        br_if 0 (;@1;)
-        local.get 2
-        local.get 0
-        local.get 3
-        call 70
-        i32.eqz
-        local.set 4
-      end
-      local.get 4
-    )
-    (func (;26;) (type 2) (param i32 i32)
-      (local i32)
-      block ;; label = @1
-        local.get 1
-        local.get 0
-        i32.load
-        local.get 0
-        i32.load offset=8
-        local.tee 2
-        i32.sub
-        i32.le_u
-        br_if 0 (;@1;)
-        local.get 0
-        local.get 2
-        local.get 1
-        call 38
-      end
-    )
-    (func (;27;) (type 8) (param i32)
-      (local i32)
-      block ;; label = @1
-        block ;; label = @2
-          block ;; label = @3
-            block ;; label = @4
-              i32.const 2
-              local.get 0
-              i32.load8_u offset=24
-              local.tee 1
-              i32.const -2
-              i32.add
-              local.get 1
-              i32.const 2
-              i32.lt_u
-              select
-              i32.const 255
-              i32.and
-              br_table 1 (;@3;) 1 (;@3;) 1 (;@3;) 2 (;@2;) 3 (;@1;) 0 (;@4;)
-            end
-            local.get 0
-            call 23
-          end
-          return
-        end
-        local.get 0
-        i32.load
-        local.get 0
-        i32.load offset=4
-        call 22
-        return
-      end
-      local.get 0
-      call 19
-    )
-    (func (;28;) (type 10) (param i32 i64 i32)
-      (local i32 i32 i32 i64 i32)
-      global.get 0
-      i32.const 32
-      i32.sub
-      local.tee 3
-      global.set 0
-      i32.const 19
-      local.set 4
-      block ;; label = @1
-        loop ;; label = @2
-          local.get 4
-          local.tee 5
-          i32.const 19
-          i32.gt_u
-          br_if 1 (;@1;)
-          local.get 2
-          local.get 5
-          i32.add
-          local.get 1
-          i64.const 10
-          i64.div_u
-          local.tee 6
-          i64.const 246
-          i64.mul
-          local.get 1
-          i64.add
-          i32.wrap_i64
-          i32.const 48
-          i32.or
-          i32.store8
-          local.get 5
-          i32.const -1
-          i32.add
-          local.set 4
-          local.get 1
-          i64.const 10
-          i64.lt_u
-          local.set 7
-          local.get 6
-          local.set 1
-          local.get 7
-          i32.eqz
-          br_if 0 (;@2;)
-        end
-        local.get 3
-        i32.const 8
-        i32.add
-        local.get 5
-        local.get 2
-        i32.const 20
-        i32.const 66916
-        call 6
-        local.get 3
-        i32.const 20
-        i32.add
-        local.get 3
-        i32.load offset=8
-        local.get 3
-        i32.load offset=12
-        call 24
-        local.get 3
-        i32.load offset=24
-        local.set 5
-        local.get 0
-        i32.const 0
-        local.get 3
-        i32.load offset=28
-        local.get 3
-        i32.load offset=20
-        local.tee 4
-        select
-        i32.store offset=4
-        local.get 0
-        i32.const 1
-        local.get 5
-        local.get 4
-        select
-        i32.store
-        local.get 3
-        i32.const 32
-        i32.add
-        global.set 0
-        return
-      end
-      call 29
-      unreachable
-    )
-    (func (;29;) (type 3)
+    (func (;7;) (type 3)
       (local i32 i64)
       global.get 0
       i32.const 32
@@ -3204,301 +612,15 @@
       i64.extend_i32_u
       i64.or
       i64.store offset=16
-      i32.const 65763
+      i32.const 65540
       local.get 0
       i32.const 16
       i32.add
-      i32.const 66900
-      call 34
+      i32.const 65800
+      call 16
       unreachable
     )
-    (func (;30;) (type 2) (param i32 i32)
-      (local i32 i32 i64 i64)
-      global.get 0
-      i32.const 128
-      i32.sub
-      local.tee 2
-      global.set 0
-      local.get 1
-      i32.load8_u offset=24
-      local.set 3
-      local.get 2
-      i32.const 0
-      i32.store offset=56
-      local.get 2
-      i64.const 0
-      i64.store offset=48
-      local.get 2
-      i64.const 0
-      i64.store offset=40
-      local.get 2
-      i32.const 0
-      i32.store offset=32
-      local.get 2
-      i64.const 0
-      i64.store offset=24
-      local.get 2
-      i64.const 0
-      i64.store offset=16
-      local.get 1
-      i64.load
-      local.set 4
-      local.get 2
-      i32.const 8
-      i32.add
-      local.get 1
-      i64.load offset=8
-      local.get 2
-      i32.const 16
-      i32.add
-      call 28
-      local.get 2
-      i64.load offset=8
-      local.set 5
-      local.get 2
-      local.get 1
-      i64.load offset=16
-      local.get 2
-      i32.const 40
-      i32.add
-      call 28
-      local.get 2
-      i32.const 4
-      i32.store offset=116
-      local.get 2
-      i32.const 66971
-      i32.store offset=112
-      local.get 2
-      local.get 5
-      i64.store offset=104 align=4
-      local.get 2
-      i32.const 6
-      i32.store offset=100
-      local.get 2
-      i32.const 66965
-      i32.store offset=96
-      local.get 2
-      i32.const 14
-      i32.const 8
-      local.get 3
-      select
-      i32.store offset=92
-      local.get 2
-      i32.const 66940
-      i32.const 65620
-      local.get 3
-      select
-      i32.store offset=88
-      local.get 2
-      i32.const 10
-      i32.store offset=84
-      local.get 2
-      i32.const 66955
-      i32.store offset=80
-      local.get 2
-      local.get 4
-      i64.store offset=72 align=4
-      local.get 2
-      i32.const 1
-      i32.store offset=68
-      local.get 2
-      i32.const 66954
-      i32.store offset=64
-      local.get 2
-      local.get 2
-      i64.load
-      i64.store offset=120 align=4
-      local.get 0
-      local.get 2
-      i32.const 64
-      i32.add
-      i32.const 8
-      call 31
-      local.get 2
-      i32.const 128
-      i32.add
-      global.set 0
-    )
-    (func (;31;) (type 4) (param i32 i32 i32)
-      (local i32 i32 i32 i32 i32)
-      global.get 0
-      i32.const 32
-      i32.sub
-      local.tee 3
-      global.set 0
-      i32.const 0
-      local.set 4
-      local.get 2
-      i32.const 3
-      i32.shl
-      local.tee 5
-      local.set 2
-      local.get 1
-      local.set 6
-      block ;; label = @1
-        loop ;; label = @2
-          local.get 2
-          i32.eqz
-          br_if 1 (;@1;)
-          local.get 2
-          i32.const -8
-          i32.add
-          local.set 2
-          local.get 6
-          i32.load offset=4
-          local.set 7
-          local.get 6
-          i32.const 8
-          i32.add
-          local.set 6
-          local.get 7
-          local.get 4
-          i32.add
-          local.tee 4
-          local.get 7
-          i32.ge_u
-          br_if 0 (;@2;)
-        end
-        call 32
-        unreachable
-      end
-      local.get 3
-      i32.const 8
-      i32.add
-      local.get 4
-      call 33
-      local.get 3
-      i32.const 0
-      i32.store offset=28
-      local.get 3
-      local.get 3
-      i64.load offset=8
-      i64.store offset=20 align=4
-      local.get 3
-      i32.const 20
-      i32.add
-      local.get 1
-      i32.load
-      local.tee 2
-      local.get 2
-      local.get 1
-      i32.load offset=4
-      i32.add
-      call 8
-      local.get 5
-      i32.const -8
-      i32.add
-      local.set 5
-      local.get 1
-      i32.const 12
-      i32.add
-      local.set 6
-      local.get 4
-      local.get 3
-      i32.load offset=28
-      local.tee 2
-      i32.sub
-      local.set 7
-      local.get 3
-      i32.load offset=24
-      local.get 2
-      i32.add
-      local.set 1
-      block ;; label = @1
-        block ;; label = @2
-          loop ;; label = @3
-            local.get 5
-            i32.eqz
-            br_if 1 (;@2;)
-            local.get 7
-            local.get 6
-            i32.load
-            local.tee 2
-            i32.lt_u
-            br_if 2 (;@1;)
-            block ;; label = @4
-              local.get 2
-              i32.eqz
-              br_if 0 (;@4;)
-              local.get 1
-              local.get 6
-              i32.const -4
-              i32.add
-              i32.load
-              local.get 2
-              memory.copy
-            end
-            local.get 5
-            i32.const -8
-            i32.add
-            local.set 5
-            local.get 6
-            i32.const 8
-            i32.add
-            local.set 6
-            local.get 7
-            local.get 2
-            i32.sub
-            local.set 7
-            local.get 1
-            local.get 2
-            i32.add
-            local.set 1
-            br 0 (;@3;)
-          end
-        end
-        local.get 0
-        local.get 3
-        i64.load offset=20 align=4
-        i64.store align=4
-        local.get 0
-        local.get 4
-        local.get 7
-        i32.sub
-        i32.store offset=8
-        local.get 3
-        i32.const 32
-        i32.add
-        global.set 0
-        return
-      end
-      i32.const 67346
-      i32.const 19
-      i32.const 67356
-      call 34
-      unreachable
-    )
-    (func (;32;) (type 3)
-      (local i32)
-      global.get 0
-      i32.const 16
-      i32.sub
-      local.tee 0
-      global.set 0
-      local.get 0
-      i32.const 53
-      i32.store offset=4
-      local.get 0
-      i32.const 67372
-      i32.store
-      local.get 0
-      i32.const 2
-      i64.extend_i32_u
-      i64.const 32
-      i64.shl
-      local.get 0
-      i64.extend_i32_u
-      i64.or
-      i64.store offset=8
-      i32.const 65928
-      local.get 0
-      i32.const 8
-      i32.add
-      i32.const 67428
-      call 34
-      unreachable
-    )
-    (func (;33;) (type 2) (param i32 i32)
+    (func (;8;) (type 2) (param i32 i32)
       (local i32)
       block ;; label = @1
         block ;; label = @2
@@ -3514,9 +636,8 @@
               local.set 2
               br 1 (;@3;)
             end
-            i32.const 1
             local.get 1
-            call 1
+            call 3
             local.tee 2
             i32.eqz
             br_if 2 (;@1;)
@@ -3529,15 +650,1092 @@
           i32.store
           return
         end
-        call 42
+        call 9
         unreachable
       end
       i32.const 1
       local.get 1
-      call 40
+      call 10
       unreachable
     )
-    (func (;34;) (type 4) (param i32 i32 i32)
+    (func (;9;) (type 3)
+      i32.const 66172
+      i32.const 35
+      i32.const 66192
+      call 16
+      unreachable
+    )
+    (func (;10;) (type 2) (param i32 i32)
+      block ;; label = @1
+        local.get 0
+        i32.eqz
+        br_if 0 (;@1;)
+        local.get 0
+        local.get 1
+        call 14
+        unreachable
+      end
+      call 9
+      unreachable
+    )
+    (func (;11;) (type 7) (param i32 i32 i32)
+      (local i32 i32 i32)
+      global.get 0
+      i32.const 16
+      i32.sub
+      local.tee 3
+      global.set 0
+      block ;; label = @1
+        block ;; label = @2
+          block ;; label = @3
+            local.get 2
+            local.get 1
+            i32.add
+            local.tee 1
+            local.get 2
+            i32.ge_u
+            br_if 0 (;@3;)
+            i32.const 0
+            local.set 0
+            br 1 (;@2;)
+          end
+          i32.const 0
+          local.set 4
+          block ;; label = @3
+            block ;; label = @4
+              local.get 1
+              local.get 0
+              i32.load
+              local.tee 5
+              i32.const 1
+              i32.shl
+              local.tee 2
+              local.get 1
+              local.get 2
+              i32.gt_u
+              select
+              local.tee 2
+              i32.const 8
+              local.get 2
+              i32.const 8
+              i32.gt_u
+              select
+              local.tee 2
+              i32.const 0
+              i32.ge_s
+              br_if 0 (;@4;)
+              local.get 3
+              i32.const 12
+              i32.add
+              local.set 0
+              br 1 (;@3;)
+            end
+            block ;; label = @4
+              block ;; label = @5
+                local.get 5
+                i32.eqz
+                br_if 0 (;@5;)
+                local.get 0
+                i32.load offset=4
+                local.get 5
+                i32.const 1
+                local.get 2
+                call 1
+                local.set 1
+                br 1 (;@4;)
+              end
+              local.get 2
+              call 3
+              local.set 1
+            end
+            local.get 1
+            br_if 2 (;@1;)
+            local.get 3
+            i32.const 1
+            i32.store offset=12
+            local.get 3
+            i32.const 8
+            i32.add
+            local.set 0
+            local.get 2
+            local.set 4
+          end
+          local.get 0
+          local.get 4
+          i32.store
+          local.get 3
+          i32.load offset=8
+          local.set 2
+          local.get 3
+          i32.load offset=12
+          local.set 0
+        end
+        local.get 0
+        local.get 2
+        call 10
+        unreachable
+      end
+      local.get 0
+      local.get 2
+      i32.store
+      local.get 0
+      local.get 1
+      i32.store offset=4
+      local.get 3
+      i32.const 16
+      i32.add
+      global.set 0
+    )
+    (func (;12;) (type 8) (param i32))
+    (func (;13;) (type 9) (param i64 i64 i32 i32 i32) (result i32)
+      (local i32 i32 i64 i64 i64 i64 i32 i32)
+      global.get 0
+      i32.const 256
+      i32.sub
+      local.tee 5
+      global.set 0
+      i32.const 0
+      local.set 6
+      block ;; label = @1
+        i32.const 0
+        i32.load8_u offset=83105
+        br_if 0 (;@1;)
+        call 0
+        i32.const 0
+        i32.const 1
+        i32.store8 offset=83105
+      end
+      local.get 5
+      i64.const 0
+      i64.store offset=96
+      local.get 5
+      local.get 4
+      i64.extend_i32_u
+      local.tee 7
+      i64.store offset=88
+      local.get 5
+      local.get 3
+      i64.extend_i32_u
+      local.tee 8
+      i64.store offset=80
+      local.get 5
+      local.get 2
+      i64.extend_i32_u
+      i64.store offset=72
+      local.get 5
+      local.get 1
+      i64.store offset=64
+      local.get 5
+      local.get 0
+      i64.store offset=56
+      local.get 5
+      i32.const 56
+      i32.add
+      local.set 4
+      block ;; label = @1
+        block ;; label = @2
+          block ;; label = @3
+            block ;; label = @4
+              block ;; label = @5
+                block ;; label = @6
+                  block ;; label = @7
+                    loop ;; label = @8
+                      local.get 6
+                      local.tee 3
+                      i32.const 160
+                      i32.eq
+                      br_if 1 (;@7;)
+                      local.get 4
+                      i64.load
+                      local.tee 9
+                      local.get 3
+                      i32.const 65920
+                      i32.add
+                      i64.load
+                      local.tee 10
+                      i64.lt_u
+                      br_if 2 (;@6;)
+                      local.get 4
+                      i32.const 8
+                      i32.add
+                      local.set 4
+                      local.get 3
+                      i32.const 32
+                      i32.add
+                      local.set 6
+                      local.get 9
+                      local.get 3
+                      i32.const 65928
+                      i32.add
+                      i64.load
+                      i64.le_u
+                      br_if 0 (;@8;)
+                    end
+                    local.get 3
+                    i32.const 65912
+                    i32.add
+                    local.set 6
+                    br 2 (;@5;)
+                  end
+                  i64.const 0
+                  local.set 10
+                  block ;; label = @7
+                    local.get 1
+                    i64.eqz
+                    br_if 0 (;@7;)
+                    block ;; label = @8
+                      local.get 0
+                      i64.eqz
+                      i32.eqz
+                      br_if 0 (;@8;)
+                      i64.const 15000
+                      local.set 10
+                      br 1 (;@7;)
+                    end
+                    local.get 1
+                    i64.const 10000
+                    i64.mul
+                    local.get 0
+                    i64.div_u
+                    local.tee 9
+                    i64.const 50000
+                    local.get 9
+                    i64.const 50000
+                    i64.lt_u
+                    select
+                    i32.wrap_i64
+                    i32.const 3
+                    i32.mul
+                    i32.const 10
+                    i32.div_u
+                    i64.extend_i32_u
+                    local.set 10
+                  end
+                  local.get 5
+                  i32.const 3
+                  i32.store8 offset=208
+                  local.get 5
+                  i32.const 2
+                  i32.store8 offset=192
+                  local.get 5
+                  i32.const 1
+                  i32.store8 offset=176
+                  local.get 5
+                  local.get 10
+                  i64.store offset=168
+                  i32.const 0
+                  local.set 11
+                  local.get 5
+                  i32.const 0
+                  i32.store8 offset=160
+                  local.get 5
+                  i64.const 2400
+                  local.get 7
+                  i64.const 120
+                  local.get 7
+                  i64.const 120
+                  i64.lt_u
+                  select
+                  i64.const 20
+                  i64.mul
+                  local.tee 1
+                  i64.sub
+                  i64.store offset=200
+                  local.get 5
+                  i64.const 0
+                  local.get 8
+                  i64.const 10
+                  local.get 8
+                  i64.const 10
+                  i64.lt_u
+                  select
+                  i64.const -600
+                  i64.mul
+                  local.tee 7
+                  i64.sub
+                  i64.store offset=184
+                  local.get 5
+                  i64.const 1750
+                  local.get 0
+                  i64.const 127999
+                  local.get 0
+                  i64.const 127999
+                  i64.lt_u
+                  select
+                  i32.wrap_i64
+                  i32.const 1000
+                  i32.div_u
+                  i32.const 1
+                  i32.add
+                  i32.clz
+                  i32.const 31
+                  i32.xor
+                  i32.const 250
+                  i32.mul
+                  i64.extend_i32_u
+                  local.tee 0
+                  i64.sub
+                  i64.store offset=216
+                  i32.const 1
+                  local.set 2
+                  loop ;; label = @7
+                    block ;; label = @8
+                      block ;; label = @9
+                        local.get 2
+                        i32.const 4
+                        i32.eq
+                        br_if 0 (;@9;)
+                        local.get 2
+                        i32.const 1
+                        i32.add
+                        local.set 2
+                        local.get 11
+                        local.set 3
+                        loop ;; label = @10
+                          local.get 3
+                          i32.const -16
+                          i32.eq
+                          br_if 2 (;@8;)
+                          local.get 5
+                          i32.const 160
+                          i32.add
+                          local.get 3
+                          i32.add
+                          local.tee 4
+                          i32.const 8
+                          i32.add
+                          i64.load
+                          local.get 4
+                          i32.const 24
+                          i32.add
+                          i64.load
+                          i64.ge_s
+                          br_if 2 (;@8;)
+                          local.get 4
+                          i32.const 16
+                          i32.add
+                          local.tee 6
+                          i64.load
+                          local.set 9
+                          local.get 6
+                          local.get 4
+                          i64.load
+                          i64.store
+                          local.get 4
+                          local.get 9
+                          i64.store
+                          local.get 6
+                          i64.load offset=8
+                          local.set 9
+                          local.get 6
+                          local.get 4
+                          i64.load offset=8
+                          i64.store offset=8
+                          local.get 4
+                          local.get 9
+                          i64.store offset=8
+                          local.get 3
+                          i32.const -16
+                          i32.add
+                          local.set 3
+                          br 0 (;@10;)
+                        end
+                      end
+                      local.get 5
+                      local.get 5
+                      i32.const 224
+                      i32.add
+                      i32.store offset=108
+                      local.get 1
+                      local.get 7
+                      i64.add
+                      local.get 0
+                      i64.add
+                      local.get 10
+                      i64.sub
+                      local.tee 9
+                      i32.wrap_i64
+                      i32.const 275
+                      i32.mul
+                      local.tee 4
+                      local.get 4
+                      local.get 9
+                      local.get 9
+                      i64.const 63
+                      i64.shr_s
+                      local.tee 10
+                      i64.xor
+                      local.get 10
+                      i64.sub
+                      i32.wrap_i64
+                      i32.const 2000
+                      i32.add
+                      local.tee 3
+                      i32.div_s
+                      local.tee 4
+                      local.get 3
+                      i32.mul
+                      i32.sub
+                      i32.const 31
+                      i32.shr_s
+                      local.get 4
+                      i32.add
+                      local.tee 2
+                      i32.const 575
+                      i32.add
+                      local.set 12
+                      local.get 5
+                      local.get 5
+                      i32.const 160
+                      i32.add
+                      i32.store offset=104
+                      block ;; label = @9
+                        block ;; label = @10
+                          local.get 5
+                          i32.const 104
+                          i32.add
+                          call 4
+                          i32.const 255
+                          i32.and
+                          local.tee 4
+                          i32.const 4
+                          i32.ne
+                          br_if 0 (;@10;)
+                          i32.const 0
+                          local.set 4
+                          i32.const 1
+                          local.set 6
+                          br 1 (;@9;)
+                        end
+                        local.get 5
+                        i64.load offset=104 align=4
+                        local.set 9
+                        local.get 5
+                        i32.const 8
+                        i32.add
+                        i32.const 8
+                        call 8
+                        local.get 5
+                        i32.load offset=8
+                        local.set 3
+                        local.get 5
+                        i32.load offset=12
+                        local.tee 6
+                        local.get 4
+                        i32.store8
+                        local.get 5
+                        i32.const 1
+                        i32.store offset=48
+                        local.get 5
+                        local.get 6
+                        i32.store offset=44
+                        local.get 5
+                        local.get 3
+                        i32.store offset=40
+                        local.get 5
+                        local.get 9
+                        i64.store offset=128 align=4
+                        i32.const 1
+                        local.set 4
+                        block ;; label = @10
+                          loop ;; label = @11
+                            local.get 5
+                            i32.const 128
+                            i32.add
+                            call 4
+                            i32.const 255
+                            i32.and
+                            local.tee 3
+                            i32.const 4
+                            i32.eq
+                            br_if 1 (;@10;)
+                            block ;; label = @12
+                              local.get 4
+                              local.get 5
+                              i32.load offset=40
+                              i32.ne
+                              br_if 0 (;@12;)
+                              local.get 5
+                              i32.const 40
+                              i32.add
+                              local.get 4
+                              i32.const 1
+                              call 11
+                              local.get 5
+                              i32.load offset=44
+                              local.set 6
+                            end
+                            local.get 6
+                            local.get 4
+                            i32.add
+                            local.get 3
+                            i32.store8
+                            local.get 5
+                            local.get 4
+                            i32.const 1
+                            i32.add
+                            local.tee 4
+                            i32.store offset=48
+                            br 0 (;@11;)
+                          end
+                        end
+                        local.get 5
+                        i32.load offset=44
+                        local.set 6
+                      end
+                      block ;; label = @9
+                        block ;; label = @10
+                          local.get 12
+                          i32.const 65535
+                          i32.and
+                          i32.const 739
+                          i32.le_u
+                          br_if 0 (;@10;)
+                          i64.const 0
+                          local.set 9
+                          br 1 (;@9;)
+                        end
+                        block ;; label = @10
+                          local.get 2
+                          i32.extend16_s
+                          local.tee 3
+                          i32.const 104
+                          i32.le_s
+                          br_if 0 (;@10;)
+                          i64.const 281474976710656
+                          local.set 9
+                          br 1 (;@9;)
+                        end
+                        block ;; label = @10
+                          local.get 3
+                          i32.const 44
+                          i32.le_s
+                          br_if 0 (;@10;)
+                          i64.const 562949953421312
+                          local.set 9
+                          br 1 (;@9;)
+                        end
+                        i64.const 844424930131968
+                        i64.const 1125899906842624
+                        local.get 3
+                        i32.const -16
+                        i32.gt_s
+                        select
+                        local.set 9
+                      end
+                      local.get 5
+                      local.get 4
+                      call 8
+                      i32.const 0
+                      local.set 3
+                      local.get 5
+                      i32.const 0
+                      i32.store offset=252
+                      local.get 5
+                      local.get 5
+                      i32.load offset=4
+                      local.tee 2
+                      i32.store offset=248
+                      local.get 5
+                      local.get 5
+                      i32.load
+                      local.tee 11
+                      i32.store offset=244
+                      block ;; label = @9
+                        block ;; label = @10
+                          block ;; label = @11
+                            local.get 4
+                            local.get 11
+                            i32.le_u
+                            br_if 0 (;@11;)
+                            local.get 5
+                            i32.const 244
+                            i32.add
+                            i32.const 0
+                            local.get 4
+                            call 11
+                            local.get 5
+                            i32.load offset=248
+                            local.set 2
+                            local.get 5
+                            i32.load offset=252
+                            local.set 3
+                            br 1 (;@10;)
+                          end
+                          local.get 4
+                          i32.eqz
+                          br_if 1 (;@9;)
+                        end
+                        loop ;; label = @10
+                          local.get 2
+                          local.get 3
+                          i32.add
+                          local.get 6
+                          i32.load8_u
+                          i32.store8
+                          local.get 6
+                          i32.const 1
+                          i32.add
+                          local.set 6
+                          local.get 3
+                          i32.const 1
+                          i32.add
+                          local.set 3
+                          local.get 4
+                          i32.const -1
+                          i32.add
+                          local.tee 4
+                          br_if 0 (;@10;)
+                        end
+                        local.get 5
+                        i32.load offset=244
+                        local.set 11
+                      end
+                      block ;; label = @9
+                        local.get 11
+                        i32.const -2147483648
+                        i32.ne
+                        br_if 0 (;@9;)
+                        local.get 12
+                        i64.extend_i32_u
+                        i64.const 65535
+                        i64.and
+                        i64.const 32
+                        i64.shl
+                        local.get 3
+                        i64.extend_i32_u
+                        i64.or
+                        local.get 9
+                        i64.or
+                        local.set 9
+                        br 5 (;@4;)
+                      end
+                      i32.const 0
+                      local.set 4
+                      i32.const 0
+                      local.get 12
+                      i32.store16 offset=83076
+                      i32.const 0
+                      local.get 9
+                      i64.const 48
+                      i64.shr_u
+                      i64.store8 offset=83078
+                      i32.const 0
+                      i32.const 0
+                      i32.store8 offset=83072
+                      i32.const 0
+                      local.set 6
+                      block ;; label = @9
+                        block ;; label = @10
+                          local.get 3
+                          i32.eqz
+                          br_if 0 (;@10;)
+                          i32.const 0
+                          i32.load offset=83056
+                          local.tee 6
+                          local.get 3
+                          i32.add
+                          local.tee 11
+                          local.get 6
+                          i32.lt_u
+                          br_if 1 (;@9;)
+                          local.get 11
+                          i32.const 16384
+                          i32.gt_u
+                          br_if 1 (;@9;)
+                          i32.const 0
+                          local.get 11
+                          i32.store offset=83056
+                          local.get 6
+                          i32.const 66672
+                          i32.add
+                          local.set 6
+                        end
+                        block ;; label = @10
+                          loop ;; label = @11
+                            local.get 3
+                            local.get 4
+                            i32.eq
+                            br_if 1 (;@10;)
+                            local.get 6
+                            local.get 4
+                            i32.add
+                            local.get 2
+                            local.get 4
+                            i32.add
+                            i32.load8_u
+                            i32.store8
+                            local.get 4
+                            i32.const 1
+                            i32.add
+                            local.set 4
+                            br 0 (;@11;)
+                          end
+                        end
+                        i32.const 0
+                        local.get 6
+                        i32.store offset=83080
+                        i32.const 0
+                        local.get 3
+                        i32.store offset=83084
+                        br 6 (;@3;)
+                      end
+                      i32.const 1
+                      local.get 3
+                      call 14
+                      unreachable
+                    end
+                    local.get 11
+                    i32.const 16
+                    i32.add
+                    local.set 11
+                    br 0 (;@7;)
+                  end
+                end
+                local.get 3
+                i32.const 65912
+                i32.add
+                local.set 6
+              end
+              i32.const 0
+              local.set 4
+              local.get 5
+              i32.const 0
+              i32.store offset=144
+              local.get 5
+              i64.const 0
+              i64.store offset=136
+              local.get 5
+              i64.const 0
+              i64.store offset=128
+              local.get 5
+              i32.const 0
+              i32.store offset=120
+              local.get 5
+              i64.const 0
+              i64.store offset=112
+              local.get 5
+              i64.const 0
+              i64.store offset=104
+              local.get 5
+              i32.const 32
+              i32.add
+              local.get 10
+              local.get 5
+              i32.const 104
+              i32.add
+              call 6
+              local.get 5
+              i64.load offset=32
+              local.set 9
+              local.get 5
+              i32.const 24
+              i32.add
+              local.get 6
+              i64.load offset=16
+              local.get 5
+              i32.const 128
+              i32.add
+              call 6
+              local.get 5
+              i32.const 65855
+              i32.store offset=208
+              local.get 5
+              local.get 9
+              i64.store offset=200 align=4
+              local.get 5
+              i32.const 6
+              i32.store offset=196
+              local.get 5
+              i32.const 65849
+              i32.store offset=192
+              local.get 5
+              i32.const 14
+              i32.const 8
+              local.get 6
+              i32.load8_u offset=24
+              local.tee 2
+              select
+              i32.store offset=188
+              local.get 5
+              i32.const 65824
+              i32.const 65816
+              local.get 2
+              select
+              i32.store offset=184
+              local.get 5
+              i32.const 10
+              i32.store offset=180
+              local.get 5
+              i32.const 65839
+              i32.store offset=176
+              local.get 5
+              local.get 6
+              i32.load offset=4
+              i32.store offset=172
+              local.get 5
+              local.get 3
+              i32.const 65912
+              i32.add
+              i32.load
+              i32.store offset=168
+              local.get 5
+              i32.const 1
+              i32.store offset=164
+              local.get 5
+              i32.const 65838
+              i32.store offset=160
+              local.get 5
+              local.get 5
+              i64.load offset=24
+              i64.store offset=216 align=4
+              local.get 5
+              i32.const 4
+              i32.store offset=212
+              local.get 5
+              i32.const 160
+              i32.add
+              i32.const 4
+              i32.add
+              local.set 6
+              i32.const 0
+              local.set 11
+              block ;; label = @5
+                loop ;; label = @6
+                  local.get 4
+                  i32.const 64
+                  i32.eq
+                  br_if 1 (;@5;)
+                  local.get 6
+                  local.get 4
+                  i32.add
+                  local.set 3
+                  local.get 4
+                  i32.const 8
+                  i32.add
+                  local.set 4
+                  local.get 3
+                  i32.load
+                  local.tee 3
+                  local.get 11
+                  i32.add
+                  local.tee 11
+                  local.get 3
+                  i32.ge_u
+                  br_if 0 (;@6;)
+                end
+                call 15
+                unreachable
+              end
+              local.get 5
+              i32.const 16
+              i32.add
+              local.get 11
+              call 8
+              i32.const 0
+              local.set 3
+              local.get 5
+              i32.const 0
+              i32.store offset=156
+              local.get 5
+              local.get 5
+              i32.load offset=20
+              local.tee 4
+              i32.store offset=152
+              local.get 5
+              local.get 5
+              i32.load offset=16
+              local.tee 2
+              i32.store offset=148
+              i32.const 0
+              local.set 6
+              block ;; label = @5
+                local.get 2
+                br_if 0 (;@5;)
+                local.get 5
+                i32.const 148
+                i32.add
+                i32.const 0
+                i32.const 1
+                call 11
+                local.get 5
+                i32.load offset=152
+                local.set 4
+                local.get 5
+                i32.load offset=156
+                local.set 6
+              end
+              local.get 4
+              local.get 6
+              i32.add
+              i32.const 96
+              i32.store8
+              local.get 11
+              local.get 6
+              i32.const 1
+              i32.add
+              local.tee 2
+              i32.sub
+              local.set 6
+              local.get 4
+              local.get 2
+              i32.add
+              local.set 2
+              block ;; label = @5
+                loop ;; label = @6
+                  local.get 3
+                  i32.const 56
+                  i32.eq
+                  br_if 1 (;@5;)
+                  local.get 6
+                  local.get 5
+                  i32.const 160
+                  i32.add
+                  local.get 3
+                  i32.add
+                  local.tee 12
+                  i32.const 12
+                  i32.add
+                  i32.load
+                  local.tee 4
+                  i32.lt_u
+                  br_if 4 (;@2;)
+                  block ;; label = @7
+                    local.get 4
+                    i32.eqz
+                    br_if 0 (;@7;)
+                    local.get 2
+                    local.get 12
+                    i32.const 8
+                    i32.add
+                    i32.load
+                    local.get 4
+                    memory.copy
+                  end
+                  local.get 3
+                  i32.const 8
+                  i32.add
+                  local.set 3
+                  local.get 6
+                  local.get 4
+                  i32.sub
+                  local.set 6
+                  local.get 2
+                  local.get 4
+                  i32.add
+                  local.set 2
+                  br 0 (;@6;)
+                end
+              end
+              local.get 5
+              local.get 11
+              local.get 6
+              i32.sub
+              i32.store offset=156
+              local.get 5
+              i32.load offset=148
+              local.set 2
+              local.get 5
+              i64.load offset=152 align=4
+              local.set 9
+            end
+            i32.const 1
+            local.set 4
+            i32.const 0
+            i32.const 1
+            i32.store8 offset=83072
+            local.get 9
+            i32.wrap_i64
+            local.set 6
+            block ;; label = @4
+              block ;; label = @5
+                local.get 2
+                local.get 9
+                i64.const 32
+                i64.shr_u
+                local.tee 9
+                i32.wrap_i64
+                local.tee 3
+                i32.gt_u
+                br_if 0 (;@5;)
+                local.get 6
+                local.set 4
+                br 1 (;@4;)
+              end
+              local.get 9
+              i64.eqz
+              br_if 0 (;@4;)
+              local.get 6
+              local.get 2
+              i32.const 1
+              local.get 3
+              call 1
+              local.tee 4
+              i32.eqz
+              br_if 3 (;@1;)
+            end
+            i32.const 0
+            local.get 4
+            i32.store offset=83076
+            i32.const 0
+            local.get 3
+            i32.store offset=83080
+          end
+          local.get 5
+          i32.const 256
+          i32.add
+          global.set 0
+          i32.const 83072
+          return
+        end
+        i32.const 66072
+        i32.const 19
+        i32.const 66084
+        call 16
+        unreachable
+      end
+      i32.const 1
+      local.get 3
+      call 10
+      unreachable
+    )
+    (func (;14;) (type 2) (param i32 i32)
+      local.get 1
+      local.get 0
+      call 17
+      unreachable
+    )
+    (func (;15;) (type 3)
+      (local i32)
+      global.get 0
+      i32.const 16
+      i32.sub
+      local.tee 0
+      global.set 0
+      local.get 0
+      i32.const 53
+      i32.store offset=4
+      local.get 0
+      i32.const 66100
+      i32.store
+      local.get 0
+      i32.const 2
+      i64.extend_i32_u
+      i64.const 32
+      i64.shl
+      local.get 0
+      i64.extend_i32_u
+      i64.or
+      i64.store offset=8
+      i32.const 65593
+      local.get 0
+      i32.const 8
+      i32.add
+      i32.const 66156
+      call 16
+      unreachable
+    )
+    (func (;16;) (type 7) (param i32 i32 i32)
       (local i32)
       global.get 0
       i32.const 32
@@ -3564,5559 +1762,16 @@
       local.get 3
       i32.const 20
       i32.add
-      call 56
+      call 19
       unreachable
     )
-    (func (;35;) (type 4) (param i32 i32 i32)
-      (local i32 i64)
-      global.get 0
-      i32.const 48
-      i32.sub
-      local.tee 3
-      global.set 0
+    (func (;17;) (type 2) (param i32 i32)
       local.get 1
-      local.get 2
-      i32.const 4
-      i32.shl
-      i32.add
-      local.tee 1
-      i64.load
-      local.set 4
-      local.get 1
-      i64.const 0
-      i64.store
-      block ;; label = @1
-        block ;; label = @2
-          local.get 4
-          i64.const 1
-          i64.ne
-          br_if 0 (;@2;)
-          local.get 1
-          i64.load offset=8
-          local.set 4
-          local.get 0
-          i32.const 2
-          i32.store
-          local.get 0
-          local.get 4
-          i64.store offset=8
-          br 1 (;@1;)
-        end
-        local.get 3
-        i32.const 1
-        i32.store offset=44
-        local.get 3
-        i32.const 66954
-        i32.store offset=40
-        local.get 3
-        i32.const 15
-        i32.store offset=28
-        local.get 3
-        i32.const 67331
-        i32.store offset=24
-        local.get 3
-        local.get 2
-        i32.const 5
-        i32.shl
-        i64.load offset=67032
-        i64.store offset=32 align=4
-        local.get 3
-        i32.const 8
-        i32.add
-        i32.const 4
-        i32.add
-        local.get 3
-        i32.const 24
-        i32.add
-        i32.const 3
-        call 31
-        local.get 3
-        i32.const 1
-        i32.store offset=8
-        local.get 0
-        local.get 3
-        i64.load offset=16 align=4
-        i64.store offset=8 align=4
-        local.get 0
-        local.get 3
-        i64.load offset=8 align=4
-        i64.store align=4
-      end
-      local.get 3
-      i32.const 48
-      i32.add
-      global.set 0
-    )
-    (func (;36;) (type 7) (param i32 i32 i32 i32)
-      block ;; label = @1
-        local.get 0
-        i32.eqz
-        br_if 0 (;@1;)
-        local.get 1
-        local.get 2
-        local.get 0
-        local.get 3
-        i32.mul
-        call 3
-      end
-    )
-    (func (;37;) (type 4) (param i32 i32 i32)
       local.get 0
-      local.get 1
-      local.get 1
-      local.get 2
-      i32.add
-      call 8
-    )
-    (func (;38;) (type 4) (param i32 i32 i32)
-      (local i32)
-      global.get 0
-      i32.const 16
-      i32.sub
-      local.tee 3
-      global.set 0
-      local.get 3
-      i32.const 8
-      i32.add
-      local.get 0
-      local.get 1
-      local.get 2
-      i32.const 1
-      i32.const 1
-      call 39
-      block ;; label = @1
-        local.get 3
-        i32.load offset=8
-        local.tee 2
-        i32.const -2147483647
-        i32.eq
-        br_if 0 (;@1;)
-        local.get 2
-        local.get 3
-        i32.load offset=12
-        call 40
-        unreachable
-      end
-      local.get 3
-      i32.const 16
-      i32.add
-      global.set 0
-    )
-    (func (;39;) (type 11) (param i32 i32 i32 i32 i32 i32)
-      (local i32 i32 i32 i32 i64)
-      global.get 0
-      i32.const 16
-      i32.sub
-      local.tee 6
-      global.set 0
-      block ;; label = @1
-        block ;; label = @2
-          block ;; label = @3
-            local.get 3
-            local.get 2
-            i32.add
-            local.tee 2
-            local.get 3
-            i32.ge_u
-            br_if 0 (;@3;)
-            i32.const 0
-            local.set 3
-            br 1 (;@2;)
-          end
-          i32.const 0
-          local.set 7
-          local.get 6
-          i32.const 12
-          i32.add
-          local.set 8
-          block ;; label = @3
-            block ;; label = @4
-              local.get 5
-              i64.extend_i32_u
-              local.get 2
-              local.get 1
-              i32.load
-              local.tee 9
-              i32.const 1
-              i32.shl
-              local.tee 3
-              local.get 2
-              local.get 3
-              i32.gt_u
-              select
-              local.tee 3
-              i32.const 8
-              i32.const 4
-              local.get 5
-              i32.const 1
-              i32.eq
-              select
-              local.tee 2
-              local.get 3
-              local.get 2
-              i32.gt_u
-              select
-              local.tee 2
-              i64.extend_i32_u
-              i64.mul
-              local.tee 10
-              i64.const 32
-              i64.shr_u
-              i32.wrap_i64
-              br_if 0 (;@4;)
-              local.get 10
-              i32.wrap_i64
-              local.tee 3
-              i32.const -2147483648
-              local.get 4
-              i32.sub
-              i32.gt_u
-              br_if 0 (;@4;)
-              block ;; label = @5
-                block ;; label = @6
-                  local.get 9
-                  i32.eqz
-                  br_if 0 (;@6;)
-                  local.get 1
-                  i32.load offset=4
-                  local.get 9
-                  local.get 5
-                  i32.mul
-                  local.get 4
-                  local.get 3
-                  call 41
-                  local.set 5
-                  br 1 (;@5;)
-                end
-                local.get 4
-                local.get 3
-                call 1
-                local.set 5
-              end
-              local.get 5
-              br_if 1 (;@3;)
-              local.get 6
-              local.get 4
-              i32.store offset=12
-              local.get 6
-              i32.const 8
-              i32.add
-              local.set 8
-              local.get 3
-              local.set 7
-            end
-            local.get 8
-            local.get 7
-            i32.store
-            local.get 6
-            i32.load offset=8
-            local.set 5
-            local.get 6
-            i32.load offset=12
-            local.set 3
-            br 2 (;@1;)
-          end
-          local.get 1
-          local.get 2
-          i32.store
-          local.get 1
-          local.get 5
-          i32.store offset=4
-          i32.const -2147483647
-          local.set 3
-        end
-      end
-      local.get 0
-      local.get 5
-      i32.store offset=4
-      local.get 0
-      local.get 3
-      i32.store
-      local.get 6
-      i32.const 16
-      i32.add
-      global.set 0
-    )
-    (func (;40;) (type 2) (param i32 i32)
-      block ;; label = @1
-        local.get 0
-        i32.eqz
-        br_if 0 (;@1;)
-        local.get 0
-        local.get 1
-        call 47
-        unreachable
-      end
-      call 42
+      call 29
       unreachable
     )
-    (func (;41;) (type 9) (param i32 i32 i32 i32) (result i32)
-      (local i32 i32 i32 i32 i32 i32)
-      block ;; label = @1
-        block ;; label = @2
-          block ;; label = @3
-            block ;; label = @4
-              block ;; label = @5
-                block ;; label = @6
-                  block ;; label = @7
-                    block ;; label = @8
-                      block ;; label = @9
-                        block ;; label = @10
-                          local.get 0
-                          i32.const -4
-                          i32.add
-                          local.tee 4
-                          i32.load
-                          local.tee 5
-                          i32.const -8
-                          i32.and
-                          local.tee 6
-                          i32.const 4
-                          i32.const 8
-                          local.get 5
-                          i32.const 3
-                          i32.and
-                          local.tee 7
-                          select
-                          local.get 1
-                          i32.add
-                          i32.lt_u
-                          br_if 0 (;@10;)
-                          local.get 1
-                          i32.const 39
-                          i32.add
-                          local.set 8
-                          block ;; label = @11
-                            local.get 7
-                            i32.eqz
-                            br_if 0 (;@11;)
-                            local.get 6
-                            local.get 8
-                            i32.gt_u
-                            br_if 2 (;@9;)
-                          end
-                          block ;; label = @11
-                            block ;; label = @12
-                              local.get 2
-                              i32.const 9
-                              i32.lt_u
-                              br_if 0 (;@12;)
-                              local.get 2
-                              local.get 3
-                              call 48
-                              local.tee 2
-                              br_if 1 (;@11;)
-                              i32.const 0
-                              return
-                            end
-                            i32.const 0
-                            local.set 2
-                            local.get 3
-                            i32.const -65588
-                            i32.gt_u
-                            br_if 10 (;@1;)
-                            i32.const 16
-                            local.get 3
-                            i32.const 11
-                            i32.add
-                            i32.const -8
-                            i32.and
-                            local.get 3
-                            i32.const 11
-                            i32.lt_u
-                            select
-                            local.set 1
-                            local.get 0
-                            i32.const -8
-                            i32.add
-                            local.set 8
-                            block ;; label = @12
-                              local.get 7
-                              br_if 0 (;@12;)
-                              local.get 1
-                              i32.const 256
-                              i32.lt_u
-                              br_if 9 (;@3;)
-                              local.get 8
-                              i32.eqz
-                              br_if 9 (;@3;)
-                              local.get 6
-                              local.get 1
-                              i32.le_u
-                              br_if 9 (;@3;)
-                              local.get 6
-                              local.get 1
-                              i32.sub
-                              i32.const 131072
-                              i32.le_u
-                              br_if 8 (;@4;)
-                              br 9 (;@3;)
-                            end
-                            local.get 8
-                            local.get 6
-                            i32.add
-                            local.set 7
-                            block ;; label = @12
-                              block ;; label = @13
-                                local.get 6
-                                local.get 1
-                                i32.ge_u
-                                br_if 0 (;@13;)
-                                local.get 7
-                                i32.const 0
-                                i32.load offset=68576
-                                i32.eq
-                                br_if 1 (;@12;)
-                                block ;; label = @14
-                                  local.get 7
-                                  i32.const 0
-                                  i32.load offset=68572
-                                  i32.eq
-                                  br_if 0 (;@14;)
-                                  local.get 7
-                                  i32.load offset=4
-                                  local.tee 5
-                                  i32.const 2
-                                  i32.and
-                                  br_if 11 (;@3;)
-                                  local.get 5
-                                  i32.const -8
-                                  i32.and
-                                  local.tee 9
-                                  local.get 6
-                                  i32.add
-                                  local.tee 5
-                                  local.get 1
-                                  i32.lt_u
-                                  br_if 11 (;@3;)
-                                  local.get 7
-                                  local.get 9
-                                  call 51
-                                  block ;; label = @15
-                                    local.get 5
-                                    local.get 1
-                                    i32.sub
-                                    local.tee 7
-                                    i32.const 16
-                                    i32.lt_u
-                                    br_if 0 (;@15;)
-                                    local.get 4
-                                    local.get 1
-                                    local.get 4
-                                    i32.load
-                                    i32.const 1
-                                    i32.and
-                                    i32.or
-                                    i32.const 2
-                                    i32.or
-                                    i32.store
-                                    local.get 8
-                                    local.get 1
-                                    i32.add
-                                    local.tee 1
-                                    local.get 7
-                                    i32.const 3
-                                    i32.or
-                                    i32.store offset=4
-                                    local.get 8
-                                    local.get 5
-                                    i32.add
-                                    local.tee 5
-                                    local.get 5
-                                    i32.load offset=4
-                                    i32.const 1
-                                    i32.or
-                                    i32.store offset=4
-                                    local.get 1
-                                    local.get 7
-                                    call 52
-                                    br 10 (;@5;)
-                                  end
-                                  local.get 4
-                                  local.get 5
-                                  local.get 4
-                                  i32.load
-                                  i32.const 1
-                                  i32.and
-                                  i32.or
-                                  i32.const 2
-                                  i32.or
-                                  i32.store
-                                  local.get 8
-                                  local.get 5
-                                  i32.add
-                                  local.tee 1
-                                  local.get 1
-                                  i32.load offset=4
-                                  i32.const 1
-                                  i32.or
-                                  i32.store offset=4
-                                  br 9 (;@5;)
-                                end
-                                i32.const 0
-                                i32.load offset=68564
-                                local.get 6
-                                i32.add
-                                local.tee 7
-                                local.get 1
-                                i32.lt_u
-                                br_if 10 (;@3;)
-                                block ;; label = @14
-                                  block ;; label = @15
-                                    local.get 7
-                                    local.get 1
-                                    i32.sub
-                                    local.tee 6
-                                    i32.const 15
-                                    i32.gt_u
-                                    br_if 0 (;@15;)
-                                    local.get 4
-                                    local.get 5
-                                    i32.const 1
-                                    i32.and
-                                    local.get 7
-                                    i32.or
-                                    i32.const 2
-                                    i32.or
-                                    i32.store
-                                    local.get 8
-                                    local.get 7
-                                    i32.add
-                                    local.tee 1
-                                    local.get 1
-                                    i32.load offset=4
-                                    i32.const 1
-                                    i32.or
-                                    i32.store offset=4
-                                    i32.const 0
-                                    local.set 6
-                                    i32.const 0
-                                    local.set 1
-                                    br 1 (;@14;)
-                                  end
-                                  local.get 4
-                                  local.get 1
-                                  local.get 5
-                                  i32.const 1
-                                  i32.and
-                                  i32.or
-                                  i32.const 2
-                                  i32.or
-                                  i32.store
-                                  local.get 8
-                                  local.get 1
-                                  i32.add
-                                  local.tee 1
-                                  local.get 6
-                                  i32.const 1
-                                  i32.or
-                                  i32.store offset=4
-                                  local.get 8
-                                  local.get 7
-                                  i32.add
-                                  local.tee 7
-                                  local.get 6
-                                  i32.store
-                                  local.get 7
-                                  local.get 7
-                                  i32.load offset=4
-                                  i32.const -2
-                                  i32.and
-                                  i32.store offset=4
-                                end
-                                i32.const 0
-                                local.get 1
-                                i32.store offset=68572
-                                i32.const 0
-                                local.get 6
-                                i32.store offset=68564
-                                br 8 (;@5;)
-                              end
-                              local.get 6
-                              local.get 1
-                              i32.sub
-                              local.tee 6
-                              i32.const 15
-                              i32.le_u
-                              br_if 7 (;@5;)
-                              local.get 4
-                              local.get 1
-                              local.get 5
-                              i32.const 1
-                              i32.and
-                              i32.or
-                              i32.const 2
-                              i32.or
-                              i32.store
-                              local.get 8
-                              local.get 1
-                              i32.add
-                              local.tee 1
-                              local.get 6
-                              i32.const 3
-                              i32.or
-                              i32.store offset=4
-                              local.get 7
-                              local.get 7
-                              i32.load offset=4
-                              i32.const 1
-                              i32.or
-                              i32.store offset=4
-                              local.get 1
-                              local.get 6
-                              call 52
-                              br 7 (;@5;)
-                            end
-                            i32.const 0
-                            i32.load offset=68568
-                            local.get 6
-                            i32.add
-                            local.tee 7
-                            local.get 1
-                            i32.gt_u
-                            br_if 5 (;@6;)
-                            br 8 (;@3;)
-                          end
-                          block ;; label = @11
-                            local.get 3
-                            local.get 1
-                            local.get 3
-                            local.get 1
-                            i32.lt_u
-                            select
-                            local.tee 3
-                            i32.eqz
-                            br_if 0 (;@11;)
-                            local.get 2
-                            local.get 0
-                            local.get 3
-                            memory.copy
-                          end
-                          local.get 4
-                          i32.load
-                          local.tee 3
-                          i32.const -8
-                          i32.and
-                          local.tee 7
-                          i32.const 4
-                          i32.const 8
-                          local.get 3
-                          i32.const 3
-                          i32.and
-                          local.tee 3
-                          select
-                          local.get 1
-                          i32.add
-                          i32.lt_u
-                          br_if 2 (;@8;)
-                          local.get 3
-                          i32.eqz
-                          br_if 8 (;@2;)
-                          local.get 7
-                          local.get 8
-                          i32.gt_u
-                          br_if 3 (;@7;)
-                          br 8 (;@2;)
-                        end
-                        i32.const 67984
-                        i32.const 68032
-                        call 50
-                        unreachable
-                      end
-                      i32.const 68048
-                      i32.const 68096
-                      call 50
-                      unreachable
-                    end
-                    i32.const 67984
-                    i32.const 68032
-                    call 50
-                    unreachable
-                  end
-                  i32.const 68048
-                  i32.const 68096
-                  call 50
-                  unreachable
-                end
-                local.get 4
-                local.get 1
-                local.get 5
-                i32.const 1
-                i32.and
-                i32.or
-                i32.const 2
-                i32.or
-                i32.store
-                local.get 8
-                local.get 1
-                i32.add
-                local.tee 5
-                local.get 7
-                local.get 1
-                i32.sub
-                local.tee 1
-                i32.const 1
-                i32.or
-                i32.store offset=4
-                i32.const 0
-                local.get 1
-                i32.store offset=68568
-                i32.const 0
-                local.get 5
-                i32.store offset=68576
-              end
-              local.get 8
-              i32.eqz
-              br_if 1 (;@3;)
-            end
-            local.get 0
-            return
-          end
-          local.get 3
-          call 46
-          local.tee 1
-          i32.eqz
-          br_if 1 (;@1;)
-          block ;; label = @3
-            local.get 3
-            i32.const -4
-            i32.const -8
-            local.get 4
-            i32.load
-            local.tee 2
-            i32.const 3
-            i32.and
-            select
-            local.get 2
-            i32.const -8
-            i32.and
-            i32.add
-            local.tee 2
-            local.get 3
-            local.get 2
-            i32.lt_u
-            select
-            local.tee 3
-            i32.eqz
-            br_if 0 (;@3;)
-            local.get 1
-            local.get 0
-            local.get 3
-            memory.copy
-          end
-          local.get 1
-          local.set 2
-        end
-        local.get 0
-        call 49
-      end
-      local.get 2
-    )
-    (func (;42;) (type 3)
-      i32.const 67492
-      i32.const 35
-      i32.const 67512
-      call 34
-      unreachable
-    )
-    (func (;43;) (type 8) (param i32)
-      (local i32 i32)
-      block ;; label = @1
-        local.get 0
-        i32.const 8
-        i32.const 12
-        local.get 0
-        i32.load8_u
-        local.tee 1
-        select
-        i32.add
-        i32.load
-        local.tee 2
-        i32.eqz
-        br_if 0 (;@1;)
-        local.get 0
-        i32.const 4
-        i32.const 8
-        local.get 1
-        select
-        i32.add
-        i32.load
-        local.get 2
-        i32.const 1
-        call 4
-      end
-    )
-    (func (;44;) (type 12) (param i64 i64 i32 i32 i32) (result i32)
-      (local i32 i32 i32 i32 i32 i32 i32 i32 i64 i32 i32 i32 i32 i32 i64 i64 i32 i64)
-      global.get 0
-      i32.const 368
-      i32.sub
-      local.tee 5
-      global.set 0
-      block ;; label = @1
-        i32.const 0
-        i32.load8_u offset=68601
-        br_if 0 (;@1;)
-        call 0
-        i32.const 0
-        i32.const 1
-        i32.store8 offset=68601
-      end
-      local.get 5
-      i32.const 96
-      i32.add
-      i32.const 128
-      call 33
-      local.get 5
-      i32.const 0
-      i32.store offset=248
-      local.get 5
-      local.get 5
-      i64.load offset=96
-      i64.store offset=240 align=4
-      local.get 5
-      local.get 4
-      i64.extend_i32_u
-      i64.store offset=232
-      local.get 5
-      i32.const 25
-      i32.store offset=228
-      local.get 5
-      i32.const 65582
-      i32.store offset=224
-      local.get 5
-      local.get 3
-      i64.extend_i32_u
-      i64.store offset=216
-      local.get 5
-      i32.const 17
-      i32.store offset=212
-      local.get 5
-      i32.const 65565
-      i32.store offset=208
-      local.get 5
-      local.get 2
-      i64.extend_i32_u
-      i64.store offset=200
-      local.get 5
-      i32.const 7
-      i32.store offset=196
-      local.get 5
-      i32.const 65558
-      i32.store offset=192
-      local.get 5
-      local.get 1
-      i64.store offset=184
-      local.get 5
-      i32.const 8
-      i32.store offset=180
-      local.get 5
-      i32.const 65550
-      i32.store offset=176
-      local.get 5
-      local.get 0
-      i64.store offset=168
-      local.get 5
-      i32.const 10
-      i32.store offset=164
-      local.get 5
-      i32.const 65540
-      i32.store offset=160
-      i32.const 0
-      local.set 4
-      block ;; label = @1
-        loop ;; label = @2
-          local.get 4
-          i32.const 80
-          i32.eq
-          br_if 1 (;@1;)
-          local.get 5
-          i32.const 152
-          i32.add
-          local.get 4
-          i32.add
-          local.tee 3
-          i32.const 8
-          i32.add
-          i32.load
-          local.tee 2
-          i32.eqz
-          br_if 1 (;@1;)
-          local.get 3
-          i32.const 16
-          i32.add
-          i64.load
-          local.set 1
-          local.get 5
-          i32.const 240
-          i32.add
-          local.get 2
-          local.get 3
-          i32.const 12
-          i32.add
-          i32.load
-          call 37
-          local.get 5
-          i32.const 0
-          i32.store offset=304
-          local.get 5
-          i64.const 0
-          i64.store offset=296
-          local.get 5
-          i64.const 0
-          i64.store offset=288
-          local.get 5
-          i32.const 88
-          i32.add
-          local.get 1
-          local.get 5
-          i32.const 288
-          i32.add
-          call 28
-          local.get 5
-          i32.const 240
-          i32.add
-          local.get 5
-          i32.load offset=88
-          local.get 5
-          i32.load offset=92
-          call 37
-          local.get 4
-          i32.const 16
-          i32.add
-          local.set 4
-          br 0 (;@2;)
-        end
-      end
-      block ;; label = @1
-        local.get 5
-        i32.load offset=248
-        local.tee 4
-        local.get 5
-        i32.load offset=240
-        local.tee 6
-        i32.ne
-        br_if 0 (;@1;)
-        local.get 5
-        i32.const 240
-        i32.add
-        call 45
-        local.get 5
-        i32.load offset=240
-        local.set 6
-      end
-      local.get 5
-      i32.load offset=244
-      local.tee 2
-      local.get 4
-      i32.add
-      i32.const 125
-      i32.store8
-      local.get 5
-      i32.const 152
-      i32.add
-      local.get 2
-      local.get 4
-      i32.const 1
-      i32.add
-      local.tee 7
-      call 24
-      block ;; label = @1
-        block ;; label = @2
-          block ;; label = @3
-            block ;; label = @4
-              block ;; label = @5
-                block ;; label = @6
-                  block ;; label = @7
-                    block ;; label = @8
-                      local.get 5
-                      i32.load offset=152
-                      i32.eqz
-                      br_if 0 (;@8;)
-                      i32.const 65653
-                      local.set 3
-                      i32.const 24
-                      local.set 4
-                      br 1 (;@7;)
-                    end
-                    local.get 5
-                    i32.const 0
-                    i32.store offset=280
-                    local.get 5
-                    local.get 7
-                    i32.store offset=276
-                    local.get 5
-                    local.get 2
-                    i32.store offset=272
-                    local.get 5
-                    i32.const 272
-                    i32.add
-                    call 15
-                    local.get 5
-                    i32.const 152
-                    i32.add
-                    local.get 5
-                    i32.const 272
-                    i32.add
-                    i32.const 0
-                    call 14
-                    local.get 5
-                    i32.load offset=156
-                    local.set 4
-                    local.get 5
-                    i32.load offset=152
-                    local.set 3
-                    local.get 5
-                    i32.load8_u offset=176
-                    local.tee 8
-                    i32.const 8
-                    i32.eq
-                    br_if 0 (;@7;)
-                    local.get 5
-                    i32.load offset=160
-                    local.set 9
-                    local.get 5
-                    local.get 5
-                    i32.load offset=172
-                    i32.store offset=308
-                    local.get 5
-                    local.get 5
-                    i64.load offset=164 align=4
-                    i64.store offset=300 align=4
-                    local.get 5
-                    local.get 5
-                    i32.load offset=177 align=1
-                    i32.store offset=313 align=1
-                    local.get 5
-                    local.get 5
-                    i32.load offset=180 align=1
-                    i32.store offset=316 align=1
-                    local.get 5
-                    local.get 8
-                    i32.store8 offset=312
-                    local.get 5
-                    local.get 9
-                    i32.store offset=296
-                    local.get 5
-                    local.get 4
-                    i32.store offset=292
-                    local.get 5
-                    local.get 3
-                    i32.store offset=288
-                    local.get 5
-                    i32.const 272
-                    i32.add
-                    call 15
-                    local.get 5
-                    i32.load offset=280
-                    local.get 7
-                    i32.eq
-                    br_if 1 (;@6;)
-                    local.get 5
-                    i32.const 288
-                    i32.add
-                    call 27
-                    i32.const 65677
-                    local.set 3
-                    i32.const 46
-                    local.set 4
-                  end
-                  local.get 5
-                  local.get 4
-                  i32.store offset=116
-                  local.get 5
-                  local.get 3
-                  i32.store offset=112
-                  br 1 (;@5;)
-                end
-                local.get 5
-                local.get 5
-                i32.const 313
-                i32.add
-                local.tee 7
-                i32.load align=1
-                i32.store offset=265 align=1
-                local.get 5
-                local.get 7
-                i32.load offset=3 align=1
-                i32.store offset=268 align=1
-                local.get 5
-                local.get 5
-                i64.load offset=304
-                i64.store offset=256
-                local.get 5
-                local.get 5
-                i32.load offset=300
-                i32.store offset=252
-                local.get 5
-                local.get 9
-                i32.store offset=248
-                local.get 5
-                local.get 4
-                i32.store offset=244
-                local.get 5
-                local.get 3
-                i32.store offset=240
-                local.get 5
-                local.get 8
-                i32.store8 offset=264
-                block ;; label = @6
-                  block ;; label = @7
-                    block ;; label = @8
-                      block ;; label = @9
-                        local.get 8
-                        i32.const 7
-                        i32.ne
-                        br_if 0 (;@9;)
-                        i32.const 0
-                        local.set 3
-                        block ;; label = @10
-                          loop ;; label = @11
-                            local.get 3
-                            i32.const 80
-                            i32.eq
-                            br_if 1 (;@10;)
-                            local.get 5
-                            i32.const 152
-                            i32.add
-                            local.get 3
-                            i32.add
-                            i64.const 0
-                            i64.store
-                            local.get 3
-                            i32.const 16
-                            i32.add
-                            local.set 3
-                            br 0 (;@11;)
-                          end
-                        end
-                        local.get 4
-                        local.get 9
-                        i32.const 48
-                        i32.mul
-                        i32.add
-                        local.set 10
-                        local.get 5
-                        i32.const 272
-                        i32.add
-                        i32.const 4
-                        i32.or
-                        local.set 11
-                        block ;; label = @10
-                          block ;; label = @11
-                            loop ;; label = @12
-                              block ;; label = @13
-                                block ;; label = @14
-                                  block ;; label = @15
-                                    block ;; label = @16
-                                      block ;; label = @17
-                                        block ;; label = @18
-                                          local.get 4
-                                          local.get 10
-                                          i32.eq
-                                          br_if 0 (;@18;)
-                                          local.get 4
-                                          i32.const 48
-                                          i32.add
-                                          local.set 12
-                                          local.get 4
-                                          i32.load offset=8
-                                          local.set 7
-                                          i32.const 0
-                                          local.set 8
-                                          i32.const -160
-                                          local.set 3
-                                          loop ;; label = @19
-                                            local.get 3
-                                            i32.eqz
-                                            br_if 2 (;@17;)
-                                            block ;; label = @20
-                                              local.get 3
-                                              i32.const 67196
-                                              i32.add
-                                              i32.load
-                                              local.get 7
-                                              i32.ne
-                                              br_if 0 (;@20;)
-                                              local.get 3
-                                              i32.const 67192
-                                              i32.add
-                                              i32.load
-                                              local.get 4
-                                              i32.load offset=4
-                                              local.tee 9
-                                              local.get 7
-                                              call 70
-                                              i32.eqz
-                                              br_if 4 (;@16;)
-                                            end
-                                            local.get 3
-                                            i32.const 32
-                                            i32.add
-                                            local.set 3
-                                            local.get 8
-                                            i32.const 1
-                                            i32.add
-                                            local.set 8
-                                            br 0 (;@19;)
-                                          end
-                                        end
-                                        local.get 5
-                                        i32.const 288
-                                        i32.add
-                                        local.get 5
-                                        i32.const 152
-                                        i32.add
-                                        i32.const 0
-                                        call 35
-                                        block ;; label = @18
-                                          local.get 5
-                                          i32.load offset=288
-                                          local.tee 4
-                                          i32.const 2
-                                          i32.ne
-                                          br_if 0 (;@18;)
-                                          local.get 5
-                                          i64.load offset=296
-                                          local.set 1
-                                          local.get 5
-                                          i32.const 288
-                                          i32.add
-                                          local.get 5
-                                          i32.const 152
-                                          i32.add
-                                          i32.const 1
-                                          call 35
-                                          local.get 5
-                                          i32.load offset=288
-                                          local.tee 4
-                                          i32.const 2
-                                          i32.ne
-                                          br_if 0 (;@18;)
-                                          local.get 5
-                                          i64.load offset=296
-                                          local.set 0
-                                          local.get 5
-                                          i32.const 288
-                                          i32.add
-                                          local.get 5
-                                          i32.const 152
-                                          i32.add
-                                          i32.const 2
-                                          call 35
-                                          local.get 5
-                                          i32.load offset=288
-                                          local.tee 4
-                                          i32.const 2
-                                          i32.ne
-                                          br_if 0 (;@18;)
-                                          local.get 5
-                                          i32.const 288
-                                          i32.add
-                                          local.get 5
-                                          i32.const 152
-                                          i32.add
-                                          i32.const 3
-                                          call 35
-                                          local.get 5
-                                          i32.load offset=288
-                                          local.tee 4
-                                          i32.const 2
-                                          i32.ne
-                                          br_if 0 (;@18;)
-                                          local.get 5
-                                          i64.load offset=296
-                                          local.set 13
-                                          local.get 5
-                                          i32.const 288
-                                          i32.add
-                                          local.get 5
-                                          i32.const 152
-                                          i32.add
-                                          i32.const 4
-                                          call 35
-                                          local.get 5
-                                          i32.load offset=288
-                                          local.tee 4
-                                          i32.const 2
-                                          i32.eq
-                                          br_if 3 (;@15;)
-                                        end
-                                        local.get 5
-                                        i64.load offset=296
-                                        local.set 1
-                                        local.get 5
-                                        i32.load offset=292
-                                        local.set 7
-                                        local.get 5
-                                        i32.const 240
-                                        i32.add
-                                        call 23
-                                        local.get 1
-                                        i32.wrap_i64
-                                        local.set 8
-                                        block ;; label = @18
-                                          local.get 4
-                                          i32.const 1
-                                          i32.and
-                                          br_if 0 (;@18;)
-                                          local.get 8
-                                          local.set 4
-                                          local.get 7
-                                          local.set 3
-                                          br 13 (;@5;)
-                                        end
-                                        local.get 1
-                                        i64.const 32
-                                        i64.shr_u
-                                        i32.wrap_i64
-                                        local.set 4
-                                        br 13 (;@4;)
-                                      end
-                                      local.get 4
-                                      i32.load offset=4
-                                      local.set 4
-                                      block ;; label = @17
-                                        local.get 7
-                                        i32.const 41
-                                        i32.ge_u
-                                        br_if 0 (;@17;)
-                                        i32.const 0
-                                        local.set 3
-                                        i32.const 1
-                                        local.set 8
-                                        br 9 (;@8;)
-                                      end
-                                      i32.const 40
-                                      local.set 7
-                                      loop ;; label = @17
-                                        i32.const 3
-                                        local.set 3
-                                        i32.const 66975
-                                        local.set 8
-                                        block ;; label = @18
-                                          local.get 7
-                                          br_if 0 (;@18;)
-                                          i32.const 0
-                                          local.set 7
-                                          br 10 (;@8;)
-                                        end
-                                        local.get 4
-                                        local.get 7
-                                        i32.add
-                                        i32.load8_s
-                                        i32.const -65
-                                        i32.gt_s
-                                        br_if 9 (;@8;)
-                                        local.get 7
-                                        i32.const -1
-                                        i32.add
-                                        local.set 7
-                                        br 0 (;@17;)
-                                      end
-                                    end
-                                    local.get 5
-                                    i32.const 152
-                                    i32.add
-                                    local.get 8
-                                    i32.const 4
-                                    i32.shl
-                                    i32.add
-                                    local.tee 14
-                                    i32.load
-                                    br_if 1 (;@14;)
-                                    local.get 8
-                                    i32.const 5
-                                    i32.shl
-                                    i32.const 67032
-                                    i32.add
-                                    local.set 15
-                                    block ;; label = @16
-                                      local.get 4
-                                      i32.const 40
-                                      i32.add
-                                      i32.load8_u
-                                      local.tee 16
-                                      i32.const 1
-                                      i32.gt_u
-                                      br_if 0 (;@16;)
-                                      local.get 4
-                                      i32.load offset=24
-                                      local.tee 7
-                                      local.get 4
-                                      i32.load offset=28
-                                      i32.add
-                                      local.set 17
-                                      local.get 4
-                                      i32.load offset=16
-                                      local.tee 3
-                                      local.get 4
-                                      i32.load offset=20
-                                      local.tee 8
-                                      i32.add
-                                      local.set 18
-                                      local.get 4
-                                      i64.load offset=32
-                                      local.get 8
-                                      i64.extend_i32_u
-                                      i64.add
-                                      local.set 19
-                                      local.get 15
-                                      i64.load offset=16
-                                      local.set 20
-                                      i32.const 0
-                                      local.set 21
-                                      i64.const 0
-                                      local.set 13
-                                      i64.const -1
-                                      local.set 0
-                                      i64.const 0
-                                      local.set 1
-                                      loop ;; label = @17
-                                        block ;; label = @18
-                                          block ;; label = @19
-                                            block ;; label = @20
-                                              block ;; label = @21
-                                                block ;; label = @22
-                                                  local.get 3
-                                                  i32.eqz
-                                                  br_if 0 (;@22;)
-                                                  local.get 3
-                                                  local.get 18
-                                                  i32.eq
-                                                  br_if 0 (;@22;)
-                                                  local.get 3
-                                                  i32.const 1
-                                                  i32.add
-                                                  local.set 8
-                                                  local.get 7
-                                                  local.set 9
-                                                  br 1 (;@21;)
-                                                end
-                                                local.get 7
-                                                local.get 17
-                                                i32.eq
-                                                br_if 1 (;@20;)
-                                                local.get 7
-                                                i32.const 1
-                                                i32.add
-                                                local.set 9
-                                                i32.const 0
-                                                local.set 8
-                                                local.get 7
-                                                local.set 3
-                                              end
-                                              local.get 3
-                                              i32.load8_u
-                                              i32.const -48
-                                              i32.add
-                                              local.set 4
-                                              local.get 1
-                                              local.get 19
-                                              i64.lt_s
-                                              br_if 1 (;@19;)
-                                              local.get 4
-                                              i32.const 255
-                                              i32.and
-                                              i32.const 0
-                                              i32.ne
-                                              local.get 21
-                                              i32.or
-                                              local.set 21
-                                              br 2 (;@18;)
-                                            end
-                                            block ;; label = @20
-                                              local.get 13
-                                              i64.eqz
-                                              i32.eqz
-                                              br_if 0 (;@20;)
-                                              i64.const 0
-                                              local.set 13
-                                              br 7 (;@13;)
-                                            end
-                                            loop ;; label = @20
-                                              local.get 0
-                                              i64.const 1
-                                              i64.add
-                                              local.tee 0
-                                              local.get 19
-                                              i64.ge_s
-                                              br_if 7 (;@13;)
-                                              local.get 5
-                                              i32.const 32
-                                              i32.add
-                                              local.get 13
-                                              i64.const 0
-                                              i64.const 10
-                                              i64.const 0
-                                              call 71
-                                              local.get 5
-                                              i64.load offset=40
-                                              i64.const 0
-                                              i64.ne
-                                              br_if 9 (;@11;)
-                                              local.get 5
-                                              i64.load offset=32
-                                              local.tee 13
-                                              local.get 20
-                                              i64.le_u
-                                              br_if 0 (;@20;)
-                                              br 9 (;@11;)
-                                            end
-                                          end
-                                          local.get 5
-                                          i32.const 48
-                                          i32.add
-                                          local.get 13
-                                          i64.const 0
-                                          i64.const 10
-                                          i64.const 0
-                                          call 71
-                                          local.get 5
-                                          i64.load offset=56
-                                          i64.const 0
-                                          i64.ne
-                                          br_if 7 (;@11;)
-                                          local.get 5
-                                          i64.load offset=48
-                                          local.tee 22
-                                          local.get 4
-                                          i64.extend_i32_u
-                                          i64.const 255
-                                          i64.and
-                                          i64.add
-                                          local.tee 13
-                                          local.get 22
-                                          i64.lt_u
-                                          br_if 7 (;@11;)
-                                          local.get 13
-                                          local.get 20
-                                          i64.gt_u
-                                          br_if 7 (;@11;)
-                                        end
-                                        local.get 0
-                                        i64.const 1
-                                        i64.add
-                                        local.set 0
-                                        local.get 1
-                                        i64.const 1
-                                        i64.add
-                                        local.set 1
-                                        local.get 8
-                                        local.set 3
-                                        local.get 9
-                                        local.set 7
-                                        br 0 (;@17;)
-                                      end
-                                    end
-                                    local.get 5
-                                    i32.const 324
-                                    i32.add
-                                    local.get 15
-                                    call 30
-                                    local.get 5
-                                    i32.load offset=328
-                                    local.set 3
-                                    local.get 5
-                                    i32.load offset=332
-                                    local.set 7
-                                    local.get 5
-                                    i32.const 72
-                                    i32.add
-                                    local.get 4
-                                    i32.const 40
-                                    i32.add
-                                    i32.load8_u
-                                    call 11
-                                    local.get 5
-                                    i32.const 8
-                                    i32.store offset=300
-                                    local.get 5
-                                    i32.const 66932
-                                    i32.store offset=296
-                                    local.get 5
-                                    local.get 7
-                                    i32.store offset=292
-                                    local.get 5
-                                    local.get 3
-                                    i32.store offset=288
-                                    local.get 5
-                                    local.get 5
-                                    i64.load offset=72
-                                    i64.store offset=304 align=4
-                                    local.get 11
-                                    local.get 5
-                                    i32.const 288
-                                    i32.add
-                                    i32.const 3
-                                    call 31
-                                    local.get 5
-                                    i32.load offset=324
-                                    local.get 3
-                                    call 22
-                                    br 5 (;@10;)
-                                  end
-                                  local.get 5
-                                  i64.load offset=296
-                                  local.set 22
-                                  local.get 5
-                                  i32.const 240
-                                  i32.add
-                                  call 23
-                                  local.get 6
-                                  local.get 2
-                                  call 22
-                                  i64.const 0
-                                  local.set 19
-                                  block ;; label = @15
-                                    local.get 0
-                                    i64.eqz
-                                    br_if 0 (;@15;)
-                                    block ;; label = @16
-                                      local.get 1
-                                      i64.eqz
-                                      i32.eqz
-                                      br_if 0 (;@16;)
-                                      i64.const 15000
-                                      local.set 19
-                                      br 1 (;@15;)
-                                    end
-                                    local.get 0
-                                    i64.const 10000
-                                    i64.mul
-                                    local.get 1
-                                    i64.div_u
-                                    local.tee 0
-                                    i64.const 50000
-                                    local.get 0
-                                    i64.const 50000
-                                    i64.lt_u
-                                    select
-                                    i32.wrap_i64
-                                    i32.const 3
-                                    i32.mul
-                                    i32.const 10
-                                    i32.div_u
-                                    i64.extend_i32_u
-                                    local.set 19
-                                  end
-                                  local.get 5
-                                  i32.const 3
-                                  i32.store8 offset=200
-                                  local.get 5
-                                  i32.const 2
-                                  i32.store8 offset=184
-                                  local.get 5
-                                  i32.const 1
-                                  i32.store8 offset=168
-                                  local.get 5
-                                  local.get 19
-                                  i64.store offset=160
-                                  i32.const 0
-                                  local.set 8
-                                  local.get 5
-                                  i32.const 0
-                                  i32.store8 offset=152
-                                  local.get 5
-                                  i64.const 2400
-                                  local.get 22
-                                  i64.const 120
-                                  local.get 22
-                                  i64.const 120
-                                  i64.lt_u
-                                  select
-                                  i64.const 20
-                                  i64.mul
-                                  local.tee 0
-                                  i64.sub
-                                  i64.store offset=192
-                                  local.get 5
-                                  i64.const 0
-                                  local.get 13
-                                  i64.const 10
-                                  local.get 13
-                                  i64.const 10
-                                  i64.lt_u
-                                  select
-                                  i64.const -600
-                                  i64.mul
-                                  local.tee 13
-                                  i64.sub
-                                  i64.store offset=176
-                                  local.get 5
-                                  i64.const 1750
-                                  local.get 1
-                                  i64.const 127999
-                                  local.get 1
-                                  i64.const 127999
-                                  i64.lt_u
-                                  select
-                                  i32.wrap_i64
-                                  i32.const 1000
-                                  i32.div_u
-                                  i32.const 1
-                                  i32.add
-                                  i32.clz
-                                  i32.const 31
-                                  i32.xor
-                                  i32.const 250
-                                  i32.mul
-                                  i64.extend_i32_u
-                                  local.tee 22
-                                  i64.sub
-                                  i64.store offset=208
-                                  i32.const 1
-                                  local.set 7
-                                  loop ;; label = @15
-                                    block ;; label = @16
-                                      block ;; label = @17
-                                        local.get 7
-                                        i32.const 4
-                                        i32.eq
-                                        br_if 0 (;@17;)
-                                        local.get 7
-                                        i32.const 1
-                                        i32.add
-                                        local.set 7
-                                        local.get 8
-                                        local.set 3
-                                        loop ;; label = @18
-                                          local.get 3
-                                          i32.const -16
-                                          i32.eq
-                                          br_if 2 (;@16;)
-                                          local.get 5
-                                          i32.const 152
-                                          i32.add
-                                          local.get 3
-                                          i32.add
-                                          local.tee 4
-                                          i32.const 8
-                                          i32.add
-                                          i64.load
-                                          local.get 4
-                                          i32.const 24
-                                          i32.add
-                                          i64.load
-                                          i64.ge_s
-                                          br_if 2 (;@16;)
-                                          local.get 4
-                                          i32.const 16
-                                          i32.add
-                                          local.tee 2
-                                          i64.load
-                                          local.set 1
-                                          local.get 2
-                                          local.get 4
-                                          i64.load
-                                          i64.store
-                                          local.get 4
-                                          local.get 1
-                                          i64.store
-                                          local.get 2
-                                          i64.load offset=8
-                                          local.set 1
-                                          local.get 2
-                                          local.get 4
-                                          i64.load offset=8
-                                          i64.store offset=8
-                                          local.get 4
-                                          local.get 1
-                                          i64.store offset=8
-                                          local.get 3
-                                          i32.const -16
-                                          i32.add
-                                          local.set 3
-                                          br 0 (;@18;)
-                                        end
-                                      end
-                                      local.get 5
-                                      local.get 5
-                                      i32.const 216
-                                      i32.add
-                                      i32.store offset=244
-                                      local.get 13
-                                      local.get 22
-                                      i64.add
-                                      local.get 0
-                                      i64.add
-                                      local.get 19
-                                      i64.sub
-                                      local.tee 1
-                                      i32.wrap_i64
-                                      i32.const 275
-                                      i32.mul
-                                      local.tee 4
-                                      local.get 4
-                                      local.get 1
-                                      local.get 1
-                                      i64.const 63
-                                      i64.shr_s
-                                      local.tee 0
-                                      i64.xor
-                                      local.get 0
-                                      i64.sub
-                                      i32.wrap_i64
-                                      i32.const 2000
-                                      i32.add
-                                      local.tee 3
-                                      i32.div_s
-                                      local.tee 4
-                                      local.get 3
-                                      i32.mul
-                                      i32.sub
-                                      i32.const 31
-                                      i32.shr_s
-                                      local.get 4
-                                      i32.add
-                                      local.tee 7
-                                      i32.const 575
-                                      i32.add
-                                      local.set 9
-                                      local.get 5
-                                      local.get 5
-                                      i32.const 152
-                                      i32.add
-                                      i32.store offset=240
-                                      i32.const 1
-                                      local.set 6
-                                      i32.const 0
-                                      local.set 10
-                                      i32.const 0
-                                      local.set 21
-                                      i32.const 0
-                                      local.set 4
-                                      block ;; label = @17
-                                        local.get 5
-                                        i32.const 240
-                                        i32.add
-                                        call 5
-                                        i32.const 255
-                                        i32.and
-                                        local.tee 3
-                                        i32.const 4
-                                        i32.eq
-                                        br_if 0 (;@17;)
-                                        local.get 5
-                                        i64.load offset=240 align=4
-                                        local.set 1
-                                        local.get 5
-                                        i32.const 24
-                                        i32.add
-                                        i32.const 8
-                                        call 33
-                                        local.get 5
-                                        i32.load offset=24
-                                        local.set 4
-                                        local.get 5
-                                        i32.load offset=28
-                                        local.tee 2
-                                        local.get 3
-                                        i32.store8
-                                        local.get 5
-                                        i32.const 1
-                                        i32.store offset=112
-                                        local.get 5
-                                        local.get 2
-                                        i32.store offset=108
-                                        local.get 5
-                                        local.get 4
-                                        i32.store offset=104
-                                        local.get 5
-                                        local.get 1
-                                        i64.store offset=288 align=4
-                                        i32.const 1
-                                        local.set 4
-                                        block ;; label = @18
-                                          loop ;; label = @19
-                                            local.get 5
-                                            i32.const 288
-                                            i32.add
-                                            call 5
-                                            i32.const 255
-                                            i32.and
-                                            local.tee 3
-                                            i32.const 4
-                                            i32.eq
-                                            br_if 1 (;@18;)
-                                            block ;; label = @20
-                                              local.get 4
-                                              local.get 5
-                                              i32.load offset=104
-                                              i32.ne
-                                              br_if 0 (;@20;)
-                                              local.get 5
-                                              i32.const 104
-                                              i32.add
-                                              local.get 4
-                                              i32.const 1
-                                              call 38
-                                              local.get 5
-                                              i32.load offset=108
-                                              local.set 2
-                                            end
-                                            local.get 2
-                                            local.get 4
-                                            i32.add
-                                            local.get 3
-                                            i32.store8
-                                            local.get 5
-                                            local.get 4
-                                            i32.const 1
-                                            i32.add
-                                            local.tee 4
-                                            i32.store offset=112
-                                            br 0 (;@19;)
-                                          end
-                                        end
-                                        local.get 5
-                                        i32.load offset=108
-                                        local.set 6
-                                        local.get 5
-                                        i32.load offset=104
-                                        local.set 21
-                                      end
-                                      block ;; label = @17
-                                        local.get 9
-                                        i32.const 65535
-                                        i32.and
-                                        i32.const 739
-                                        i32.gt_u
-                                        br_if 0 (;@17;)
-                                        block ;; label = @18
-                                          local.get 7
-                                          i32.extend16_s
-                                          local.tee 3
-                                          i32.const 104
-                                          i32.le_s
-                                          br_if 0 (;@18;)
-                                          i32.const 1
-                                          local.set 10
-                                          br 1 (;@17;)
-                                        end
-                                        block ;; label = @18
-                                          local.get 3
-                                          i32.const 44
-                                          i32.le_s
-                                          br_if 0 (;@18;)
-                                          i32.const 2
-                                          local.set 10
-                                          br 1 (;@17;)
-                                        end
-                                        i32.const 3
-                                        i32.const 4
-                                        local.get 3
-                                        i32.const -16
-                                        i32.gt_s
-                                        select
-                                        local.set 10
-                                      end
-                                      local.get 5
-                                      i32.const 16
-                                      i32.add
-                                      local.get 4
-                                      call 33
-                                      i32.const 0
-                                      local.set 8
-                                      local.get 5
-                                      i32.const 0
-                                      i32.store offset=364
-                                      local.get 5
-                                      local.get 5
-                                      i32.load offset=20
-                                      local.tee 7
-                                      i32.store offset=360
-                                      local.get 5
-                                      local.get 5
-                                      i32.load offset=16
-                                      local.tee 2
-                                      i32.store offset=356
-                                      block ;; label = @17
-                                        block ;; label = @18
-                                          block ;; label = @19
-                                            local.get 4
-                                            local.get 2
-                                            i32.le_u
-                                            br_if 0 (;@19;)
-                                            local.get 5
-                                            i32.const 356
-                                            i32.add
-                                            i32.const 0
-                                            local.get 4
-                                            call 38
-                                            local.get 5
-                                            i32.load offset=360
-                                            local.set 7
-                                            local.get 5
-                                            i32.load offset=364
-                                            local.set 8
-                                            br 1 (;@18;)
-                                          end
-                                          local.get 4
-                                          i32.eqz
-                                          br_if 1 (;@17;)
-                                        end
-                                        local.get 6
-                                        local.set 3
-                                        loop ;; label = @18
-                                          local.get 7
-                                          local.get 8
-                                          i32.add
-                                          local.get 3
-                                          i32.load8_u
-                                          i32.store8
-                                          local.get 3
-                                          i32.const 1
-                                          i32.add
-                                          local.set 3
-                                          local.get 8
-                                          i32.const 1
-                                          i32.add
-                                          local.set 8
-                                          local.get 4
-                                          i32.const -1
-                                          i32.add
-                                          local.tee 4
-                                          br_if 0 (;@18;)
-                                        end
-                                        local.get 5
-                                        i32.load offset=356
-                                        local.set 2
-                                      end
-                                      local.get 21
-                                      local.get 6
-                                      i32.const 1
-                                      i32.const 1
-                                      call 36
-                                      block ;; label = @17
-                                        local.get 2
-                                        i32.const -2147483648
-                                        i32.ne
-                                        br_if 0 (;@17;)
-                                        local.get 10
-                                        i32.const 16
-                                        i32.shl
-                                        local.get 9
-                                        i32.const 65535
-                                        i32.and
-                                        i32.or
-                                        local.set 4
-                                        br 14 (;@3;)
-                                      end
-                                      i32.const 0
-                                      local.set 4
-                                      i32.const 0
-                                      local.get 10
-                                      i32.store8 offset=68122
-                                      i32.const 0
-                                      local.get 9
-                                      i32.store16 offset=68120
-                                      i32.const 0
-                                      i32.const 0
-                                      i32.store8 offset=68116
-                                      i32.const 0
-                                      local.set 3
-                                      block ;; label = @17
-                                        block ;; label = @18
-                                          local.get 8
-                                          i32.eqz
-                                          br_if 0 (;@18;)
-                                          local.get 8
-                                          call 46
-                                          local.tee 3
-                                          i32.eqz
-                                          br_if 1 (;@17;)
-                                        end
-                                        block ;; label = @18
-                                          loop ;; label = @19
-                                            local.get 8
-                                            local.get 4
-                                            i32.eq
-                                            br_if 1 (;@18;)
-                                            local.get 3
-                                            local.get 4
-                                            i32.add
-                                            local.get 7
-                                            local.get 4
-                                            i32.add
-                                            i32.load8_u
-                                            i32.store8
-                                            local.get 4
-                                            i32.const 1
-                                            i32.add
-                                            local.set 4
-                                            br 0 (;@19;)
-                                          end
-                                        end
-                                        local.get 2
-                                        local.get 7
-                                        i32.const 1
-                                        i32.const 1
-                                        call 36
-                                        i32.const 0
-                                        local.get 3
-                                        i32.store offset=68124
-                                        i32.const 0
-                                        local.get 8
-                                        i32.store offset=68128
-                                        br 15 (;@2;)
-                                      end
-                                      i32.const 1
-                                      local.get 8
-                                      call 47
-                                      unreachable
-                                    end
-                                    local.get 8
-                                    i32.const 16
-                                    i32.add
-                                    local.set 8
-                                    br 0 (;@15;)
-                                  end
-                                end
-                                local.get 5
-                                i32.const 1
-                                i32.store offset=308
-                                local.get 5
-                                i32.const 66954
-                                i32.store offset=304
-                                local.get 5
-                                local.get 7
-                                i32.store offset=300
-                                local.get 5
-                                local.get 9
-                                i32.store offset=296
-                                local.get 5
-                                i32.const 17
-                                i32.store offset=292
-                                local.get 5
-                                i32.const 67192
-                                i32.store offset=288
-                                local.get 5
-                                i32.const 112
-                                i32.add
-                                local.get 5
-                                i32.const 288
-                                i32.add
-                                i32.const 3
-                                call 31
-                                br 6 (;@7;)
-                              end
-                              block ;; label = @13
-                                local.get 16
-                                i32.const 1
-                                i32.and
-                                i32.eqz
-                                br_if 0 (;@13;)
-                                local.get 13
-                                i64.const 0
-                                i64.ne
-                                local.get 21
-                                i32.or
-                                i32.const 1
-                                i32.and
-                                br_if 2 (;@11;)
-                              end
-                              local.get 13
-                              local.get 15
-                              i64.load offset=8
-                              i64.lt_u
-                              br_if 1 (;@11;)
-                              local.get 21
-                              local.get 15
-                              i32.load8_u offset=24
-                              i32.and
-                              i32.const 1
-                              i32.and
-                              br_if 1 (;@11;)
-                              local.get 14
-                              local.get 13
-                              i64.store offset=8
-                              local.get 14
-                              i64.const 1
-                              i64.store
-                              local.get 12
-                              local.set 4
-                              br 0 (;@12;)
-                            end
-                          end
-                          local.get 11
-                          local.get 15
-                          call 30
-                        end
-                        local.get 5
-                        local.get 5
-                        i64.load offset=280
-                        i64.store offset=116 align=4
-                        local.get 5
-                        local.get 5
-                        i32.load offset=276
-                        i32.store offset=112
-                        br 2 (;@7;)
-                      end
-                      local.get 5
-                      i32.const 80
-                      i32.add
-                      local.get 8
-                      call 11
-                      local.get 5
-                      i32.const 39
-                      i32.store offset=156
-                      local.get 5
-                      i32.const 67292
-                      i32.store offset=152
-                      local.get 5
-                      local.get 5
-                      i64.load offset=80
-                      i64.store offset=160 align=4
-                      local.get 5
-                      i32.const 112
-                      i32.add
-                      local.get 5
-                      i32.const 152
-                      i32.add
-                      i32.const 2
-                      call 31
-                      local.get 5
-                      i32.const 240
-                      i32.add
-                      call 27
-                      br 2 (;@6;)
-                    end
-                    local.get 5
-                    i32.const 68
-                    i32.store offset=316
-                    local.get 5
-                    i32.const 67224
-                    i32.store offset=312
-                    local.get 5
-                    local.get 3
-                    i32.store offset=308
-                    local.get 5
-                    local.get 8
-                    i32.store offset=304
-                    local.get 5
-                    local.get 7
-                    i32.store offset=300
-                    local.get 5
-                    local.get 4
-                    i32.store offset=296
-                    local.get 5
-                    i32.const 15
-                    i32.store offset=292
-                    local.get 5
-                    i32.const 67209
-                    i32.store offset=288
-                    local.get 5
-                    i32.const 112
-                    i32.add
-                    local.get 5
-                    i32.const 288
-                    i32.add
-                    i32.const 4
-                    call 31
-                  end
-                  local.get 5
-                  i32.const 240
-                  i32.add
-                  call 23
-                end
-                local.get 5
-                i32.load offset=120
-                local.set 4
-                local.get 5
-                i32.load offset=116
-                local.set 8
-                local.get 5
-                i32.load offset=112
-                local.set 7
-                br 1 (;@4;)
-              end
-              local.get 5
-              i32.const 8
-              i32.add
-              local.get 4
-              call 33
-              local.get 5
-              i32.load offset=12
-              local.set 8
-              local.get 5
-              i32.load offset=8
-              local.set 7
-              local.get 4
-              i32.eqz
-              br_if 0 (;@4;)
-              local.get 4
-              i32.eqz
-              br_if 0 (;@4;)
-              local.get 8
-              local.get 3
-              local.get 4
-              memory.copy
-            end
-            local.get 6
-            local.get 2
-            call 22
-          end
-          i32.const 0
-          i32.const 1
-          i32.store8 offset=68116
-          block ;; label = @3
-            block ;; label = @4
-              local.get 7
-              local.get 4
-              i32.gt_u
-              br_if 0 (;@4;)
-              local.get 8
-              local.set 3
-              br 1 (;@3;)
-            end
-            block ;; label = @4
-              local.get 4
-              br_if 0 (;@4;)
-              i32.const 1
-              local.set 3
-              local.get 8
-              i32.const 1
-              local.get 7
-              call 3
-              br 1 (;@3;)
-            end
-            local.get 8
-            local.get 7
-            i32.const 1
-            local.get 4
-            call 41
-            local.tee 3
-            i32.eqz
-            br_if 2 (;@1;)
-          end
-          i32.const 0
-          local.get 3
-          i32.store offset=68120
-          i32.const 0
-          local.get 4
-          i32.store offset=68124
-        end
-        local.get 5
-        i32.const 368
-        i32.add
-        global.set 0
-        i32.const 68116
-        return
-      end
-      i32.const 1
-      local.get 4
-      call 40
-      unreachable
-    )
-    (func (;45;) (type 8) (param i32)
-      (local i32 i32 i32)
-      global.get 0
-      i32.const 16
-      i32.sub
-      local.tee 1
-      global.set 0
-      local.get 1
-      i32.const 4
-      i32.add
-      local.get 0
-      i32.load
-      local.tee 2
-      local.get 0
-      i32.load offset=4
-      local.get 2
-      i32.const 1
-      i32.shl
-      local.tee 2
-      i32.const 8
-      local.get 2
-      i32.const 8
-      i32.gt_u
-      select
-      local.tee 2
-      call 53
-      block ;; label = @1
-        local.get 1
-        i32.load offset=4
-        i32.const 1
-        i32.ne
-        br_if 0 (;@1;)
-        local.get 1
-        i32.load offset=8
-        local.get 1
-        i32.load offset=12
-        call 40
-        unreachable
-      end
-      local.get 1
-      i32.load offset=8
-      local.set 3
-      local.get 0
-      local.get 2
-      i32.store
-      local.get 0
-      local.get 3
-      i32.store offset=4
-      local.get 1
-      i32.const 16
-      i32.add
-      global.set 0
-    )
-    (func (;46;) (type 5) (param i32) (result i32)
-      (local i32 i32 i32 i32 i32 i32 i32 i32 i64)
-      block ;; label = @1
-        block ;; label = @2
-          block ;; label = @3
-            block ;; label = @4
-              local.get 0
-              i32.const 245
-              i32.lt_u
-              br_if 0 (;@4;)
-              block ;; label = @5
-                local.get 0
-                i32.const -65588
-                i32.le_u
-                br_if 0 (;@5;)
-                i32.const 0
-                return
-              end
-              local.get 0
-              i32.const 11
-              i32.add
-              local.tee 1
-              i32.const -8
-              i32.and
-              local.set 2
-              i32.const 0
-              i32.load offset=68560
-              local.tee 3
-              i32.eqz
-              br_if 2 (;@2;)
-              i32.const 31
-              local.set 4
-              local.get 0
-              i32.const 16777205
-              i32.ge_u
-              br_if 1 (;@3;)
-              local.get 2
-              i32.const 38
-              local.get 1
-              i32.const 8
-              i32.shr_u
-              i32.clz
-              local.tee 0
-              i32.sub
-              i32.shr_u
-              i32.const 1
-              i32.and
-              local.get 0
-              i32.const 1
-              i32.shl
-              i32.sub
-              i32.const 62
-              i32.add
-              local.set 4
-              br 1 (;@3;)
-            end
-            block ;; label = @4
-              block ;; label = @5
-                block ;; label = @6
-                  block ;; label = @7
-                    block ;; label = @8
-                      block ;; label = @9
-                        i32.const 0
-                        i32.load offset=68556
-                        local.tee 5
-                        i32.const 16
-                        local.get 0
-                        i32.const 11
-                        i32.add
-                        i32.const 504
-                        i32.and
-                        local.get 0
-                        i32.const 11
-                        i32.lt_u
-                        select
-                        local.tee 2
-                        i32.const 3
-                        i32.shr_u
-                        local.tee 1
-                        i32.shr_u
-                        local.tee 0
-                        i32.const 3
-                        i32.and
-                        i32.eqz
-                        br_if 0 (;@9;)
-                        local.get 0
-                        i32.const -1
-                        i32.xor
-                        i32.const 1
-                        i32.and
-                        local.get 1
-                        i32.add
-                        local.tee 6
-                        i32.const 3
-                        i32.shl
-                        local.tee 0
-                        i32.const 68292
-                        i32.add
-                        local.tee 1
-                        local.get 0
-                        i32.const 68300
-                        i32.add
-                        i32.load
-                        local.tee 2
-                        i32.load offset=8
-                        local.tee 7
-                        i32.eq
-                        br_if 1 (;@8;)
-                        local.get 7
-                        local.get 1
-                        i32.store offset=12
-                        local.get 1
-                        local.get 7
-                        i32.store offset=8
-                        br 2 (;@7;)
-                      end
-                      local.get 2
-                      i32.const 0
-                      i32.load offset=68564
-                      i32.le_u
-                      br_if 6 (;@2;)
-                      local.get 0
-                      br_if 2 (;@6;)
-                      i32.const 0
-                      i32.load offset=68560
-                      local.tee 0
-                      i32.eqz
-                      br_if 6 (;@2;)
-                      local.get 0
-                      i32.ctz
-                      i32.const 2
-                      i32.shl
-                      i32.const 68148
-                      i32.add
-                      i32.load
-                      local.tee 7
-                      i32.load offset=4
-                      i32.const -8
-                      i32.and
-                      local.get 2
-                      i32.sub
-                      local.set 1
-                      local.get 7
-                      local.set 5
-                      loop ;; label = @9
-                        block ;; label = @10
-                          local.get 7
-                          i32.load offset=16
-                          local.tee 0
-                          br_if 0 (;@10;)
-                          local.get 7
-                          i32.load offset=20
-                          local.tee 0
-                          br_if 0 (;@10;)
-                          local.get 5
-                          i32.load offset=24
-                          local.set 4
-                          block ;; label = @11
-                            block ;; label = @12
-                              block ;; label = @13
-                                local.get 5
-                                i32.load offset=12
-                                local.tee 0
-                                local.get 5
-                                i32.ne
-                                br_if 0 (;@13;)
-                                local.get 5
-                                i32.const 20
-                                i32.const 16
-                                local.get 5
-                                i32.load offset=20
-                                local.tee 0
-                                select
-                                i32.add
-                                i32.load
-                                local.tee 7
-                                br_if 1 (;@12;)
-                                i32.const 0
-                                local.set 0
-                                br 2 (;@11;)
-                              end
-                              local.get 5
-                              i32.load offset=8
-                              local.tee 7
-                              local.get 0
-                              i32.store offset=12
-                              local.get 0
-                              local.get 7
-                              i32.store offset=8
-                              br 1 (;@11;)
-                            end
-                            local.get 5
-                            i32.const 20
-                            i32.add
-                            local.get 5
-                            i32.const 16
-                            i32.add
-                            local.get 0
-                            select
-                            local.set 6
-                            loop ;; label = @12
-                              local.get 6
-                              local.set 8
-                              local.get 7
-                              local.tee 0
-                              i32.const 20
-                              i32.add
-                              local.get 0
-                              i32.const 16
-                              i32.add
-                              local.get 0
-                              i32.load offset=20
-                              local.tee 7
-                              select
-                              local.set 6
-                              local.get 0
-                              i32.const 20
-                              i32.const 16
-                              local.get 7
-                              select
-                              i32.add
-                              i32.load
-                              local.tee 7
-                              br_if 0 (;@12;)
-                            end
-                            local.get 8
-                            i32.const 0
-                            i32.store
-                          end
-                          local.get 4
-                          i32.eqz
-                          br_if 6 (;@4;)
-                          block ;; label = @11
-                            block ;; label = @12
-                              local.get 5
-                              local.get 5
-                              i32.load offset=28
-                              i32.const 2
-                              i32.shl
-                              i32.const 68148
-                              i32.add
-                              local.tee 7
-                              i32.load
-                              i32.eq
-                              br_if 0 (;@12;)
-                              block ;; label = @13
-                                local.get 4
-                                i32.load offset=16
-                                local.get 5
-                                i32.eq
-                                br_if 0 (;@13;)
-                                local.get 4
-                                local.get 0
-                                i32.store offset=20
-                                local.get 0
-                                br_if 2 (;@11;)
-                                br 9 (;@4;)
-                              end
-                              local.get 4
-                              local.get 0
-                              i32.store offset=16
-                              local.get 0
-                              br_if 1 (;@11;)
-                              br 8 (;@4;)
-                            end
-                            local.get 7
-                            local.get 0
-                            i32.store
-                            local.get 0
-                            i32.eqz
-                            br_if 6 (;@5;)
-                          end
-                          local.get 0
-                          local.get 4
-                          i32.store offset=24
-                          block ;; label = @11
-                            local.get 5
-                            i32.load offset=16
-                            local.tee 7
-                            i32.eqz
-                            br_if 0 (;@11;)
-                            local.get 0
-                            local.get 7
-                            i32.store offset=16
-                            local.get 7
-                            local.get 0
-                            i32.store offset=24
-                          end
-                          local.get 5
-                          i32.load offset=20
-                          local.tee 7
-                          i32.eqz
-                          br_if 6 (;@4;)
-                          local.get 0
-                          local.get 7
-                          i32.store offset=20
-                          local.get 7
-                          local.get 0
-                          i32.store offset=24
-                          br 6 (;@4;)
-                        end
-                        local.get 0
-                        i32.load offset=4
-                        i32.const -8
-                        i32.and
-                        local.get 2
-                        i32.sub
-                        local.tee 7
-                        local.get 1
-                        local.get 7
-                        local.get 1
-                        i32.lt_u
-                        local.tee 7
-                        select
-                        local.set 1
-                        local.get 0
-                        local.get 5
-                        local.get 7
-                        select
-                        local.set 5
-                        local.get 0
-                        local.set 7
-                        br 0 (;@9;)
-                      end
-                    end
-                    i32.const 0
-                    local.get 5
-                    i32.const -2
-                    local.get 6
-                    i32.rotl
-                    i32.and
-                    i32.store offset=68556
-                  end
-                  local.get 2
-                  local.get 0
-                  i32.const 3
-                  i32.or
-                  i32.store offset=4
-                  local.get 2
-                  local.get 0
-                  i32.add
-                  local.tee 0
-                  local.get 0
-                  i32.load offset=4
-                  i32.const 1
-                  i32.or
-                  i32.store offset=4
-                  local.get 2
-                  i32.const 8
-                  i32.add
-                  return
-                end
-                block ;; label = @6
-                  block ;; label = @7
-                    local.get 0
-                    local.get 1
-                    i32.shl
-                    i32.const 2
-                    local.get 1
-                    i32.shl
-                    local.tee 0
-                    i32.const 0
-                    local.get 0
-                    i32.sub
-                    i32.or
-                    i32.and
-                    i32.ctz
-                    local.tee 8
-                    i32.const 3
-                    i32.shl
-                    local.tee 1
-                    i32.const 68292
-                    i32.add
-                    local.tee 7
-                    local.get 1
-                    i32.const 68300
-                    i32.add
-                    i32.load
-                    local.tee 0
-                    i32.load offset=8
-                    local.tee 6
-                    i32.eq
-                    br_if 0 (;@7;)
-                    local.get 6
-                    local.get 7
-                    i32.store offset=12
-                    local.get 7
-                    local.get 6
-                    i32.store offset=8
-                    br 1 (;@6;)
-                  end
-                  i32.const 0
-                  local.get 5
-                  i32.const -2
-                  local.get 8
-                  i32.rotl
-                  i32.and
-                  i32.store offset=68556
-                end
-                local.get 0
-                local.get 2
-                i32.const 3
-                i32.or
-                i32.store offset=4
-                local.get 0
-                local.get 2
-                i32.add
-                local.tee 5
-                local.get 1
-                local.get 2
-                i32.sub
-                local.tee 7
-                i32.const 1
-                i32.or
-                i32.store offset=4
-                local.get 0
-                local.get 1
-                i32.add
-                local.get 7
-                i32.store
-                block ;; label = @6
-                  i32.const 0
-                  i32.load offset=68564
-                  local.tee 1
-                  i32.eqz
-                  br_if 0 (;@6;)
-                  i32.const 0
-                  i32.load offset=68572
-                  local.set 2
-                  block ;; label = @7
-                    block ;; label = @8
-                      i32.const 0
-                      i32.load offset=68556
-                      local.tee 6
-                      i32.const 1
-                      local.get 1
-                      i32.const 3
-                      i32.shr_u
-                      i32.shl
-                      local.tee 8
-                      i32.and
-                      br_if 0 (;@8;)
-                      i32.const 0
-                      local.get 6
-                      local.get 8
-                      i32.or
-                      i32.store offset=68556
-                      local.get 1
-                      i32.const -8
-                      i32.and
-                      i32.const 68292
-                      i32.add
-                      local.tee 1
-                      local.set 6
-                      br 1 (;@7;)
-                    end
-                    local.get 1
-                    i32.const -8
-                    i32.and
-                    local.tee 1
-                    i32.const 68292
-                    i32.add
-                    local.set 6
-                    local.get 1
-                    i32.const 68300
-                    i32.add
-                    i32.load
-                    local.set 1
-                  end
-                  local.get 6
-                  local.get 2
-                  i32.store offset=8
-                  local.get 1
-                  local.get 2
-                  i32.store offset=12
-                  local.get 2
-                  local.get 6
-                  i32.store offset=12
-                  local.get 2
-                  local.get 1
-                  i32.store offset=8
-                end
-                i32.const 0
-                local.get 5
-                i32.store offset=68572
-                i32.const 0
-                local.get 7
-                i32.store offset=68564
-                local.get 0
-                i32.const 8
-                i32.add
-                return
-              end
-              i32.const 0
-              i32.const 0
-              i32.load offset=68560
-              i32.const -2
-              local.get 5
-              i32.load offset=28
-              i32.rotl
-              i32.and
-              i32.store offset=68560
-            end
-            block ;; label = @4
-              block ;; label = @5
-                block ;; label = @6
-                  local.get 1
-                  i32.const 16
-                  i32.lt_u
-                  br_if 0 (;@6;)
-                  local.get 5
-                  local.get 2
-                  i32.const 3
-                  i32.or
-                  i32.store offset=4
-                  local.get 5
-                  local.get 2
-                  i32.add
-                  local.tee 7
-                  local.get 1
-                  i32.const 1
-                  i32.or
-                  i32.store offset=4
-                  local.get 7
-                  local.get 1
-                  i32.add
-                  local.get 1
-                  i32.store
-                  i32.const 0
-                  i32.load offset=68564
-                  local.tee 6
-                  i32.eqz
-                  br_if 1 (;@5;)
-                  i32.const 0
-                  i32.load offset=68572
-                  local.set 0
-                  block ;; label = @7
-                    block ;; label = @8
-                      i32.const 0
-                      i32.load offset=68556
-                      local.tee 8
-                      i32.const 1
-                      local.get 6
-                      i32.const 3
-                      i32.shr_u
-                      i32.shl
-                      local.tee 4
-                      i32.and
-                      br_if 0 (;@8;)
-                      i32.const 0
-                      local.get 8
-                      local.get 4
-                      i32.or
-                      i32.store offset=68556
-                      local.get 6
-                      i32.const -8
-                      i32.and
-                      i32.const 68292
-                      i32.add
-                      local.tee 6
-                      local.set 8
-                      br 1 (;@7;)
-                    end
-                    local.get 6
-                    i32.const -8
-                    i32.and
-                    local.tee 6
-                    i32.const 68292
-                    i32.add
-                    local.set 8
-                    local.get 6
-                    i32.const 68300
-                    i32.add
-                    i32.load
-                    local.set 6
-                  end
-                  local.get 8
-                  local.get 0
-                  i32.store offset=8
-                  local.get 6
-                  local.get 0
-                  i32.store offset=12
-                  local.get 0
-                  local.get 8
-                  i32.store offset=12
-                  local.get 0
-                  local.get 6
-                  i32.store offset=8
-                  br 1 (;@5;)
-                end
-                local.get 5
-                local.get 1
-                local.get 2
-                i32.add
-                local.tee 0
-                i32.const 3
-                i32.or
-                i32.store offset=4
-                local.get 5
-                local.get 0
-                i32.add
-                local.tee 0
-                local.get 0
-                i32.load offset=4
-                i32.const 1
-                i32.or
-                i32.store offset=4
-                br 1 (;@4;)
-              end
-              i32.const 0
-              local.get 7
-              i32.store offset=68572
-              i32.const 0
-              local.get 1
-              i32.store offset=68564
-            end
-            local.get 5
-            i32.const 8
-            i32.add
-            local.tee 0
-            i32.eqz
-            br_if 1 (;@2;)
-            br 2 (;@1;)
-          end
-          i32.const 0
-          local.get 2
-          i32.sub
-          local.set 1
-          block ;; label = @3
-            block ;; label = @4
-              block ;; label = @5
-                block ;; label = @6
-                  local.get 4
-                  i32.const 2
-                  i32.shl
-                  i32.const 68148
-                  i32.add
-                  i32.load
-                  local.tee 5
-                  br_if 0 (;@6;)
-                  i32.const 0
-                  local.set 7
-                  i32.const 0
-                  local.set 0
-                  br 1 (;@5;)
-                end
-                i32.const 0
-                local.set 7
-                local.get 2
-                i32.const 0
-                i32.const 25
-                local.get 4
-                i32.const 1
-                i32.shr_u
-                i32.sub
-                local.get 4
-                i32.const 31
-                i32.eq
-                select
-                i32.shl
-                local.set 6
-                i32.const 0
-                local.set 0
-                loop ;; label = @6
-                  block ;; label = @7
-                    local.get 5
-                    local.tee 5
-                    i32.load offset=4
-                    i32.const -8
-                    i32.and
-                    local.tee 8
-                    local.get 2
-                    i32.lt_u
-                    br_if 0 (;@7;)
-                    local.get 8
-                    local.get 2
-                    i32.sub
-                    local.tee 8
-                    local.get 1
-                    i32.ge_u
-                    br_if 0 (;@7;)
-                    local.get 5
-                    local.set 7
-                    local.get 8
-                    local.set 1
-                    local.get 8
-                    br_if 0 (;@7;)
-                    i32.const 0
-                    local.set 1
-                    local.get 5
-                    local.set 0
-                    local.get 5
-                    local.set 7
-                    br 3 (;@4;)
-                  end
-                  local.get 5
-                  i32.load offset=20
-                  local.tee 8
-                  local.get 0
-                  local.get 8
-                  local.get 5
-                  local.get 6
-                  i32.const 29
-                  i32.shr_u
-                  i32.const 4
-                  i32.and
-                  i32.add
-                  i32.load offset=16
-                  local.tee 5
-                  i32.ne
-                  select
-                  local.get 0
-                  local.get 8
-                  select
-                  local.set 0
-                  local.get 6
-                  i32.const 1
-                  i32.shl
-                  local.set 6
-                  local.get 5
-                  br_if 0 (;@6;)
-                end
-              end
-              block ;; label = @5
-                local.get 0
-                local.get 7
-                i32.or
-                br_if 0 (;@5;)
-                i32.const 0
-                local.set 7
-                i32.const 2
-                local.get 4
-                i32.shl
-                local.tee 0
-                i32.const 0
-                local.get 0
-                i32.sub
-                i32.or
-                local.get 3
-                i32.and
-                local.tee 0
-                i32.eqz
-                br_if 3 (;@2;)
-                local.get 0
-                i32.ctz
-                i32.const 2
-                i32.shl
-                i32.const 68148
-                i32.add
-                i32.load
-                local.set 0
-              end
-              local.get 0
-              i32.eqz
-              br_if 1 (;@3;)
-            end
-            loop ;; label = @4
-              local.get 0
-              i32.load offset=4
-              i32.const -8
-              i32.and
-              local.tee 5
-              local.get 2
-              i32.sub
-              local.tee 6
-              local.get 1
-              local.get 6
-              local.get 1
-              i32.lt_u
-              local.tee 8
-              select
-              local.set 4
-              local.get 5
-              local.get 2
-              i32.lt_u
-              local.set 6
-              local.get 0
-              local.get 7
-              local.get 8
-              select
-              local.set 8
-              block ;; label = @5
-                local.get 0
-                i32.load offset=16
-                local.tee 5
-                br_if 0 (;@5;)
-                local.get 0
-                i32.load offset=20
-                local.set 5
-              end
-              local.get 1
-              local.get 4
-              local.get 6
-              select
-              local.set 1
-              local.get 7
-              local.get 8
-              local.get 6
-              select
-              local.set 7
-              local.get 5
-              local.set 0
-              local.get 5
-              br_if 0 (;@4;)
-            end
-          end
-          local.get 7
-          i32.eqz
-          br_if 0 (;@2;)
-          block ;; label = @3
-            i32.const 0
-            i32.load offset=68564
-            local.tee 0
-            local.get 2
-            i32.lt_u
-            br_if 0 (;@3;)
-            local.get 1
-            local.get 0
-            local.get 2
-            i32.sub
-            i32.ge_u
-            br_if 1 (;@2;)
-          end
-          local.get 7
-          i32.load offset=24
-          local.set 4
-          block ;; label = @3
-            block ;; label = @4
-              block ;; label = @5
-                local.get 7
-                i32.load offset=12
-                local.tee 0
-                local.get 7
-                i32.ne
-                br_if 0 (;@5;)
-                local.get 7
-                i32.const 20
-                i32.const 16
-                local.get 7
-                i32.load offset=20
-                local.tee 0
-                select
-                i32.add
-                i32.load
-                local.tee 5
-                br_if 1 (;@4;)
-                i32.const 0
-                local.set 0
-                br 2 (;@3;)
-              end
-              local.get 7
-              i32.load offset=8
-              local.tee 5
-              local.get 0
-              i32.store offset=12
-              local.get 0
-              local.get 5
-              i32.store offset=8
-              br 1 (;@3;)
-            end
-            local.get 7
-            i32.const 20
-            i32.add
-            local.get 7
-            i32.const 16
-            i32.add
-            local.get 0
-            select
-            local.set 6
-            loop ;; label = @4
-              local.get 6
-              local.set 8
-              local.get 5
-              local.tee 0
-              i32.const 20
-              i32.add
-              local.get 0
-              i32.const 16
-              i32.add
-              local.get 0
-              i32.load offset=20
-              local.tee 5
-              select
-              local.set 6
-              local.get 0
-              i32.const 20
-              i32.const 16
-              local.get 5
-              select
-              i32.add
-              i32.load
-              local.tee 5
-              br_if 0 (;@4;)
-            end
-            local.get 8
-            i32.const 0
-            i32.store
-          end
-          block ;; label = @3
-            local.get 4
-            i32.eqz
-            br_if 0 (;@3;)
-            block ;; label = @4
-              block ;; label = @5
-                block ;; label = @6
-                  local.get 7
-                  local.get 7
-                  i32.load offset=28
-                  i32.const 2
-                  i32.shl
-                  i32.const 68148
-                  i32.add
-                  local.tee 5
-                  i32.load
-                  i32.eq
-                  br_if 0 (;@6;)
-                  block ;; label = @7
-                    local.get 4
-                    i32.load offset=16
-                    local.get 7
-                    i32.eq
-                    br_if 0 (;@7;)
-                    local.get 4
-                    local.get 0
-                    i32.store offset=20
-                    local.get 0
-                    br_if 2 (;@5;)
-                    br 4 (;@3;)
-                  end
-                  local.get 4
-                  local.get 0
-                  i32.store offset=16
-                  local.get 0
-                  br_if 1 (;@5;)
-                  br 3 (;@3;)
-                end
-                local.get 5
-                local.get 0
-                i32.store
-                local.get 0
-                i32.eqz
-                br_if 1 (;@4;)
-              end
-              local.get 0
-              local.get 4
-              i32.store offset=24
-              block ;; label = @5
-                local.get 7
-                i32.load offset=16
-                local.tee 5
-                i32.eqz
-                br_if 0 (;@5;)
-                local.get 0
-                local.get 5
-                i32.store offset=16
-                local.get 5
-                local.get 0
-                i32.store offset=24
-              end
-              local.get 7
-              i32.load offset=20
-              local.tee 5
-              i32.eqz
-              br_if 1 (;@3;)
-              local.get 0
-              local.get 5
-              i32.store offset=20
-              local.get 5
-              local.get 0
-              i32.store offset=24
-              br 1 (;@3;)
-            end
-            i32.const 0
-            i32.const 0
-            i32.load offset=68560
-            i32.const -2
-            local.get 7
-            i32.load offset=28
-            i32.rotl
-            i32.and
-            i32.store offset=68560
-          end
-          block ;; label = @3
-            block ;; label = @4
-              local.get 1
-              i32.const 16
-              i32.lt_u
-              br_if 0 (;@4;)
-              local.get 7
-              local.get 2
-              i32.const 3
-              i32.or
-              i32.store offset=4
-              local.get 7
-              local.get 2
-              i32.add
-              local.tee 0
-              local.get 1
-              i32.const 1
-              i32.or
-              i32.store offset=4
-              local.get 0
-              local.get 1
-              i32.add
-              local.get 1
-              i32.store
-              block ;; label = @5
-                local.get 1
-                i32.const 256
-                i32.lt_u
-                br_if 0 (;@5;)
-                local.get 0
-                local.get 1
-                call 66
-                br 2 (;@3;)
-              end
-              block ;; label = @5
-                block ;; label = @6
-                  i32.const 0
-                  i32.load offset=68556
-                  local.tee 5
-                  i32.const 1
-                  local.get 1
-                  i32.const 3
-                  i32.shr_u
-                  i32.shl
-                  local.tee 6
-                  i32.and
-                  br_if 0 (;@6;)
-                  i32.const 0
-                  local.get 5
-                  local.get 6
-                  i32.or
-                  i32.store offset=68556
-                  local.get 1
-                  i32.const 248
-                  i32.and
-                  i32.const 68292
-                  i32.add
-                  local.tee 1
-                  local.set 5
-                  br 1 (;@5;)
-                end
-                local.get 1
-                i32.const 248
-                i32.and
-                local.tee 1
-                i32.const 68292
-                i32.add
-                local.set 5
-                local.get 1
-                i32.const 68300
-                i32.add
-                i32.load
-                local.set 1
-              end
-              local.get 5
-              local.get 0
-              i32.store offset=8
-              local.get 1
-              local.get 0
-              i32.store offset=12
-              local.get 0
-              local.get 5
-              i32.store offset=12
-              local.get 0
-              local.get 1
-              i32.store offset=8
-              br 1 (;@3;)
-            end
-            local.get 7
-            local.get 1
-            local.get 2
-            i32.add
-            local.tee 0
-            i32.const 3
-            i32.or
-            i32.store offset=4
-            local.get 7
-            local.get 0
-            i32.add
-            local.tee 0
-            local.get 0
-            i32.load offset=4
-            i32.const 1
-            i32.or
-            i32.store offset=4
-          end
-          local.get 7
-          i32.const 8
-          i32.add
-          local.tee 0
-          br_if 1 (;@1;)
-        end
-        block ;; label = @2
-          block ;; label = @3
-            block ;; label = @4
-              block ;; label = @5
-                block ;; label = @6
-                  block ;; label = @7
-                    i32.const 0
-                    i32.load offset=68564
-                    local.tee 0
-                    local.get 2
-                    i32.ge_u
-                    br_if 0 (;@7;)
-                    block ;; label = @8
-                      i32.const 0
-                      i32.load offset=68568
-                      local.tee 0
-                      local.get 2
-                      i32.gt_u
-                      br_if 0 (;@8;)
-                      block ;; label = @9
-                        local.get 2
-                        i32.const 65583
-                        i32.add
-                        local.tee 7
-                        i32.const 16
-                        i32.shr_u
-                        memory.grow
-                        local.tee 1
-                        i32.const -1
-                        i32.ne
-                        br_if 0 (;@9;)
-                        i32.const 0
-                        return
-                      end
-                      i32.const 0
-                      local.set 0
-                      local.get 1
-                      i32.const 16
-                      i32.shl
-                      local.tee 5
-                      i32.eqz
-                      br_if 7 (;@1;)
-                      i32.const 0
-                      i32.const 0
-                      i32.load offset=68580
-                      local.get 7
-                      i32.const -65536
-                      i32.and
-                      local.tee 0
-                      i32.const -16
-                      i32.add
-                      local.get 0
-                      local.get 5
-                      i32.const 0
-                      local.get 0
-                      i32.sub
-                      i32.eq
-                      select
-                      local.tee 8
-                      i32.add
-                      local.tee 0
-                      i32.store offset=68580
-                      i32.const 0
-                      local.get 0
-                      i32.const 0
-                      i32.load offset=68584
-                      local.tee 1
-                      local.get 0
-                      local.get 1
-                      i32.gt_u
-                      select
-                      i32.store offset=68584
-                      block ;; label = @9
-                        block ;; label = @10
-                          block ;; label = @11
-                            i32.const 0
-                            i32.load offset=68576
-                            local.tee 1
-                            i32.eqz
-                            br_if 0 (;@11;)
-                            i32.const 68276
-                            local.set 0
-                            loop ;; label = @12
-                              local.get 0
-                              i32.load
-                              local.tee 7
-                              local.get 0
-                              i32.load offset=4
-                              local.tee 6
-                              i32.add
-                              local.get 5
-                              i32.eq
-                              br_if 2 (;@10;)
-                              local.get 0
-                              i32.load offset=8
-                              local.tee 0
-                              br_if 0 (;@12;)
-                              br 3 (;@9;)
-                            end
-                          end
-                          block ;; label = @11
-                            block ;; label = @12
-                              i32.const 0
-                              i32.load offset=68592
-                              local.tee 0
-                              i32.eqz
-                              br_if 0 (;@12;)
-                              local.get 0
-                              local.get 5
-                              i32.le_u
-                              br_if 1 (;@11;)
-                            end
-                            i32.const 0
-                            local.get 5
-                            i32.store offset=68592
-                          end
-                          i32.const 0
-                          i32.const 4095
-                          i32.store offset=68596
-                          i32.const 0
-                          local.get 8
-                          i32.store offset=68280
-                          i32.const 0
-                          local.get 5
-                          i32.store offset=68276
-                          i32.const 0
-                          i32.const 68292
-                          i32.store offset=68304
-                          i32.const 0
-                          i32.const 68300
-                          i32.store offset=68312
-                          i32.const 0
-                          i32.const 68292
-                          i32.store offset=68300
-                          i32.const 0
-                          i32.const 68308
-                          i32.store offset=68320
-                          i32.const 0
-                          i32.const 68300
-                          i32.store offset=68308
-                          i32.const 0
-                          i32.const 68316
-                          i32.store offset=68328
-                          i32.const 0
-                          i32.const 68308
-                          i32.store offset=68316
-                          i32.const 0
-                          i32.const 68324
-                          i32.store offset=68336
-                          i32.const 0
-                          i32.const 68316
-                          i32.store offset=68324
-                          i32.const 0
-                          i32.const 68332
-                          i32.store offset=68344
-                          i32.const 0
-                          i32.const 68324
-                          i32.store offset=68332
-                          i32.const 0
-                          i32.const 68340
-                          i32.store offset=68352
-                          i32.const 0
-                          i32.const 68332
-                          i32.store offset=68340
-                          i32.const 0
-                          i32.const 68348
-                          i32.store offset=68360
-                          i32.const 0
-                          i32.const 68340
-                          i32.store offset=68348
-                          i32.const 0
-                          i32.const 0
-                          i32.store offset=68288
-                          i32.const 0
-                          i32.const 68356
-                          i32.store offset=68368
-                          i32.const 0
-                          i32.const 68348
-                          i32.store offset=68356
-                          i32.const 0
-                          i32.const 68356
-                          i32.store offset=68364
-                          i32.const 0
-                          i32.const 68364
-                          i32.store offset=68376
-                          i32.const 0
-                          i32.const 68364
-                          i32.store offset=68372
-                          i32.const 0
-                          i32.const 68372
-                          i32.store offset=68384
-                          i32.const 0
-                          i32.const 68372
-                          i32.store offset=68380
-                          i32.const 0
-                          i32.const 68380
-                          i32.store offset=68392
-                          i32.const 0
-                          i32.const 68380
-                          i32.store offset=68388
-                          i32.const 0
-                          i32.const 68388
-                          i32.store offset=68400
-                          i32.const 0
-                          i32.const 68388
-                          i32.store offset=68396
-                          i32.const 0
-                          i32.const 68396
-                          i32.store offset=68408
-                          i32.const 0
-                          i32.const 68396
-                          i32.store offset=68404
-                          i32.const 0
-                          i32.const 68404
-                          i32.store offset=68416
-                          i32.const 0
-                          i32.const 68404
-                          i32.store offset=68412
-                          i32.const 0
-                          i32.const 68412
-                          i32.store offset=68424
-                          i32.const 0
-                          i32.const 68412
-                          i32.store offset=68420
-                          i32.const 0
-                          i32.const 68420
-                          i32.store offset=68432
-                          i32.const 0
-                          i32.const 68428
-                          i32.store offset=68440
-                          i32.const 0
-                          i32.const 68420
-                          i32.store offset=68428
-                          i32.const 0
-                          i32.const 68436
-                          i32.store offset=68448
-                          i32.const 0
-                          i32.const 68428
-                          i32.store offset=68436
-                          i32.const 0
-                          i32.const 68444
-                          i32.store offset=68456
-                          i32.const 0
-                          i32.const 68436
-                          i32.store offset=68444
-                          i32.const 0
-                          i32.const 68452
-                          i32.store offset=68464
-                          i32.const 0
-                          i32.const 68444
-                          i32.store offset=68452
-                          i32.const 0
-                          i32.const 68460
-                          i32.store offset=68472
-                          i32.const 0
-                          i32.const 68452
-                          i32.store offset=68460
-                          i32.const 0
-                          i32.const 68468
-                          i32.store offset=68480
-                          i32.const 0
-                          i32.const 68460
-                          i32.store offset=68468
-                          i32.const 0
-                          i32.const 68476
-                          i32.store offset=68488
-                          i32.const 0
-                          i32.const 68468
-                          i32.store offset=68476
-                          i32.const 0
-                          i32.const 68484
-                          i32.store offset=68496
-                          i32.const 0
-                          i32.const 68476
-                          i32.store offset=68484
-                          i32.const 0
-                          i32.const 68492
-                          i32.store offset=68504
-                          i32.const 0
-                          i32.const 68484
-                          i32.store offset=68492
-                          i32.const 0
-                          i32.const 68500
-                          i32.store offset=68512
-                          i32.const 0
-                          i32.const 68492
-                          i32.store offset=68500
-                          i32.const 0
-                          i32.const 68508
-                          i32.store offset=68520
-                          i32.const 0
-                          i32.const 68500
-                          i32.store offset=68508
-                          i32.const 0
-                          i32.const 68516
-                          i32.store offset=68528
-                          i32.const 0
-                          i32.const 68508
-                          i32.store offset=68516
-                          i32.const 0
-                          i32.const 68524
-                          i32.store offset=68536
-                          i32.const 0
-                          i32.const 68516
-                          i32.store offset=68524
-                          i32.const 0
-                          i32.const 68532
-                          i32.store offset=68544
-                          i32.const 0
-                          i32.const 68524
-                          i32.store offset=68532
-                          i32.const 0
-                          i32.const 68540
-                          i32.store offset=68552
-                          i32.const 0
-                          i32.const 68532
-                          i32.store offset=68540
-                          i32.const 0
-                          local.get 5
-                          i32.store offset=68576
-                          i32.const 0
-                          i32.const 68540
-                          i32.store offset=68548
-                          i32.const 0
-                          local.get 8
-                          i32.const -40
-                          i32.add
-                          local.tee 0
-                          i32.store offset=68568
-                          local.get 5
-                          local.get 0
-                          i32.const 1
-                          i32.or
-                          i32.store offset=4
-                          local.get 5
-                          local.get 0
-                          i32.add
-                          i32.const 40
-                          i32.store offset=4
-                          i32.const 0
-                          i32.const 2097152
-                          i32.store offset=68588
-                          br 8 (;@2;)
-                        end
-                        local.get 1
-                        local.get 5
-                        i32.ge_u
-                        br_if 0 (;@9;)
-                        local.get 7
-                        local.get 1
-                        i32.gt_u
-                        br_if 0 (;@9;)
-                        local.get 0
-                        i32.load offset=12
-                        i32.eqz
-                        br_if 3 (;@6;)
-                      end
-                      i32.const 0
-                      i32.const 0
-                      i32.load offset=68592
-                      local.tee 0
-                      local.get 5
-                      local.get 0
-                      local.get 5
-                      i32.lt_u
-                      select
-                      i32.store offset=68592
-                      local.get 5
-                      local.get 8
-                      i32.add
-                      local.set 7
-                      i32.const 68276
-                      local.set 0
-                      block ;; label = @9
-                        block ;; label = @10
-                          block ;; label = @11
-                            loop ;; label = @12
-                              local.get 0
-                              i32.load
-                              local.tee 6
-                              local.get 7
-                              i32.eq
-                              br_if 1 (;@11;)
-                              local.get 0
-                              i32.load offset=8
-                              local.tee 0
-                              br_if 0 (;@12;)
-                              br 2 (;@10;)
-                            end
-                          end
-                          local.get 0
-                          i32.load offset=12
-                          i32.eqz
-                          br_if 1 (;@9;)
-                        end
-                        i32.const 68276
-                        local.set 0
-                        block ;; label = @10
-                          loop ;; label = @11
-                            block ;; label = @12
-                              local.get 0
-                              i32.load
-                              local.tee 7
-                              local.get 1
-                              i32.gt_u
-                              br_if 0 (;@12;)
-                              local.get 1
-                              local.get 7
-                              local.get 0
-                              i32.load offset=4
-                              i32.add
-                              local.tee 7
-                              i32.lt_u
-                              br_if 2 (;@10;)
-                            end
-                            local.get 0
-                            i32.load offset=8
-                            local.set 0
-                            br 0 (;@11;)
-                          end
-                        end
-                        i32.const 0
-                        local.get 5
-                        i32.store offset=68576
-                        i32.const 0
-                        local.get 8
-                        i32.const -40
-                        i32.add
-                        local.tee 0
-                        i32.store offset=68568
-                        local.get 5
-                        local.get 0
-                        i32.const 1
-                        i32.or
-                        i32.store offset=4
-                        local.get 5
-                        local.get 0
-                        i32.add
-                        i32.const 40
-                        i32.store offset=4
-                        i32.const 0
-                        i32.const 2097152
-                        i32.store offset=68588
-                        local.get 1
-                        local.get 7
-                        i32.const -32
-                        i32.add
-                        i32.const -8
-                        i32.and
-                        i32.const -8
-                        i32.add
-                        local.tee 0
-                        local.get 0
-                        local.get 1
-                        i32.const 16
-                        i32.add
-                        i32.lt_u
-                        select
-                        local.tee 6
-                        i32.const 27
-                        i32.store offset=4
-                        i32.const 0
-                        i64.load offset=68276 align=4
-                        local.set 9
-                        local.get 6
-                        i32.const 16
-                        i32.add
-                        i32.const 0
-                        i64.load offset=68284 align=4
-                        i64.store align=4
-                        local.get 6
-                        i32.const 8
-                        i32.add
-                        local.tee 0
-                        local.get 9
-                        i64.store align=4
-                        i32.const 0
-                        local.get 8
-                        i32.store offset=68280
-                        i32.const 0
-                        local.get 5
-                        i32.store offset=68276
-                        i32.const 0
-                        local.get 0
-                        i32.store offset=68284
-                        i32.const 0
-                        i32.const 0
-                        i32.store offset=68288
-                        local.get 6
-                        i32.const 28
-                        i32.add
-                        local.set 0
-                        loop ;; label = @10
-                          local.get 0
-                          i32.const 7
-                          i32.store
-                          local.get 0
-                          i32.const 4
-                          i32.add
-                          local.tee 0
-                          local.get 7
-                          i32.lt_u
-                          br_if 0 (;@10;)
-                        end
-                        local.get 6
-                        local.get 1
-                        i32.eq
-                        br_if 7 (;@2;)
-                        local.get 6
-                        local.get 6
-                        i32.load offset=4
-                        i32.const -2
-                        i32.and
-                        i32.store offset=4
-                        local.get 1
-                        local.get 6
-                        local.get 1
-                        i32.sub
-                        local.tee 0
-                        i32.const 1
-                        i32.or
-                        i32.store offset=4
-                        local.get 6
-                        local.get 0
-                        i32.store
-                        block ;; label = @10
-                          local.get 0
-                          i32.const 256
-                          i32.lt_u
-                          br_if 0 (;@10;)
-                          local.get 1
-                          local.get 0
-                          call 66
-                          br 8 (;@2;)
-                        end
-                        block ;; label = @10
-                          block ;; label = @11
-                            i32.const 0
-                            i32.load offset=68556
-                            local.tee 7
-                            i32.const 1
-                            local.get 0
-                            i32.const 3
-                            i32.shr_u
-                            i32.shl
-                            local.tee 5
-                            i32.and
-                            br_if 0 (;@11;)
-                            i32.const 0
-                            local.get 7
-                            local.get 5
-                            i32.or
-                            i32.store offset=68556
-                            local.get 0
-                            i32.const 248
-                            i32.and
-                            i32.const 68292
-                            i32.add
-                            local.tee 0
-                            local.set 7
-                            br 1 (;@10;)
-                          end
-                          local.get 0
-                          i32.const 248
-                          i32.and
-                          local.tee 0
-                          i32.const 68292
-                          i32.add
-                          local.set 7
-                          local.get 0
-                          i32.const 68300
-                          i32.add
-                          i32.load
-                          local.set 0
-                        end
-                        local.get 7
-                        local.get 1
-                        i32.store offset=8
-                        local.get 0
-                        local.get 1
-                        i32.store offset=12
-                        local.get 1
-                        local.get 7
-                        i32.store offset=12
-                        local.get 1
-                        local.get 0
-                        i32.store offset=8
-                        br 7 (;@2;)
-                      end
-                      local.get 0
-                      local.get 5
-                      i32.store
-                      local.get 0
-                      local.get 0
-                      i32.load offset=4
-                      local.get 8
-                      i32.add
-                      i32.store offset=4
-                      local.get 5
-                      local.get 2
-                      i32.const 3
-                      i32.or
-                      i32.store offset=4
-                      local.get 6
-                      i32.const 15
-                      i32.add
-                      i32.const -8
-                      i32.and
-                      i32.const -8
-                      i32.add
-                      local.tee 1
-                      local.get 5
-                      local.get 2
-                      i32.add
-                      local.tee 0
-                      i32.sub
-                      local.set 2
-                      local.get 1
-                      i32.const 0
-                      i32.load offset=68576
-                      i32.eq
-                      br_if 3 (;@5;)
-                      local.get 1
-                      i32.const 0
-                      i32.load offset=68572
-                      i32.eq
-                      br_if 4 (;@4;)
-                      block ;; label = @9
-                        local.get 1
-                        i32.load offset=4
-                        local.tee 7
-                        i32.const 3
-                        i32.and
-                        i32.const 1
-                        i32.ne
-                        br_if 0 (;@9;)
-                        local.get 1
-                        local.get 7
-                        i32.const -8
-                        i32.and
-                        local.tee 7
-                        call 51
-                        local.get 7
-                        local.get 2
-                        i32.add
-                        local.set 2
-                        local.get 1
-                        local.get 7
-                        i32.add
-                        local.tee 1
-                        i32.load offset=4
-                        local.set 7
-                      end
-                      local.get 1
-                      local.get 7
-                      i32.const -2
-                      i32.and
-                      i32.store offset=4
-                      local.get 0
-                      local.get 2
-                      i32.const 1
-                      i32.or
-                      i32.store offset=4
-                      local.get 0
-                      local.get 2
-                      i32.add
-                      local.get 2
-                      i32.store
-                      block ;; label = @9
-                        local.get 2
-                        i32.const 256
-                        i32.lt_u
-                        br_if 0 (;@9;)
-                        local.get 0
-                        local.get 2
-                        call 66
-                        br 6 (;@3;)
-                      end
-                      block ;; label = @9
-                        block ;; label = @10
-                          i32.const 0
-                          i32.load offset=68556
-                          local.tee 1
-                          i32.const 1
-                          local.get 2
-                          i32.const 3
-                          i32.shr_u
-                          i32.shl
-                          local.tee 7
-                          i32.and
-                          br_if 0 (;@10;)
-                          i32.const 0
-                          local.get 1
-                          local.get 7
-                          i32.or
-                          i32.store offset=68556
-                          local.get 2
-                          i32.const 248
-                          i32.and
-                          i32.const 68292
-                          i32.add
-                          local.tee 2
-                          local.set 1
-                          br 1 (;@9;)
-                        end
-                        local.get 2
-                        i32.const 248
-                        i32.and
-                        local.tee 2
-                        i32.const 68292
-                        i32.add
-                        local.set 1
-                        local.get 2
-                        i32.const 68300
-                        i32.add
-                        i32.load
-                        local.set 2
-                      end
-                      local.get 1
-                      local.get 0
-                      i32.store offset=8
-                      local.get 2
-                      local.get 0
-                      i32.store offset=12
-                      local.get 0
-                      local.get 1
-                      i32.store offset=12
-                      local.get 0
-                      local.get 2
-                      i32.store offset=8
-                      br 5 (;@3;)
-                    end
-                    i32.const 0
-                    local.get 0
-                    local.get 2
-                    i32.sub
-                    local.tee 1
-                    i32.store offset=68568
-                    i32.const 0
-                    i32.const 0
-                    i32.load offset=68576
-                    local.tee 0
-                    local.get 2
-                    i32.add
-                    local.tee 7
-                    i32.store offset=68576
-                    local.get 7
-                    local.get 1
-                    i32.const 1
-                    i32.or
-                    i32.store offset=4
-                    local.get 0
-                    local.get 2
-                    i32.const 3
-                    i32.or
-                    i32.store offset=4
-                    local.get 0
-                    i32.const 8
-                    i32.add
-                    local.set 0
-                    br 6 (;@1;)
-                  end
-                  i32.const 0
-                  i32.load offset=68572
-                  local.set 1
-                  block ;; label = @7
-                    block ;; label = @8
-                      local.get 0
-                      local.get 2
-                      i32.sub
-                      local.tee 7
-                      i32.const 15
-                      i32.gt_u
-                      br_if 0 (;@8;)
-                      i32.const 0
-                      i32.const 0
-                      i32.store offset=68572
-                      i32.const 0
-                      i32.const 0
-                      i32.store offset=68564
-                      local.get 1
-                      local.get 0
-                      i32.const 3
-                      i32.or
-                      i32.store offset=4
-                      local.get 1
-                      local.get 0
-                      i32.add
-                      local.tee 0
-                      local.get 0
-                      i32.load offset=4
-                      i32.const 1
-                      i32.or
-                      i32.store offset=4
-                      br 1 (;@7;)
-                    end
-                    i32.const 0
-                    local.get 7
-                    i32.store offset=68564
-                    i32.const 0
-                    local.get 1
-                    local.get 2
-                    i32.add
-                    local.tee 5
-                    i32.store offset=68572
-                    local.get 5
-                    local.get 7
-                    i32.const 1
-                    i32.or
-                    i32.store offset=4
-                    local.get 1
-                    local.get 0
-                    i32.add
-                    local.get 7
-                    i32.store
-                    local.get 1
-                    local.get 2
-                    i32.const 3
-                    i32.or
-                    i32.store offset=4
-                  end
-                  local.get 1
-                  i32.const 8
-                  i32.add
-                  return
-                end
-                local.get 0
-                local.get 6
-                local.get 8
-                i32.add
-                i32.store offset=4
-                i32.const 0
-                i32.const 0
-                i32.load offset=68576
-                local.tee 0
-                i32.const 15
-                i32.add
-                i32.const -8
-                i32.and
-                local.tee 1
-                i32.const -8
-                i32.add
-                local.tee 7
-                i32.store offset=68576
-                i32.const 0
-                local.get 0
-                local.get 1
-                i32.sub
-                i32.const 0
-                i32.load offset=68568
-                local.get 8
-                i32.add
-                local.tee 1
-                i32.add
-                i32.const 8
-                i32.add
-                local.tee 5
-                i32.store offset=68568
-                local.get 7
-                local.get 5
-                i32.const 1
-                i32.or
-                i32.store offset=4
-                local.get 0
-                local.get 1
-                i32.add
-                i32.const 40
-                i32.store offset=4
-                i32.const 0
-                i32.const 2097152
-                i32.store offset=68588
-                br 3 (;@2;)
-              end
-              i32.const 0
-              local.get 0
-              i32.store offset=68576
-              i32.const 0
-              i32.const 0
-              i32.load offset=68568
-              local.get 2
-              i32.add
-              local.tee 2
-              i32.store offset=68568
-              local.get 0
-              local.get 2
-              i32.const 1
-              i32.or
-              i32.store offset=4
-              br 1 (;@3;)
-            end
-            i32.const 0
-            local.get 0
-            i32.store offset=68572
-            i32.const 0
-            i32.const 0
-            i32.load offset=68564
-            local.get 2
-            i32.add
-            local.tee 2
-            i32.store offset=68564
-            local.get 0
-            local.get 2
-            i32.const 1
-            i32.or
-            i32.store offset=4
-            local.get 0
-            local.get 2
-            i32.add
-            local.get 2
-            i32.store
-          end
-          local.get 5
-          i32.const 8
-          i32.add
-          return
-        end
-        i32.const 0
-        local.set 0
-        i32.const 0
-        i32.load offset=68568
-        local.tee 1
-        local.get 2
-        i32.le_u
-        br_if 0 (;@1;)
-        i32.const 0
-        local.get 1
-        local.get 2
-        i32.sub
-        local.tee 1
-        i32.store offset=68568
-        i32.const 0
-        i32.const 0
-        i32.load offset=68576
-        local.tee 0
-        local.get 2
-        i32.add
-        local.tee 7
-        i32.store offset=68576
-        local.get 7
-        local.get 1
-        i32.const 1
-        i32.or
-        i32.store offset=4
-        local.get 0
-        local.get 2
-        i32.const 3
-        i32.or
-        i32.store offset=4
-        local.get 0
-        i32.const 8
-        i32.add
-        return
-      end
-      local.get 0
-    )
-    (func (;47;) (type 2) (param i32 i32)
-      local.get 1
-      local.get 0
-      call 54
-      unreachable
-    )
-    (func (;48;) (type 1) (param i32 i32) (result i32)
-      (local i32 i32 i32 i32 i32)
-      i32.const 0
-      local.set 2
-      block ;; label = @1
-        local.get 1
-        i32.const -65587
-        local.get 0
-        i32.const 16
-        local.get 0
-        i32.const 16
-        i32.gt_u
-        select
-        local.tee 0
-        i32.sub
-        i32.ge_u
-        br_if 0 (;@1;)
-        local.get 0
-        i32.const 16
-        local.get 1
-        i32.const 11
-        i32.add
-        i32.const -8
-        i32.and
-        local.get 1
-        i32.const 11
-        i32.lt_u
-        select
-        local.tee 3
-        i32.add
-        i32.const 12
-        i32.add
-        call 46
-        local.tee 1
-        i32.eqz
-        br_if 0 (;@1;)
-        local.get 1
-        i32.const -8
-        i32.add
-        local.set 2
-        block ;; label = @2
-          block ;; label = @3
-            local.get 0
-            i32.const -1
-            i32.add
-            local.tee 4
-            local.get 1
-            i32.and
-            br_if 0 (;@3;)
-            local.get 2
-            local.set 0
-            br 1 (;@2;)
-          end
-          local.get 1
-          i32.const -4
-          i32.add
-          local.tee 5
-          i32.load
-          local.tee 6
-          i32.const -8
-          i32.and
-          local.get 4
-          local.get 1
-          i32.add
-          i32.const 0
-          local.get 0
-          i32.sub
-          i32.and
-          i32.const -8
-          i32.add
-          local.tee 1
-          i32.const 0
-          local.get 0
-          local.get 1
-          local.get 2
-          i32.sub
-          i32.const 16
-          i32.gt_u
-          select
-          i32.add
-          local.tee 0
-          local.get 2
-          i32.sub
-          local.tee 1
-          i32.sub
-          local.set 4
-          block ;; label = @3
-            local.get 6
-            i32.const 3
-            i32.and
-            i32.eqz
-            br_if 0 (;@3;)
-            local.get 0
-            local.get 4
-            local.get 0
-            i32.load offset=4
-            i32.const 1
-            i32.and
-            i32.or
-            i32.const 2
-            i32.or
-            i32.store offset=4
-            local.get 0
-            local.get 4
-            i32.add
-            local.tee 4
-            local.get 4
-            i32.load offset=4
-            i32.const 1
-            i32.or
-            i32.store offset=4
-            local.get 5
-            local.get 1
-            local.get 5
-            i32.load
-            i32.const 1
-            i32.and
-            i32.or
-            i32.const 2
-            i32.or
-            i32.store
-            local.get 2
-            local.get 1
-            i32.add
-            local.tee 4
-            local.get 4
-            i32.load offset=4
-            i32.const 1
-            i32.or
-            i32.store offset=4
-            local.get 2
-            local.get 1
-            call 52
-            br 1 (;@2;)
-          end
-          local.get 2
-          i32.load
-          local.set 2
-          local.get 0
-          local.get 4
-          i32.store offset=4
-          local.get 0
-          local.get 2
-          local.get 1
-          i32.add
-          i32.store
-        end
-        block ;; label = @2
-          local.get 0
-          i32.load offset=4
-          local.tee 1
-          i32.const 3
-          i32.and
-          i32.eqz
-          br_if 0 (;@2;)
-          local.get 1
-          i32.const -8
-          i32.and
-          local.tee 2
-          local.get 3
-          i32.const 16
-          i32.add
-          i32.le_u
-          br_if 0 (;@2;)
-          local.get 0
-          local.get 3
-          local.get 1
-          i32.const 1
-          i32.and
-          i32.or
-          i32.const 2
-          i32.or
-          i32.store offset=4
-          local.get 0
-          local.get 3
-          i32.add
-          local.tee 1
-          local.get 2
-          local.get 3
-          i32.sub
-          local.tee 3
-          i32.const 3
-          i32.or
-          i32.store offset=4
-          local.get 0
-          local.get 2
-          i32.add
-          local.tee 2
-          local.get 2
-          i32.load offset=4
-          i32.const 1
-          i32.or
-          i32.store offset=4
-          local.get 1
-          local.get 3
-          call 52
-        end
-        local.get 0
-        i32.const 8
-        i32.add
-        local.set 2
-      end
-      local.get 2
-    )
-    (func (;49;) (type 8) (param i32)
-      (local i32 i32 i32 i32)
-      local.get 0
-      i32.const -8
-      i32.add
-      local.tee 1
-      local.get 0
-      i32.const -4
-      i32.add
-      i32.load
-      local.tee 2
-      i32.const -8
-      i32.and
-      local.tee 0
-      i32.add
-      local.set 3
-      block ;; label = @1
-        block ;; label = @2
-          local.get 2
-          i32.const 1
-          i32.and
-          br_if 0 (;@2;)
-          local.get 2
-          i32.const 2
-          i32.and
-          i32.eqz
-          br_if 1 (;@1;)
-          local.get 1
-          i32.load
-          local.tee 2
-          local.get 0
-          i32.add
-          local.set 0
-          block ;; label = @3
-            local.get 1
-            local.get 2
-            i32.sub
-            local.tee 1
-            i32.const 0
-            i32.load offset=68572
-            i32.ne
-            br_if 0 (;@3;)
-            local.get 3
-            i32.load offset=4
-            i32.const 3
-            i32.and
-            i32.const 3
-            i32.ne
-            br_if 1 (;@2;)
-            i32.const 0
-            local.get 0
-            i32.store offset=68564
-            local.get 3
-            local.get 3
-            i32.load offset=4
-            i32.const -2
-            i32.and
-            i32.store offset=4
-            local.get 1
-            local.get 0
-            i32.const 1
-            i32.or
-            i32.store offset=4
-            local.get 3
-            local.get 0
-            i32.store
-            return
-          end
-          local.get 1
-          local.get 2
-          call 51
-        end
-        block ;; label = @2
-          block ;; label = @3
-            block ;; label = @4
-              block ;; label = @5
-                block ;; label = @6
-                  block ;; label = @7
-                    block ;; label = @8
-                      block ;; label = @9
-                        local.get 3
-                        i32.load offset=4
-                        local.tee 2
-                        i32.const 2
-                        i32.and
-                        br_if 0 (;@9;)
-                        local.get 3
-                        i32.const 0
-                        i32.load offset=68576
-                        i32.eq
-                        br_if 2 (;@7;)
-                        local.get 3
-                        i32.const 0
-                        i32.load offset=68572
-                        i32.eq
-                        br_if 3 (;@6;)
-                        local.get 3
-                        local.get 2
-                        i32.const -8
-                        i32.and
-                        local.tee 2
-                        call 51
-                        local.get 1
-                        local.get 2
-                        local.get 0
-                        i32.add
-                        local.tee 0
-                        i32.const 1
-                        i32.or
-                        i32.store offset=4
-                        local.get 1
-                        local.get 0
-                        i32.add
-                        local.get 0
-                        i32.store
-                        local.get 1
-                        i32.const 0
-                        i32.load offset=68572
-                        i32.ne
-                        br_if 1 (;@8;)
-                        i32.const 0
-                        local.get 0
-                        i32.store offset=68564
-                        return
-                      end
-                      local.get 3
-                      local.get 2
-                      i32.const -2
-                      i32.and
-                      i32.store offset=4
-                      local.get 1
-                      local.get 0
-                      i32.const 1
-                      i32.or
-                      i32.store offset=4
-                      local.get 1
-                      local.get 0
-                      i32.add
-                      local.get 0
-                      i32.store
-                    end
-                    local.get 0
-                    i32.const 256
-                    i32.lt_u
-                    br_if 4 (;@3;)
-                    local.get 1
-                    local.get 0
-                    call 66
-                    i32.const 0
-                    i32.const 0
-                    i32.load offset=68596
-                    i32.const -1
-                    i32.add
-                    local.tee 1
-                    i32.store offset=68596
-                    local.get 1
-                    br_if 6 (;@1;)
-                    i32.const 0
-                    i32.load offset=68284
-                    local.tee 0
-                    br_if 2 (;@5;)
-                    i32.const 4095
-                    local.set 1
-                    br 3 (;@4;)
-                  end
-                  i32.const 0
-                  local.get 1
-                  i32.store offset=68576
-                  i32.const 0
-                  i32.const 0
-                  i32.load offset=68568
-                  local.get 0
-                  i32.add
-                  local.tee 0
-                  i32.store offset=68568
-                  local.get 1
-                  local.get 0
-                  i32.const 1
-                  i32.or
-                  i32.store offset=4
-                  block ;; label = @7
-                    local.get 1
-                    i32.const 0
-                    i32.load offset=68572
-                    i32.ne
-                    br_if 0 (;@7;)
-                    i32.const 0
-                    i32.const 0
-                    i32.store offset=68564
-                    i32.const 0
-                    i32.const 0
-                    i32.store offset=68572
-                  end
-                  local.get 0
-                  i32.const 0
-                  i32.load offset=68588
-                  local.tee 2
-                  i32.le_u
-                  br_if 5 (;@1;)
-                  i32.const 0
-                  i32.load offset=68576
-                  local.tee 0
-                  i32.eqz
-                  br_if 5 (;@1;)
-                  i32.const 0
-                  i32.load offset=68568
-                  local.tee 4
-                  i32.const 41
-                  i32.lt_u
-                  br_if 4 (;@2;)
-                  i32.const 68276
-                  local.set 1
-                  loop ;; label = @7
-                    block ;; label = @8
-                      local.get 1
-                      i32.load
-                      local.tee 3
-                      local.get 0
-                      i32.gt_u
-                      br_if 0 (;@8;)
-                      local.get 0
-                      local.get 3
-                      local.get 1
-                      i32.load offset=4
-                      i32.add
-                      i32.lt_u
-                      br_if 6 (;@2;)
-                    end
-                    local.get 1
-                    i32.load offset=8
-                    local.set 1
-                    br 0 (;@7;)
-                  end
-                end
-                i32.const 0
-                local.get 1
-                i32.store offset=68572
-                i32.const 0
-                i32.const 0
-                i32.load offset=68564
-                local.get 0
-                i32.add
-                local.tee 0
-                i32.store offset=68564
-                local.get 1
-                local.get 0
-                i32.const 1
-                i32.or
-                i32.store offset=4
-                local.get 1
-                local.get 0
-                i32.add
-                local.get 0
-                i32.store
-                return
-              end
-              i32.const 0
-              local.set 1
-              loop ;; label = @5
-                local.get 1
-                i32.const 1
-                i32.add
-                local.set 1
-                local.get 0
-                i32.load offset=8
-                local.tee 0
-                br_if 0 (;@5;)
-              end
-              local.get 1
-              i32.const 4095
-              local.get 1
-              i32.const 4095
-              i32.gt_u
-              select
-              local.set 1
-            end
-            i32.const 0
-            local.get 1
-            i32.store offset=68596
-            return
-          end
-          block ;; label = @3
-            block ;; label = @4
-              i32.const 0
-              i32.load offset=68556
-              local.tee 3
-              i32.const 1
-              local.get 0
-              i32.const 3
-              i32.shr_u
-              i32.shl
-              local.tee 2
-              i32.and
-              br_if 0 (;@4;)
-              i32.const 0
-              local.get 3
-              local.get 2
-              i32.or
-              i32.store offset=68556
-              local.get 0
-              i32.const 248
-              i32.and
-              i32.const 68292
-              i32.add
-              local.tee 0
-              local.set 3
-              br 1 (;@3;)
-            end
-            local.get 0
-            i32.const 248
-            i32.and
-            local.tee 0
-            i32.const 68292
-            i32.add
-            local.set 3
-            local.get 0
-            i32.const 68300
-            i32.add
-            i32.load
-            local.set 0
-          end
-          local.get 3
-          local.get 1
-          i32.store offset=8
-          local.get 0
-          local.get 1
-          i32.store offset=12
-          local.get 1
-          local.get 3
-          i32.store offset=12
-          local.get 1
-          local.get 0
-          i32.store offset=8
-          return
-        end
-        block ;; label = @2
-          block ;; label = @3
-            i32.const 0
-            i32.load offset=68284
-            local.tee 0
-            br_if 0 (;@3;)
-            i32.const 4095
-            local.set 1
-            br 1 (;@2;)
-          end
-          i32.const 0
-          local.set 1
-          loop ;; label = @3
-            local.get 1
-            i32.const 1
-            i32.add
-            local.set 1
-            local.get 0
-            i32.load offset=8
-            local.tee 0
-            br_if 0 (;@3;)
-          end
-          local.get 1
-          i32.const 4095
-          local.get 1
-          i32.const 4095
-          i32.gt_u
-          select
-          local.set 1
-        end
-        i32.const 0
-        local.get 1
-        i32.store offset=68596
-        local.get 4
-        local.get 2
-        i32.le_u
-        br_if 0 (;@1;)
-        i32.const 0
-        i32.const -1
-        i32.store offset=68588
-      end
-    )
-    (func (;50;) (type 2) (param i32 i32)
-      local.get 0
-      i32.const 93
-      local.get 1
-      call 34
-      unreachable
-    )
-    (func (;51;) (type 2) (param i32 i32)
-      (local i32 i32 i32 i32)
-      local.get 0
-      i32.load offset=12
-      local.set 2
-      block ;; label = @1
-        block ;; label = @2
-          block ;; label = @3
-            block ;; label = @4
-              local.get 1
-              i32.const 256
-              i32.lt_u
-              br_if 0 (;@4;)
-              local.get 0
-              i32.load offset=24
-              local.set 3
-              block ;; label = @5
-                block ;; label = @6
-                  block ;; label = @7
-                    local.get 2
-                    local.get 0
-                    i32.ne
-                    br_if 0 (;@7;)
-                    local.get 0
-                    i32.const 20
-                    i32.const 16
-                    local.get 0
-                    i32.load offset=20
-                    local.tee 2
-                    select
-                    i32.add
-                    i32.load
-                    local.tee 1
-                    br_if 1 (;@6;)
-                    i32.const 0
-                    local.set 2
-                    br 2 (;@5;)
-                  end
-                  local.get 0
-                  i32.load offset=8
-                  local.tee 1
-                  local.get 2
-                  i32.store offset=12
-                  local.get 2
-                  local.get 1
-                  i32.store offset=8
-                  br 1 (;@5;)
-                end
-                local.get 0
-                i32.const 20
-                i32.add
-                local.get 0
-                i32.const 16
-                i32.add
-                local.get 2
-                select
-                local.set 4
-                loop ;; label = @6
-                  local.get 4
-                  local.set 5
-                  local.get 1
-                  local.tee 2
-                  i32.const 20
-                  i32.add
-                  local.get 2
-                  i32.const 16
-                  i32.add
-                  local.get 2
-                  i32.load offset=20
-                  local.tee 1
-                  select
-                  local.set 4
-                  local.get 2
-                  i32.const 20
-                  i32.const 16
-                  local.get 1
-                  select
-                  i32.add
-                  i32.load
-                  local.tee 1
-                  br_if 0 (;@6;)
-                end
-                local.get 5
-                i32.const 0
-                i32.store
-              end
-              local.get 3
-              i32.eqz
-              br_if 2 (;@2;)
-              block ;; label = @5
-                block ;; label = @6
-                  local.get 0
-                  local.get 0
-                  i32.load offset=28
-                  i32.const 2
-                  i32.shl
-                  i32.const 68148
-                  i32.add
-                  local.tee 1
-                  i32.load
-                  i32.eq
-                  br_if 0 (;@6;)
-                  local.get 3
-                  i32.load offset=16
-                  local.get 0
-                  i32.eq
-                  br_if 1 (;@5;)
-                  local.get 3
-                  local.get 2
-                  i32.store offset=20
-                  local.get 2
-                  br_if 3 (;@3;)
-                  br 4 (;@2;)
-                end
-                local.get 1
-                local.get 2
-                i32.store
-                local.get 2
-                i32.eqz
-                br_if 4 (;@1;)
-                br 2 (;@3;)
-              end
-              local.get 3
-              local.get 2
-              i32.store offset=16
-              local.get 2
-              br_if 1 (;@3;)
-              br 2 (;@2;)
-            end
-            block ;; label = @4
-              local.get 2
-              local.get 0
-              i32.load offset=8
-              local.tee 4
-              i32.eq
-              br_if 0 (;@4;)
-              local.get 4
-              local.get 2
-              i32.store offset=12
-              local.get 2
-              local.get 4
-              i32.store offset=8
-              return
-            end
-            i32.const 0
-            i32.const 0
-            i32.load offset=68556
-            i32.const -2
-            local.get 1
-            i32.const 3
-            i32.shr_u
-            i32.rotl
-            i32.and
-            i32.store offset=68556
-            return
-          end
-          local.get 2
-          local.get 3
-          i32.store offset=24
-          block ;; label = @3
-            local.get 0
-            i32.load offset=16
-            local.tee 1
-            i32.eqz
-            br_if 0 (;@3;)
-            local.get 2
-            local.get 1
-            i32.store offset=16
-            local.get 1
-            local.get 2
-            i32.store offset=24
-          end
-          local.get 0
-          i32.load offset=20
-          local.tee 1
-          i32.eqz
-          br_if 0 (;@2;)
-          local.get 2
-          local.get 1
-          i32.store offset=20
-          local.get 1
-          local.get 2
-          i32.store offset=24
-          return
-        end
-        return
-      end
-      i32.const 0
-      i32.const 0
-      i32.load offset=68560
-      i32.const -2
-      local.get 0
-      i32.load offset=28
-      i32.rotl
-      i32.and
-      i32.store offset=68560
-    )
-    (func (;52;) (type 2) (param i32 i32)
-      (local i32 i32)
-      local.get 0
-      local.get 1
-      i32.add
-      local.set 2
-      block ;; label = @1
-        block ;; label = @2
-          local.get 0
-          i32.load offset=4
-          local.tee 3
-          i32.const 1
-          i32.and
-          br_if 0 (;@2;)
-          local.get 3
-          i32.const 2
-          i32.and
-          i32.eqz
-          br_if 1 (;@1;)
-          local.get 0
-          i32.load
-          local.tee 3
-          local.get 1
-          i32.add
-          local.set 1
-          block ;; label = @3
-            local.get 0
-            local.get 3
-            i32.sub
-            local.tee 0
-            i32.const 0
-            i32.load offset=68572
-            i32.ne
-            br_if 0 (;@3;)
-            local.get 2
-            i32.load offset=4
-            i32.const 3
-            i32.and
-            i32.const 3
-            i32.ne
-            br_if 1 (;@2;)
-            i32.const 0
-            local.get 1
-            i32.store offset=68564
-            local.get 2
-            local.get 2
-            i32.load offset=4
-            i32.const -2
-            i32.and
-            i32.store offset=4
-            local.get 0
-            local.get 1
-            i32.const 1
-            i32.or
-            i32.store offset=4
-            local.get 2
-            local.get 1
-            i32.store
-            br 2 (;@1;)
-          end
-          local.get 0
-          local.get 3
-          call 51
-        end
-        block ;; label = @2
-          block ;; label = @3
-            block ;; label = @4
-              block ;; label = @5
-                local.get 2
-                i32.load offset=4
-                local.tee 3
-                i32.const 2
-                i32.and
-                br_if 0 (;@5;)
-                local.get 2
-                i32.const 0
-                i32.load offset=68576
-                i32.eq
-                br_if 2 (;@3;)
-                local.get 2
-                i32.const 0
-                i32.load offset=68572
-                i32.eq
-                br_if 3 (;@2;)
-                local.get 2
-                local.get 3
-                i32.const -8
-                i32.and
-                local.tee 3
-                call 51
-                local.get 0
-                local.get 3
-                local.get 1
-                i32.add
-                local.tee 1
-                i32.const 1
-                i32.or
-                i32.store offset=4
-                local.get 0
-                local.get 1
-                i32.add
-                local.get 1
-                i32.store
-                local.get 0
-                i32.const 0
-                i32.load offset=68572
-                i32.ne
-                br_if 1 (;@4;)
-                i32.const 0
-                local.get 1
-                i32.store offset=68564
-                return
-              end
-              local.get 2
-              local.get 3
-              i32.const -2
-              i32.and
-              i32.store offset=4
-              local.get 0
-              local.get 1
-              i32.const 1
-              i32.or
-              i32.store offset=4
-              local.get 0
-              local.get 1
-              i32.add
-              local.get 1
-              i32.store
-            end
-            block ;; label = @4
-              local.get 1
-              i32.const 256
-              i32.lt_u
-              br_if 0 (;@4;)
-              local.get 0
-              local.get 1
-              call 66
-              return
-            end
-            block ;; label = @4
-              block ;; label = @5
-                i32.const 0
-                i32.load offset=68556
-                local.tee 2
-                i32.const 1
-                local.get 1
-                i32.const 3
-                i32.shr_u
-                i32.shl
-                local.tee 3
-                i32.and
-                br_if 0 (;@5;)
-                i32.const 0
-                local.get 2
-                local.get 3
-                i32.or
-                i32.store offset=68556
-                local.get 1
-                i32.const 248
-                i32.and
-                i32.const 68292
-                i32.add
-                local.tee 1
-                local.set 2
-                br 1 (;@4;)
-              end
-              local.get 1
-              i32.const 248
-              i32.and
-              local.tee 1
-              i32.const 68292
-              i32.add
-              local.set 2
-              local.get 1
-              i32.const 68300
-              i32.add
-              i32.load
-              local.set 1
-            end
-            local.get 2
-            local.get 0
-            i32.store offset=8
-            local.get 1
-            local.get 0
-            i32.store offset=12
-            local.get 0
-            local.get 2
-            i32.store offset=12
-            local.get 0
-            local.get 1
-            i32.store offset=8
-            return
-          end
-          i32.const 0
-          local.get 0
-          i32.store offset=68576
-          i32.const 0
-          i32.const 0
-          i32.load offset=68568
-          local.get 1
-          i32.add
-          local.tee 1
-          i32.store offset=68568
-          local.get 0
-          local.get 1
-          i32.const 1
-          i32.or
-          i32.store offset=4
-          local.get 0
-          i32.const 0
-          i32.load offset=68572
-          i32.ne
-          br_if 1 (;@1;)
-          i32.const 0
-          i32.const 0
-          i32.store offset=68564
-          i32.const 0
-          i32.const 0
-          i32.store offset=68572
-          return
-        end
-        i32.const 0
-        local.get 0
-        i32.store offset=68572
-        i32.const 0
-        i32.const 0
-        i32.load offset=68564
-        local.get 1
-        i32.add
-        local.tee 1
-        i32.store offset=68564
-        local.get 0
-        local.get 1
-        i32.const 1
-        i32.or
-        i32.store offset=4
-        local.get 0
-        local.get 1
-        i32.add
-        local.get 1
-        i32.store
-        return
-      end
-    )
-    (func (;53;) (type 7) (param i32 i32 i32 i32)
-      (local i32)
-      i32.const 0
-      local.set 4
-      block ;; label = @1
-        block ;; label = @2
-          local.get 3
-          i32.const 0
-          i32.ge_s
-          br_if 0 (;@2;)
-          i32.const 1
-          local.set 1
-          i32.const 4
-          local.set 2
-          br 1 (;@1;)
-        end
-        block ;; label = @2
-          block ;; label = @3
-            local.get 1
-            i32.eqz
-            br_if 0 (;@3;)
-            local.get 2
-            local.get 1
-            i32.const 1
-            local.get 3
-            call 41
-            local.set 4
-            br 1 (;@2;)
-          end
-          local.get 3
-          call 46
-          local.set 4
-        end
-        block ;; label = @2
-          block ;; label = @3
-            local.get 4
-            br_if 0 (;@3;)
-            i32.const 1
-            local.set 1
-            local.get 0
-            i32.const 1
-            i32.store offset=4
-            br 1 (;@2;)
-          end
-          local.get 0
-          local.get 4
-          i32.store offset=4
-          i32.const 0
-          local.set 1
-        end
-        i32.const 8
-        local.set 2
-        local.get 3
-        local.set 4
-      end
-      local.get 0
-      local.get 2
-      i32.add
-      local.get 4
-      i32.store
-      local.get 0
-      local.get 1
-      i32.store
-    )
-    (func (;54;) (type 2) (param i32 i32)
-      local.get 1
-      local.get 0
-      call 67
-      unreachable
-    )
-    (func (;55;) (type 1) (param i32 i32) (result i32)
+    (func (;18;) (type 1) (param i32 i32) (result i32)
       (local i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32)
       local.get 0
       i32.load offset=4
@@ -9669,7 +2324,7 @@
       end
       local.get 5
     )
-    (func (;56;) (type 8) (param i32)
+    (func (;19;) (type 8) (param i32)
       (local i32 i64)
       global.get 0
       i32.const 16
@@ -9688,10 +2343,10 @@
       local.get 1
       i32.const 4
       i32.add
-      call 63
+      call 26
       unreachable
     )
-    (func (;57;) (type 1) (param i32 i32) (result i32)
+    (func (;20;) (type 1) (param i32 i32) (result i32)
       (local i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i64)
       global.get 0
       i32.const 16
@@ -9739,7 +2394,7 @@
           local.tee 8
           i32.const 1
           i32.shl
-          i32.load16_u offset=67528 align=1
+          i32.load16_u offset=66208 align=1
           i32.store16 align=1
           local.get 6
           i32.const -2
@@ -9753,7 +2408,7 @@
           i32.and
           i32.const 1
           i32.shl
-          i32.load16_u offset=67528 align=1
+          i32.load16_u offset=66208 align=1
           i32.store16 align=1
           local.get 3
           i32.const -4
@@ -9797,7 +2452,7 @@
         i32.and
         i32.const 1
         i32.shl
-        i32.load16_u offset=67528 align=1
+        i32.load16_u offset=66208 align=1
         i32.store16 align=1
       end
       block ;; label = @1
@@ -9820,7 +2475,7 @@
         local.get 0
         i32.const 1
         i32.shl
-        i32.load8_u offset=67529
+        i32.load8_u offset=66209
         i32.store8
       end
       i32.const 43
@@ -9952,7 +2607,7 @@
               local.tee 6
               local.get 4
               local.get 9
-              call 58
+              call 21
               br_if 3 (;@1;)
               i32.const 0
               local.set 3
@@ -9991,7 +2646,7 @@
             local.get 6
             local.get 4
             local.get 9
-            call 58
+            call 21
             br_if 2 (;@1;)
             local.get 5
             local.get 10
@@ -10062,7 +2717,7 @@
         local.tee 5
         local.get 4
         local.get 9
-        call 58
+        call 21
         br_if 0 (;@1;)
         local.get 3
         local.get 10
@@ -10078,7 +2733,7 @@
       global.set 0
       local.get 0
     )
-    (func (;58;) (type 9) (param i32 i32 i32 i32) (result i32)
+    (func (;21;) (type 4) (param i32 i32 i32 i32) (result i32)
       block ;; label = @1
         local.get 2
         i32.const 1114112
@@ -10107,12 +2762,12 @@
       i32.load offset=12
       call_indirect (type 0)
     )
-    (func (;59;) (type 2) (param i32 i32)
+    (func (;22;) (type 2) (param i32 i32)
       local.get 0
       i32.const 0
       i32.store
     )
-    (func (;60;) (type 7) (param i32 i32 i32 i32)
+    (func (;23;) (type 10) (param i32 i32 i32 i32)
       (local i32 i32)
       global.get 0
       i32.const 16
@@ -10121,11 +2776,11 @@
       global.set 0
       i32.const 0
       i32.const 0
-      i32.load offset=68144
+      i32.load offset=83100
       local.tee 5
       i32.const 1
       i32.add
-      i32.store offset=68144
+      i32.store offset=83100
       block ;; label = @1
         local.get 5
         i32.const 0
@@ -10134,16 +2789,16 @@
         block ;; label = @2
           block ;; label = @3
             i32.const 0
-            i32.load8_u offset=68136
+            i32.load8_u offset=83092
             br_if 0 (;@3;)
             i32.const 0
             i32.const 0
-            i32.load offset=68132
+            i32.load offset=83088
             i32.const 1
             i32.add
-            i32.store offset=68132
+            i32.store offset=83088
             i32.const 0
-            i32.load offset=68140
+            i32.load offset=83096
             i32.const -1
             i32.gt_s
             br_if 1 (;@2;)
@@ -10159,30 +2814,30 @@
         end
         i32.const 0
         i32.const 0
-        i32.store8 offset=68136
+        i32.store8 offset=83092
         local.get 2
         i32.eqz
         br_if 0 (;@1;)
-        call 61
+        call 24
         unreachable
       end
       unreachable
     )
-    (func (;61;) (type 3)
+    (func (;24;) (type 3)
       unreachable
     )
-    (func (;62;) (type 2) (param i32 i32)
+    (func (;25;) (type 2) (param i32 i32)
       i32.const 0
       i32.const 1
-      i32.store8 offset=68600
+      i32.store8 offset=83104
       unreachable
     )
-    (func (;63;) (type 8) (param i32)
+    (func (;26;) (type 8) (param i32)
       local.get 0
-      call 64
+      call 27
       unreachable
     )
-    (func (;64;) (type 8) (param i32)
+    (func (;27;) (type 8) (param i32)
       (local i32 i32 i32)
       global.get 0
       i32.const 16
@@ -10218,7 +2873,7 @@
         i32.load8_u offset=8
         local.get 0
         i32.load8_u offset=9
-        call 60
+        call 23
         unreachable
       end
       local.get 1
@@ -10235,182 +2890,22 @@
       i32.load8_u offset=8
       local.get 0
       i32.load8_u offset=9
-      call 60
+      call 23
       unreachable
     )
-    (func (;65;) (type 2) (param i32 i32)
+    (func (;28;) (type 2) (param i32 i32)
       local.get 0
       local.get 1
       i64.load align=4
       i64.store
     )
-    (func (;66;) (type 2) (param i32 i32)
-      (local i32 i32 i32 i32)
-      i32.const 31
-      local.set 2
-      block ;; label = @1
-        local.get 1
-        i32.const 16777216
-        i32.ge_u
-        br_if 0 (;@1;)
-        local.get 1
-        i32.const 38
-        local.get 1
-        i32.const 8
-        i32.shr_u
-        i32.clz
-        local.tee 2
-        i32.sub
-        i32.shr_u
-        i32.const 1
-        i32.and
-        local.get 2
-        i32.const 1
-        i32.shl
-        i32.or
-        i32.const 62
-        i32.xor
-        local.set 2
-      end
-      local.get 0
-      i64.const 0
-      i64.store offset=16 align=4
-      local.get 0
-      local.get 2
-      i32.store offset=28
-      local.get 2
-      i32.const 2
-      i32.shl
-      i32.const 68148
-      i32.add
-      local.set 3
-      block ;; label = @1
-        i32.const 0
-        i32.load offset=68560
-        i32.const 1
-        local.get 2
-        i32.shl
-        local.tee 4
-        i32.and
-        br_if 0 (;@1;)
-        local.get 3
-        local.get 0
-        i32.store
-        local.get 0
-        local.get 3
-        i32.store offset=24
-        local.get 0
-        local.get 0
-        i32.store offset=12
-        local.get 0
-        local.get 0
-        i32.store offset=8
-        i32.const 0
-        i32.const 0
-        i32.load offset=68560
-        local.get 4
-        i32.or
-        i32.store offset=68560
-        return
-      end
-      block ;; label = @1
-        block ;; label = @2
-          block ;; label = @3
-            local.get 3
-            i32.load
-            local.tee 4
-            i32.load offset=4
-            i32.const -8
-            i32.and
-            local.get 1
-            i32.ne
-            br_if 0 (;@3;)
-            local.get 4
-            local.set 2
-            br 1 (;@2;)
-          end
-          local.get 1
-          i32.const 0
-          i32.const 25
-          local.get 2
-          i32.const 1
-          i32.shr_u
-          i32.sub
-          local.get 2
-          i32.const 31
-          i32.eq
-          select
-          i32.shl
-          local.set 3
-          loop ;; label = @3
-            local.get 4
-            local.get 3
-            i32.const 29
-            i32.shr_u
-            i32.const 4
-            i32.and
-            i32.add
-            local.tee 5
-            i32.load offset=16
-            local.tee 2
-            i32.eqz
-            br_if 2 (;@1;)
-            local.get 3
-            i32.const 1
-            i32.shl
-            local.set 3
-            local.get 2
-            local.set 4
-            local.get 2
-            i32.load offset=4
-            i32.const -8
-            i32.and
-            local.get 1
-            i32.ne
-            br_if 0 (;@3;)
-          end
-        end
-        local.get 2
-        i32.load offset=8
-        local.tee 3
-        local.get 0
-        i32.store offset=12
-        local.get 2
-        local.get 0
-        i32.store offset=8
-        local.get 0
-        i32.const 0
-        i32.store offset=24
-        local.get 0
-        local.get 2
-        i32.store offset=12
-        local.get 0
-        local.get 3
-        i32.store offset=8
-        return
-      end
-      local.get 5
-      i32.const 16
-      i32.add
-      local.get 0
-      i32.store
-      local.get 0
-      local.get 4
-      i32.store offset=24
-      local.get 0
-      local.get 0
-      i32.store offset=12
-      local.get 0
-      local.get 0
-      i32.store offset=8
-    )
-    (func (;67;) (type 2) (param i32 i32)
+    (func (;29;) (type 2) (param i32 i32)
       local.get 0
       local.get 1
-      call 62
+      call 25
       unreachable
     )
-    (func (;68;) (type 9) (param i32 i32 i32 i32) (result i32)
+    (func (;30;) (type 4) (param i32 i32 i32 i32) (result i32)
       block ;; label = @1
         block ;; label = @2
           block ;; label = @3
@@ -10420,8 +2915,8 @@
               local.get 3
               i32.eqz
               br_if 2 (;@2;)
-              local.get 3
               local.get 2
+              local.get 3
               call 2
               local.set 2
               br 1 (;@3;)
@@ -10430,7 +2925,7 @@
             local.get 1
             local.get 2
             local.get 3
-            call 41
+            call 1
             local.set 2
           end
           local.get 2
@@ -10442,119 +2937,14 @@
       end
       unreachable
     )
-    (func (;69;) (type 9) (param i32 i32 i32 i32) (result i32)
+    (func (;31;) (type 4) (param i32 i32 i32 i32) (result i32)
       local.get 0
       local.get 1
       local.get 2
       local.get 3
-      call 68
+      call 30
     )
-    (func (;70;) (type 0) (param i32 i32 i32) (result i32)
-      (local i32 i32 i32)
-      i32.const 0
-      local.set 3
-      block ;; label = @1
-        local.get 2
-        i32.eqz
-        br_if 0 (;@1;)
-        block ;; label = @2
-          loop ;; label = @3
-            local.get 0
-            i32.load8_u
-            local.tee 4
-            local.get 1
-            i32.load8_u
-            local.tee 5
-            i32.ne
-            br_if 1 (;@2;)
-            local.get 0
-            i32.const 1
-            i32.add
-            local.set 0
-            local.get 1
-            i32.const 1
-            i32.add
-            local.set 1
-            local.get 2
-            i32.const -1
-            i32.add
-            local.tee 2
-            i32.eqz
-            br_if 2 (;@1;)
-            br 0 (;@3;)
-          end
-        end
-        local.get 4
-        local.get 5
-        i32.sub
-        local.set 3
-      end
-      local.get 3
-    )
-    (func (;71;) (type 13) (param i32 i64 i64 i64 i64)
-      (local i64 i64 i64 i64 i64 i64)
-      local.get 0
-      local.get 3
-      i64.const 4294967295
-      i64.and
-      local.tee 5
-      local.get 1
-      i64.const 4294967295
-      i64.and
-      local.tee 6
-      i64.mul
-      local.tee 7
-      local.get 3
-      i64.const 32
-      i64.shr_u
-      local.tee 8
-      local.get 6
-      i64.mul
-      local.tee 6
-      local.get 5
-      local.get 1
-      i64.const 32
-      i64.shr_u
-      local.tee 9
-      i64.mul
-      i64.add
-      local.tee 5
-      i64.const 32
-      i64.shl
-      i64.add
-      local.tee 10
-      i64.store
-      local.get 0
-      local.get 8
-      local.get 9
-      i64.mul
-      local.get 5
-      local.get 6
-      i64.lt_u
-      i64.extend_i32_u
-      i64.const 32
-      i64.shl
-      local.get 5
-      i64.const 32
-      i64.shr_u
-      i64.or
-      i64.add
-      local.get 10
-      local.get 7
-      i64.lt_u
-      i64.extend_i32_u
-      i64.add
-      local.get 4
-      local.get 1
-      i64.mul
-      local.get 3
-      local.get 2
-      i64.mul
-      i64.add
-      i64.add
-      i64.store offset=8
-    )
-    (data (;0;) (i32.const 65536) "\05\00\00\00{\22income\22:,\22debt\22:,\22age\22:,\22late_payments\22:,\22credit_history_months\22:nulla booleana numbera stringan arrayan objectinput is not valid UTF-8expected the end of input after the JSON value\16slice index starts at \c0\0d but ends at \c0\00 index out of bounds: the len is \c0\12 but the index is \c0\00\12range start index \c0\22 out of range for slice of length \c0\00\10range end index \c0\22 out of range for slice of length \c0\00/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/alloc/src/str.rs\00src/../../../algorithms/credit-score/src/json.rs\00/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/alloc/src/raw_vec/mod.rs\00/rust/deps/dlmalloc-0.2.11/src/dlmalloc.rs\00lone low surrogate in a \5cu escape\00\00\00\d3\01\01\000\00\00\00\89\01\00\00\1e\00\00\00\5cuexpected a \5cu low surrogate after a high surrogateexpected a Unicode scalar value in a \5cu escapeexpected four hex digits after \5cuexpected ',' or ']' after an array itemnesting deeper than 32 levelstruefalseexpected a JSON value\00\00\00\d3\01\01\000\00\00\00\0c\01\00\00\13\00\00\00expected an escape: \5c\22 \5c\5c \5c/ \5cb \5cf \5cn \5cr \5ct or \5cuXXXXexpected a number without leading zerosexpected a digit in the exponentexpected a digit after the decimal pointexpected a digitexpected ':' after an object keyexpected ',' or '}' after an object memberexpected a string key\00\d3\01\01\000\00\00\00W\01\00\002\00\00\00expected '\22' to close the stringcontrol character inside a stringexpected valid UTF-8\00\00\00\d3\01\01\000\00\00\00\bf\00\00\00\15\00\00\00expected true, false or null\d3\01\01\000\00\00\00\cb\01\00\00\09\00\00\00\d3\01\01\000\00\00\00\d2\01\00\00\1e\00\00\00, found a whole number`` must be  from  to \e2\80\a6incomedebtagelate_paymentscredit_history_months\00\00\00\00\00\00\00\a2\05\01\00\06\00\00\00\00\00\00\00\00\00\00\00\00\10\a5\d4\e8\00\00\00\00\00\00\00\00\00\00\00\a8\05\01\00\04\00\00\00\00\00\00\00\00\00\00\00\00\10\a5\d4\e8\00\00\00\00\00\00\00\00\00\00\00\ac\05\01\00\03\00\00\00\12\00\00\00\00\00\00\00x\00\00\00\00\00\00\00\01\00\00\00\00\00\00\00\af\05\01\00\0d\00\00\00\00\00\00\00\00\00\00\00\e8\03\00\00\00\00\00\00\01\00\00\00\00\00\00\00\bc\05\01\00\15\00\00\00\00\00\00\00\00\00\00\00\b0\04\00\00\00\00\00\00\01\00\00\00\00\00\00\00duplicate field `unknown field `` (expected income, debt, age, late_payments, credit_history_months)the input must be a JSON object, found missing field `mid > len\00\8a\01\01\00H\00\00\00\b1\00\00\00\16\00\00\00attempt to join into collection with len > usize::MAX\00\00\00\8a\01\01\00H\00\00\00\9a\00\00\00\0a\00\00\00\04\00\00\00\09\00\00\00\08\00\00\00\08\00\00\00\08\00\00\00\09\00\00\00G\00\01\00K\00\01\00T\00\01\00\5c\00\01\00d\00\01\00l\00\01\00capacity overflow\00\00\00\04\02\01\00P\00\00\00\1c\00\00\00\05\00\00\0000010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\03\03\03\03\03\03\03\03\03\03\03\03\03\03\03\03\04\04\04\04\04\00\00\00\00\00\00\00\00\00\00\00assertion failed: psize >= size + min_overhead\00\00U\02\01\00*\00\00\00\b1\04\00\00\09\00\00\00assertion failed: psize <= size + max_overhead\00\00U\02\01\00*\00\00\00\b7\04\00\00\0d\00\00\00\06\00\00\00")
+    (data (;0;) (i32.const 65536) "\05\00\00\00 index out of bounds: the len is \c0\12 but the index is \c0\00/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/alloc/src/str.rs\00src/../../../algorithms/credit-score/src/json.rs\00/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/alloc/src/raw_vec/mod.rs\00\00\00\84\00\01\000\00\00\00\cb\01\00\00\09\00\00\00a numbera whole number`` must be  from  to incomedebtagelate_paymentscredit_history_months\00\00\00\00\00\00C\01\01\00\06\00\00\00\00\00\00\00\00\00\00\00\00\10\a5\d4\e8\00\00\00\00\00\00\00\00\00\00\00I\01\01\00\04\00\00\00\00\00\00\00\00\00\00\00\00\10\a5\d4\e8\00\00\00\00\00\00\00\00\00\00\00M\01\01\00\03\00\00\00\12\00\00\00\00\00\00\00x\00\00\00\00\00\00\00\01\00\00\00\00\00\00\00P\01\01\00\0d\00\00\00\00\00\00\00\00\00\00\00\e8\03\00\00\00\00\00\00\01\00\00\00\00\00\00\00]\01\01\00\15\00\00\00\00\00\00\00\00\00\00\00\b0\04\00\00\00\00\00\00\01\00\00\00\00\00\00\00mid > len\00\00\00;\00\01\00H\00\00\00\b1\00\00\00\16\00\00\00attempt to join into collection with len > usize::MAX\00\00\00;\00\01\00H\00\00\00\9a\00\00\00\0a\00\00\00capacity overflow\00\00\00\b5\00\01\00P\00\00\00\1c\00\00\00\05\00\00\0000010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\02\03\03\03\03\03\03\03\03\03\03\03\03\03\03\03\03\04\04\04\04\04\00\00\00\00\00\00\00\00\00\00\00\06\00\00\00")
     (@producers
       (processed-by "wit-component" "0.262.0")
       (processed-by "wit-bindgen-rust" "0.63.0")

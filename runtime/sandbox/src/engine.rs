@@ -11,6 +11,10 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use super::config::{SandboxConfig, WASM_PAGE_BYTES};
 use super::error::SandboxError;
 
+/// Bytes of each pooled table reset in place between calls (see
+/// [`SandboxConfig::keep_resident_bytes`] for memories).
+const TABLE_KEEP_RESIDENT_BYTES: usize = 64 * 1024;
+
 /// Builds the engine: pooling allocator sized from the config, epoch
 /// interruption always on, fuel metering unless the config turns it off.
 ///
@@ -41,7 +45,10 @@ pub(crate) fn build_engine(cfg: &SandboxConfig) -> Result<Engine, SandboxError> 
         .max_tables_per_module(1)
         .max_memory_size(max_memory_bytes)
         .table_elements(cfg.max_table_elements)
-        .linear_memory_keep_resident(cfg.keep_resident_bytes);
+        .linear_memory_keep_resident(cfg.keep_resident_bytes)
+        // Likewise for tables (a component's core module usually has one):
+        // reset with `memset`, not returned with `madvise`, up to 64 KiB.
+        .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES);
 
     let mut config = Config::new();
     config

@@ -165,6 +165,28 @@ impl Applicant {
     }
 }
 
+impl Applicant {
+    /// Checks typed field values (income, debt, age, late payments, months of
+    /// history, in whole units) against the ranges of [`Applicant::from_json`],
+    /// in that order, with the same messages: for a caller whose input is
+    /// already typed (the component of examples/components/credit-score-rs).
+    pub fn from_values(values: [u64; 5]) -> Result<Self, String> {
+        for (field, value) in FIELDS.iter().zip(values) {
+            if value < field.min || value > field.max {
+                return Err(field.rule());
+            }
+        }
+        let [income, debt, age, late_payments, credit_history_months] = values;
+        Ok(Applicant {
+            income,
+            debt,
+            age,
+            late_payments,
+            credit_history_months,
+        })
+    }
+}
+
 /// `key` cut to at most [`MAX_QUOTED_KEY`] bytes on a character boundary, and
 /// `…` when it was cut.
 fn quote(key: &str) -> (&str, &'static str) {
@@ -207,6 +229,34 @@ mod tests {
                 credit_history_months: 40
             }
         );
+    }
+
+    #[test]
+    fn typed_values_get_the_messages_of_json_ones() {
+        let json = |text: &str| Applicant::from_json(text.as_bytes());
+        assert_eq!(
+            Applicant::from_values([48_000, 21_000, 34, 1, 40]).unwrap(),
+            json(r#"{"income":48000,"debt":21000,"age":34,"late_payments":1,"credit_history_months":40}"#).unwrap()
+        );
+        for (values, text) in [
+            (
+                [0, 0, 17, 0, 0],
+                r#"{"income":0,"debt":0,"age":17,"late_payments":0,"credit_history_months":0}"#,
+            ),
+            (
+                [MAX_MONEY + 1, 0, 17, 0, 0],
+                r#"{"income":1000000000001,"debt":0,"age":17,"late_payments":0,"credit_history_months":0}"#,
+            ),
+            (
+                [0, 0, 18, 1001, 1201],
+                r#"{"income":0,"debt":0,"age":18,"late_payments":1001,"credit_history_months":1201}"#,
+            ),
+        ] {
+            let Err(InputError::Invalid(expected)) = json(text) else {
+                panic!("{text} is refused");
+            };
+            assert_eq!(Applicant::from_values(values).unwrap_err(), expected);
+        }
     }
 
     #[test]

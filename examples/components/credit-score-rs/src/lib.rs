@@ -4,18 +4,22 @@
 //! The model is not copied: the modules of the core-module example
 //! (examples/algorithms/credit-score/src/{json,input,model}.rs) are compiled
 //! into this crate as they are. The typed applicant is validated by the same
-//! code as the JSON one — it is written as the core module's JSON input and
-//! read back by `input::Applicant::from_json` — so an out-of-range field gets
-//! the core module's message word for word, with the JSON field names
-//! (`late_payments`, `credit_history_months`), and the fields are checked in
-//! the same order: income, debt, age, late_payments, credit_history_months.
+//! field rules as the JSON one (`input::Applicant::from_values`), so an
+//! out-of-range field gets the core module's message word for word, with the
+//! JSON field names (`late_payments`, `credit_history_months`), and the fields
+//! are checked in the same order: income, debt, age, late_payments,
+//! credit_history_months.
 //!
-//! `std` (not `no_std` like the core module) for its allocator: the component
-//! model's canonical ABI allocates the argument and result through it.
+//! `std` (not `no_std` like the core module), with an allocator of its own on
+//! wasm32 (`arena.rs`): a bump arena inside the initial memory, so a call in a
+//! fresh instance never grows memory.
 
 extern crate alloc;
 
-/// The core module's JSON reader and writer (`input` needs it).
+#[cfg(target_arch = "wasm32")]
+mod arena;
+
+/// The core module's JSON reader (`input` needs it).
 #[path = "../../../algorithms/credit-score/src/json.rs"]
 pub mod json;
 
@@ -38,12 +42,13 @@ struct Scorer;
 
 impl Guest for Scorer {
     fn score(applicant: Applicant) -> Result<Assessment, String> {
-        let applicant = match input::Applicant::from_json(&applicant_json(&applicant)) {
-            Ok(a) => a,
-            Err(input::InputError::Invalid(message)) => return Err(message),
-            // The JSON is written above from typed values: it always parses.
-            Err(input::InputError::Malformed(m)) => return Err(String::from(m.problem)),
-        };
+        let applicant = input::Applicant::from_values([
+            applicant.income,
+            applicant.debt,
+            u64::from(applicant.age),
+            u64::from(applicant.late_payments),
+            u64::from(applicant.credit_history_months),
+        ])?;
         let a = model::assess(&applicant);
         Ok(Assessment {
             score: a.score,
@@ -66,27 +71,6 @@ impl Guest for Scorer {
                 .collect(),
         })
     }
-}
-
-/// The applicant as the core module's JSON input, fields in the core module's order.
-fn applicant_json(a: &Applicant) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
-    let fields: [(&[u8], u64); 5] = [
-        (b"{\"income\":", a.income),
-        (b",\"debt\":", a.debt),
-        (b",\"age\":", u64::from(a.age)),
-        (b",\"late_payments\":", u64::from(a.late_payments)),
-        (
-            b",\"credit_history_months\":",
-            u64::from(a.credit_history_months),
-        ),
-    ];
-    for (key, value) in fields {
-        out.extend_from_slice(key);
-        json::write_u64(&mut out, value);
-    }
-    out.push(b'}');
-    out
 }
 
 export!(Scorer);

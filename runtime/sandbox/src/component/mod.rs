@@ -453,7 +453,7 @@ impl ComponentProgram {
 /// Attaches what the guest wrote to stderr (a Python traceback, a JavaScript
 /// error) to a failed call.
 fn with_stderr(fault: CallError, store: &Store<ComponentState>) -> CallError {
-    let stderr = store.data().stderr.text();
+    let stderr = store.data().stderr();
     if stderr.trim().is_empty() {
         fault
     } else {
@@ -496,8 +496,8 @@ impl ComponentCall<'_> {
         }
         Ok(ComponentOutcome {
             results,
-            stdout: store.data().stdout.text(),
-            stderr: store.data().stderr.text(),
+            stdout: store.data().stdout(),
+            stderr: store.data().stderr(),
         })
     }
 }

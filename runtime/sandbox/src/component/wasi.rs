@@ -164,19 +164,26 @@ fn add_granted(l: &mut Linker<ComponentState>) -> wasmtime::Result<()> {
 /// no capabilities, and the captured output.
 pub(crate) struct ComponentState {
     pub(crate) limiter: GuestLimiter,
-    wasi: WasiCtx,
-    table: ResourceTable,
-    pub(crate) stdout: CapturedOutput,
-    pub(crate) stderr: CapturedOutput,
+    /// Made on the guest's first WASI call: a component that imports no WASI
+    /// (or does not use it in a call) does not pay for it.
+    wasi: Option<Box<GuestWasi>>,
 }
 
-impl ComponentState {
-    /// A fresh state: no environment, arguments, directories or network; empty
-    /// stdin; captured stdout and stderr.
-    pub(crate) fn new(limiter: GuestLimiter) -> Self {
+/// The WASI side of one call.
+struct GuestWasi {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    stdout: CapturedOutput,
+    stderr: CapturedOutput,
+}
+
+impl GuestWasi {
+    /// No environment, arguments, directories or network; empty stdin;
+    /// captured stdout and stderr.
+    fn new() -> Self {
         let stdout = CapturedOutput::default();
         let stderr = CapturedOutput::default();
-        let wasi = WasiCtx::builder()
+        let ctx = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_blocking_current_thread(true)
@@ -184,9 +191,8 @@ impl ComponentState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        ComponentState {
-            limiter,
-            wasi,
+        GuestWasi {
+            ctx,
             table: ResourceTable::new(),
             stdout,
             stderr,
@@ -194,11 +200,36 @@ impl ComponentState {
     }
 }
 
+impl ComponentState {
+    /// A fresh state; its WASI context is made when first used.
+    pub(crate) fn new(limiter: GuestLimiter) -> Self {
+        ComponentState {
+            limiter,
+            wasi: None,
+        }
+    }
+
+    /// What the guest wrote to stdout in this call.
+    pub(crate) fn stdout(&self) -> String {
+        self.wasi
+            .as_ref()
+            .map_or_else(String::new, |w| w.stdout.text())
+    }
+
+    /// What the guest wrote to stderr in this call.
+    pub(crate) fn stderr(&self) -> String {
+        self.wasi
+            .as_ref()
+            .map_or_else(String::new, |w| w.stderr.text())
+    }
+}
+
 impl WasiView for ComponentState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let wasi = self.wasi.get_or_insert_with(|| Box::new(GuestWasi::new()));
         WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
+            ctx: &mut wasi.ctx,
+            table: &mut wasi.table,
         }
     }
 }
