@@ -204,3 +204,46 @@ fn components_use_the_authenticated_cache() {
     let out = p.wave_call("add(2, 3)").unwrap().run().unwrap();
     assert_eq!(out.results, [Val::U32(5)]);
 }
+
+#[test]
+fn what_a_component_prints_is_captured_per_call_with_a_cap() {
+    use sealbox_sandbox::component::OUTPUT_CAP_BYTES;
+    let sb = sandbox();
+    let program = try_load_component(&sb, "component_prints", GuestLimits::default()).unwrap();
+    let out = program.wave_call("shout(2)").unwrap().run().unwrap();
+    assert_eq!(out.results, [Val::U32(2)]);
+    assert_eq!(out.stdout, "to stdout\nto stdout\n");
+    assert_eq!(out.stderr, "to stderr\nto stderr\n");
+    // Nothing carries over to the next call.
+    let out = program.wave_call("shout(1)").unwrap().run().unwrap();
+    assert_eq!(out.stdout, "to stdout\n");
+
+    // Past the cap the rest is dropped, counted, and the guest goes on.
+    let times = OUTPUT_CAP_BYTES / 10 + 100;
+    let out = program
+        .wave_call(&format!("shout({times})"))
+        .unwrap()
+        .run()
+        .unwrap();
+    assert_eq!(out.results, [Val::U32(times as u32)]);
+    assert!(out.stdout.starts_with("to stdout\n"));
+    let dropped = times * 10 - OUTPUT_CAP_BYTES;
+    assert!(
+        out.stdout
+            .ends_with(&format!("({dropped} more bytes dropped)")),
+        "{}",
+        &out.stdout[out.stdout.len() - 60..]
+    );
+
+    // A failing call carries its stderr.
+    let err = program.wave_call("fail()").unwrap().run().unwrap_err();
+    match &err {
+        CallError::WithStderr { fault, stderr } => {
+            assert!(matches!(**fault, CallError::Trap { .. }), "{fault}");
+            assert_eq!(stderr, "about to fail");
+        }
+        other => panic!("expected the trap with its stderr, got {other}"),
+    }
+    assert!(err.is_guest_fault());
+    assert!(err.to_string().contains("about to fail"), "{err}");
+}
