@@ -117,10 +117,10 @@ impl Loader<'_> {
             "license holds; compiling"
         );
         let guest = if opened.is_component() {
-            let component =
-                self.sandbox
-                    .compile_component(manifest.code_hash.0, &plaintext, &limits)?;
-            component.require_functions(&manifest.entry)?;
+            let component = self
+                .sandbox
+                .compile_component(manifest.code_hash.0, &plaintext, &limits)?
+                .only(&manifest.entry)?;
             Guest::Component(component)
         } else {
             let program = self

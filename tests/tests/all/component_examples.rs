@@ -218,6 +218,16 @@ async fn rust_python_and_javascript_components_answer_as_the_core_module() {
         }
     }
     assert_eq!(compared, 3 * applicants().len());
+    // componentize-py adds an export of its own (`init`) beside the world's:
+    // not part of the product, not callable.
+    let (_, _, py_id) = &components[1];
+    let (status, body) = post(
+        &format!("{}/v1/products/{py_id}/call/init", server.url),
+        "{}".into(),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("score(") && !body.contains("init("), "{body}");
     // The comparison is not vacuous: the answers span every band and some refusals.
     for band in ["a", "b", "c", "d", "e"] {
         assert!(

@@ -279,23 +279,44 @@ impl ComponentProgram {
             })
     }
 
-    /// Checks that every name (e.g. the manifest's `entry` list) is an
-    /// exported function.
-    pub fn require_functions<S: AsRef<str>>(&self, names: &[S]) -> Result<(), SandboxError> {
-        for name in names {
-            if self.function(name.as_ref()).is_err() {
-                return Err(SandboxError::MissingEntry {
-                    name: name.as_ref().to_string(),
-                    available: self
-                        .inner
-                        .functions
-                        .iter()
-                        .map(|f| f.name.clone())
-                        .collect(),
-                });
-            }
+    /// The same program with only the functions `names` (e.g. the manifest's
+    /// `entry` list: the world's exports) callable, each of which must exist.
+    /// A component may export more than its world (componentize-py adds an
+    /// `init`); those are not the product and are not callable.
+    pub fn only<S: AsRef<str>>(self, names: &[S]) -> Result<Self, SandboxError> {
+        let available = || {
+            self.inner
+                .functions
+                .iter()
+                .map(|f| f.name.clone())
+                .collect()
+        };
+        if let Some(missing) = names.iter().find(|n| self.function(n.as_ref()).is_err()) {
+            return Err(SandboxError::MissingEntry {
+                name: missing.as_ref().to_string(),
+                available: available(),
+            });
         }
-        Ok(())
+        let functions = self
+            .inner
+            .functions
+            .iter()
+            .filter(|f| names.iter().any(|n| n.as_ref() == f.name))
+            .cloned()
+            .collect();
+        let inner = ComponentInner {
+            code_hash: self.inner.code_hash,
+            pre: self.inner.pre.clone(),
+            functions,
+            imports: self.inner.imports.clone(),
+            limits: self.inner.limits,
+            deadline_ticks: self.inner.deadline_ticks,
+            stats: self.inner.stats,
+        };
+        Ok(ComponentProgram {
+            shared: self.shared,
+            inner: Arc::new(inner),
+        })
     }
 
     /// Parses a call in WAVE syntax, e.g. `score({income: 52000, debt: 1200})`,

@@ -74,6 +74,14 @@ fn wave_and_json_calls_are_typed_by_the_signature() {
         "area(r: record { w: u32, h: u32 }) -> u64"
     );
 
+    // Narrowed to some functions (a product's world), the others are not callable.
+    let narrowed = program.clone().only(&["add"]).unwrap();
+    assert!(matches!(
+        narrowed.wave_call("area({w: 1, h: 1})").map(|_| ()),
+        Err(CallError::MissingExport { .. })
+    ));
+    assert!(program.clone().only(&["nope"]).is_err());
+
     let out = program.wave_call("add(40, 2)").unwrap().run().unwrap();
     assert_eq!(out.results, [Val::U32(42)]);
     assert_eq!(results_to_wave(&out.results).unwrap(), "42");
