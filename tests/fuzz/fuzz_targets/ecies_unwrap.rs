@@ -61,6 +61,7 @@ fuzz_target!(|data: &[u8]| {
         metering: Metering::KernelPreferred,
         limits: Limits::default(),
         entry: vec!["run".into()],
+        component: None,
         encryption: Some(encryption),
     };
     let Ok(json) = manifest.to_json() else { return };
