@@ -11,8 +11,10 @@
 //! the killed node, at most the calls cut off by the kill); the customer's
 //! escrow paid exactly the units bought, split 70 / 30 to the wei.
 //!
-//! Without network namespaces (not root, no iproute2) the nodes run on
-//! loopback, and the test says so.
+//! Without network namespaces (not root, no iproute2), or with
+//! `SEALBOX_FLEET_NETNS=0`, the nodes run on loopback, and the test says so.
+//! It prints the purchase transactions and their gas per signer (settlement
+//! cost against N).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -276,7 +278,11 @@ async fn a_fleet_with_a_killed_node_settles_every_signer_exactly() {
         .clamp(1, 9);
 
     // Namespaces first: anvil must listen on the root side of every veth.
-    let net = match Net::setup(n) {
+    let net = match std::env::var("SEALBOX_FLEET_NETNS").as_deref() {
+        Ok("0") => Err("SEALBOX_FLEET_NETNS=0".to_string()),
+        _ => Net::setup(n),
+    };
+    let net = match net {
         Ok(net) => Some(net),
         Err(e) => {
             eprintln!("fleet: network namespaces unavailable ({e}); the nodes run on loopback");
@@ -374,6 +380,7 @@ async fn a_fleet_with_a_killed_node_settles_every_signer_exactly() {
     tokio::time::sleep(DOWN_FOR).await;
     let url = tokio::task::block_in_place(|| nodes[0].start(&sealed));
     urls.write().unwrap()[0] = url;
+    let answered_before_restart = counts[0].ok.load(Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();
     }
@@ -422,6 +429,11 @@ async fn a_fleet_with_a_killed_node_settles_every_signer_exactly() {
             report[k]
         );
         if k == 0 {
+            assert!(
+                ok > answered_before_restart,
+                "the restarted node answered nothing: {}",
+                report[k]
+            );
             assert!(
                 admitted <= ok + failed,
                 "node {k}: admitted more than answered + cut off: {}",
