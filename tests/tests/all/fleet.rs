@@ -200,17 +200,30 @@ struct Counts {
     unexpected: Mutex<Vec<String>>,
 }
 
-async fn worker(
-    w: usize,
+/// What the load generator's clients share.
+struct Load {
     client: reqwest::Client,
-    urls: Arc<RwLock<Vec<String>>>,
-    tokens: Arc<Vec<String>>,
+    /// Each node's base URL (node 0's is replaced when it restarts).
+    urls: RwLock<Vec<String>>,
+    tokens: Vec<String>,
     product: B256,
-    body: Arc<Vec<u8>>,
-    counts: Arc<Vec<Counts>>,
+    body: Vec<u8>,
+    counts: Vec<Counts>,
     until: Instant,
-) {
-    let n = tokens.len();
+}
+
+/// Client `w`: calls the nodes in turn until `load.until`.
+async fn worker(w: usize, load: Arc<Load>) {
+    let Load {
+        client,
+        urls,
+        tokens,
+        product,
+        body,
+        counts,
+        until,
+    } = load.as_ref();
+    let (n, until) = (tokens.len(), *until);
     for i in 0..MAX_PER_WORKER {
         if Instant::now() >= until {
             break;
@@ -221,7 +234,7 @@ async fn worker(
         let sent = client
             .post(&url)
             .bearer_auth(&tokens[k])
-            .body(body.as_ref().clone())
+            .body(body.clone())
             .send()
             .await;
         let c = &counts[k];
@@ -357,32 +370,23 @@ async fn a_fleet_with_a_killed_node_settles_every_signer_exactly() {
             assert!(!url.contains("127.0.0.1"), "node {k} listens on {url}");
         }
     }
-    let urls = Arc::new(RwLock::new(urls));
-    let tokens = Arc::new(nodes.iter().map(|n| n.token.clone()).collect::<Vec<_>>());
-    let counts: Arc<Vec<Counts>> = Arc::new((0..n).map(|_| Counts::default()).collect());
-    let body = Arc::new(std::fs::read(example("inputs/applicant.json")).unwrap());
-
     // The load, spread over the nodes.
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
     let load_started = Instant::now();
-    let until = load_started + LOAD;
+    let load = Arc::new(Load {
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap(),
+        urls: RwLock::new(urls),
+        tokens: nodes.iter().map(|n| n.token.clone()).collect(),
+        product,
+        body: std::fs::read(example("inputs/applicant.json")).unwrap(),
+        counts: (0..n).map(|_| Counts::default()).collect(),
+        until: load_started + LOAD,
+    });
     let workers: Vec<_> = (0..WORKERS)
-        .map(|w| {
-            tokio::spawn(worker(
-                w,
-                client.clone(),
-                urls.clone(),
-                tokens.clone(),
-                product,
-                body.clone(),
-                counts.clone(),
-                until,
-            ))
-        })
+        .map(|w| tokio::spawn(worker(w, load.clone())))
         .collect();
 
     // Node 0 is SIGKILLed mid-run, then restarted on the same state directory.
@@ -391,8 +395,8 @@ async fn a_fleet_with_a_killed_node_settles_every_signer_exactly() {
     assert_eq!(killed.code, None, "SIGKILL: {}", killed.dump());
     tokio::time::sleep(DOWN_FOR).await;
     let url = tokio::task::block_in_place(|| nodes[0].start(&sealed));
-    urls.write().unwrap()[0] = url;
-    let answered_before_restart = counts[0].ok.load(Ordering::Relaxed);
+    load.urls.write().unwrap()[0] = url;
+    let answered_before_restart = load.counts[0].ok.load(Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();
     }
@@ -415,8 +419,8 @@ async fn a_fleet_with_a_killed_node_settles_every_signer_exactly() {
     let mut ok_total = 0;
     let mut report = Vec::new();
     for (k, node) in nodes.iter().enumerate() {
-        let c = &counts[k];
-        let unexpected = c.unexpected.lock().unwrap();
+        let c = &load.counts[k];
+        let unexpected = c.unexpected.lock().unwrap().clone();
         assert!(unexpected.is_empty(), "unexpected answers: {unexpected:?}");
         let (ok, failed, refused) = (
             c.ok.load(Ordering::Relaxed),
