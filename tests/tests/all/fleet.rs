@@ -85,6 +85,7 @@ impl Net {
     /// `n` namespaces `sbxfleet-PID-K`, each with a veth pair:
     /// `10.O.(K+1).1/30` on the root side, `10.O.(K+1).2/30` inside.
     fn setup(n: usize) -> Result<Net, String> {
+        Net::reap();
         let pid = std::process::id();
         let mut net = Net {
             tag: pid.to_string(),
@@ -119,6 +120,27 @@ impl Net {
             ip(&["-n", &ns, "link", "set", &peer, "up"])?;
         }
         Ok(net)
+    }
+
+    /// Deletes what an earlier run that died without its drop (SIGKILL) left:
+    /// the namespaces and veths of test processes that are gone.
+    fn reap() {
+        let Ok(out) = Command::new(ip_path()).args(["netns", "list"]).output() else {
+            return;
+        };
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let name = line.split_whitespace().next().unwrap_or_default();
+            let Some((pid, k)) = name
+                .strip_prefix("sbxfleet-")
+                .and_then(|rest| rest.split_once('-'))
+            else {
+                continue;
+            };
+            if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+                let _ = ip(&["link", "del", &format!("sbf{pid}r{k}")]);
+                let _ = ip(&["netns", "del", name]);
+            }
+        }
     }
 
     fn ns(&self, k: usize) -> String {
