@@ -18,7 +18,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -45,8 +45,12 @@ fn block() -> Option<u64> {
 }
 /// The port every node listens on inside its own namespace.
 const PORT: u16 = 8080;
-/// How long the load runs.
+/// How long the load runs at least: longer only until every node, and the
+/// restarted one since its restart, answered a call (a purchase whose
+/// receipt is not there at once is seen at alloy's next poll, 7 s later for
+/// an RPC URL off loopback), and never past `MAX_LOAD`.
 const LOAD: Duration = Duration::from_secs(8);
+const MAX_LOAD: Duration = Duration::from_secs(40);
 /// When node 0 is killed, and how long it stays down.
 const KILL_AT: Duration = Duration::from_secs(3);
 const DOWN_FOR: Duration = Duration::from_millis(700);
@@ -231,7 +235,27 @@ struct Load {
     product: B256,
     body: Vec<u8>,
     counts: Vec<Counts>,
+    /// Set when the load is over.
+    stop: AtomicBool,
+    /// The hard end of the load.
     until: Instant,
+}
+
+impl Load {
+    fn answered(&self, k: usize) -> u64 {
+        self.counts[k].ok.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `done` holds, or `limit` passed: whether it held.
+    async fn wait_for(&self, limit: Instant, done: impl Fn(&Load) -> bool) -> bool {
+        while !done(self) {
+            if Instant::now() >= limit {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    }
 }
 
 /// Client `w`: calls the nodes in turn until `load.until`.
@@ -243,11 +267,12 @@ async fn worker(w: usize, load: Arc<Load>) {
         product,
         body,
         counts,
+        stop,
         until,
     } = load.as_ref();
     let (n, until) = (tokens.len(), *until);
     for i in 0..MAX_PER_WORKER {
-        if Instant::now() >= until {
+        if stop.load(Ordering::Relaxed) || Instant::now() >= until {
             break;
         }
         let k = (w + i) % n;
@@ -405,20 +430,32 @@ async fn a_fleet_with_a_killed_node_settles_every_signer_exactly() {
         product,
         body: std::fs::read(example("inputs/applicant.json")).unwrap(),
         counts: (0..n).map(|_| Counts::default()).collect(),
-        until: load_started + LOAD,
+        stop: AtomicBool::new(false),
+        until: load_started + MAX_LOAD,
     });
     let workers: Vec<_> = (0..WORKERS)
         .map(|w| tokio::spawn(worker(w, load.clone())))
         .collect();
 
-    // Node 0 is SIGKILLed mid-run, then restarted on the same state directory.
+    // Node 0 is SIGKILLed mid-run (once it has answered), then restarted on
+    // the same state directory.
     tokio::time::sleep(KILL_AT).await;
+    assert!(
+        load.wait_for(load.until, |l| l.answered(0) > 0).await,
+        "node 0 answered nothing before the kill"
+    );
     let killed = nodes[0].server.as_mut().unwrap().kill();
     assert_eq!(killed.code, None, "SIGKILL: {}", killed.dump());
     tokio::time::sleep(DOWN_FOR).await;
     let url = tokio::task::block_in_place(|| nodes[0].start(&sealed));
     load.urls.write().unwrap()[0] = url;
-    let answered_before_restart = load.counts[0].ok.load(Ordering::Relaxed);
+    let answered_before_restart = load.answered(0);
+    tokio::time::sleep_until((load_started + LOAD).into()).await;
+    load.wait_for(load.until, |l| {
+        l.answered(0) > answered_before_restart && (0..n).all(|k| l.answered(k) > 0)
+    })
+    .await;
+    load.stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();
     }
