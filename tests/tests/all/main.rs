@@ -8,6 +8,7 @@ mod common;
 mod component_examples;
 mod components;
 mod exit_codes;
+mod fleet;
 mod guest_faults;
 mod happy_path;
 mod kernel_durability;

@@ -1027,3 +1027,103 @@ fn spawn_listening(what: &str, all: Vec<String>) -> Serving {
         }
     }
 }
+
+// ---------------------------------------------------------------- fleet nodes
+
+impl Machine {
+    /// `ip netns exec NETNS runtime -v serve --module SEALED… --listen LISTEN
+    /// <chain, state, cache, meter args> --customer C ARGS…`: the same server
+    /// as [`Machine::serve`], run inside the network namespace `netns` (a
+    /// fleet node), listening on `listen`. Stopped (SIGTERM, then SIGKILL)
+    /// when the handle drops; `ip netns exec` execs the runtime, so the
+    /// handle's pid is the server's.
+    pub fn serve_in(&self, netns: &str, listen: &str, modules: &[&Path], args: &[&str]) -> Serving {
+        let mut all: Vec<String> = vec![
+            "netns".into(),
+            "exec".into(),
+            netns.into(),
+            bin("runtime").display().to_string(),
+            "-v".into(),
+            "serve".into(),
+        ];
+        for module in modules {
+            all.extend(["--module".into(), module.display().to_string()]);
+        }
+        all.extend(["--listen".into(), listen.into()]);
+        all.extend(self.common_args());
+        all.extend(["--customer".into(), self.customer.to_string()]);
+        all.extend(args.iter().map(|s| s.to_string()));
+        let mut cmd = command(ip_path());
+        cmd.args(&all);
+        spawn_listening_command("serve", cmd)
+    }
+}
+
+/// Where the `ip` tool (iproute2) is.
+pub fn ip_path() -> PathBuf {
+    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("ip"))
+}
+
+/// As `spawn_listening`, for any command that ends up printing
+/// `listening on URL` (e.g. the runtime run through `ip netns exec`).
+fn spawn_listening_command(what: &str, mut cmd: std::process::Command) -> Serving {
+    let line = command_line(&cmd);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {line}: {e}"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let out_reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(l.clone());
+            all.push_str(&l);
+            all.push('\n');
+        }
+        all
+    });
+    let err_reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut all = String::new();
+        let _ = std::io::BufReader::new(stderr).read_to_string(&mut all);
+        all
+    });
+    let mut serving = Serving {
+        child: Some(child),
+        line,
+        out_reader: Some(out_reader),
+        err_reader: Some(err_reader),
+        url: String::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(l) => {
+                if let Some(url) = l.strip_prefix("listening on ") {
+                    serving.url = url.trim().to_string();
+                    return serving;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let out = serving.stop();
+                panic!("runtime {what} ended before listening\n{}", out.dump());
+            }
+        }
+        if Instant::now() > deadline {
+            let out = serving.stop();
+            panic!("runtime {what} did not listen within 60 s\n{}", out.dump());
+        }
+    }
+}
