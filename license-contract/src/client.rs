@@ -8,6 +8,10 @@ use alloy::eips::BlockNumberOrTag;
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+
+/// How often a pending transaction's receipt (and any other poll) is asked for: what alloy
+/// uses for a node on loopback, whatever the node's address.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 use alloy::rpc::types::{Filter, TransactionReceipt, TransactionRequest};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
@@ -799,6 +803,10 @@ impl Chain {
                 .erased(),
             None => builder.connect_http(url).erased(),
         };
+        // alloy polls every 7 s for a node that is not on loopback, so a purchase's receipt
+        // could be seen up to 7 s after it was mined, with 402s meanwhile (found by the fleet
+        // test, tests/tests/all/fleet.rs, whose nodes reach anvil from network namespaces).
+        provider.client().set_poll_interval(POLL_INTERVAL);
         let chain_id =
             provider
                 .get_chain_id()
