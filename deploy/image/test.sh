@@ -51,7 +51,7 @@ fi
 
 WORK=$(mktemp -d -t sealbox-image-test.XXXXXX)
 chmod 0755 "$WORK"
-ANVIL_PID= CID= PIN_DIR=/sys/fs/bpf/sealbox-image-test-$$
+ANVIL_PID='' CID='' PIN_DIR=/sys/fs/bpf/sealbox-image-test-$$
 cleanup() {
   [ -n "$ANVIL_PID" ] && kill "$ANVIL_PID" 2>/dev/null || true
   [ -n "$CID" ] && podman rm -f "$CID" >/dev/null 2>&1 || true
