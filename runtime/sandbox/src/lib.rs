@@ -17,8 +17,9 @@
 //!   import only the WASI 0.2 interfaces of
 //!   [`component::GRANTED_INTERFACES`] — no directories, sockets,
 //!   environment or arguments; stdout and stderr captured per call with a
-//!   cap — and refuses any other import by name before compiling. Calls are
-//!   typed (WIT values from WAVE text or JSON) and run under the same limits.
+//!   cap — and refuses any other import (but type-only ones) by name before
+//!   any instance exists. Calls are typed (WIT values from WAVE text or JSON)
+//!   and run under the same limits.
 //! * **Fuel.** Every call gets a deterministic instruction budget (the
 //!   manifest's `fuel`, capped by [`SandboxConfig::max_fuel`]); running out
 //!   ends the call with [`CallError::OutOfFuel`]. A customer may turn fuel

@@ -3,11 +3,11 @@
 //! call's memories together, pooled instances, a fresh instance per call,
 //! the authenticated compile cache).
 //!
-//! A component may import WASI 0.2 without capabilities and nothing else
-//! (see [`GRANTED_INTERFACES`]); anything else is refused by name before
-//! compiling. Calls take [`Val`]s, parsed from WAVE text
-//! ([`ComponentProgram::wave_call`]) or JSON ([`ComponentProgram::json_call`])
-//! against the function's WIT signature.
+//! A component may import WASI 0.2 without capabilities, and interfaces that
+//! carry only types, and nothing else (see [`GRANTED_INTERFACES`]); anything
+//! else is refused by name before any instance of it exists. Calls take
+//! [`Val`]s, parsed from WAVE text ([`ComponentProgram::wave_call`]) or JSON
+//! ([`ComponentProgram::json_call`]) against the function's WIT signature.
 
 mod json;
 mod signature;
