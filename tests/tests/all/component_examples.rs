@@ -13,11 +13,10 @@
 //! missing the tests fail saying so, unless `SEALBOX_SKIP_COMPONENT_BUILDS=1`.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{Actors, Chain, Machine, example, licensed, manifest};
+use crate::common::{Actors, Chain, Machine, example, licensed, manifest, post_retrying};
 
 /// A built component under `examples/components/target/`, or `None` (test
 /// skipped) when it is missing and `SEALBOX_SKIP_COMPONENT_BUILDS=1`.
@@ -117,23 +116,6 @@ fn as_world_result(core: &Value) -> Value {
     }})
 }
 
-/// POSTs `body` to `url`, retrying while serve answers 402 with `Retry-After`.
-async fn post(url: &str, body: String) -> (u16, String) {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let response = client.post(url).body(body.clone()).send().await.unwrap();
-        let status = response.status().as_u16();
-        let retry = response.headers().contains_key("retry-after");
-        let text = response.text().await.unwrap();
-        if status == 402 && retry && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        }
-        return (status, text);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn rust_python_and_javascript_components_answer_as_the_core_module() {
     let (Some(py), Some(js)) = (built("credit_score_py"), built("credit_score_js")) else {
@@ -194,17 +176,17 @@ async fn rust_python_and_javascript_components_answer_as_the_core_module() {
     let mut compared = 0;
     let mut answers: Vec<Value> = Vec::new();
     for (name, fields) in applicants() {
-        let (status, body) = post(
+        let (status, body) = post_retrying(
             &format!("{}/v1/products/{core_id}/invoke/score", server.url),
-            core_json(&fields),
+            &core_json(&fields),
         )
         .await;
         assert_eq!(status, 200, "core module on {name}: {body}");
         let expected = as_world_result(&serde_json::from_str(&body).unwrap());
         for (lang, _, id) in &components {
-            let (status, body) = post(
+            let (status, body) = post_retrying(
                 &format!("{}/v1/products/{id}/call/score", server.url),
-                json!({ "applicant": wit_applicant(&fields) }).to_string(),
+                &json!({ "applicant": wit_applicant(&fields) }).to_string(),
             )
             .await;
             assert_eq!(status, 200, "{lang} on {name}: {body}");
@@ -221,9 +203,9 @@ async fn rust_python_and_javascript_components_answer_as_the_core_module() {
     // componentize-py adds an export of its own (`init`) beside the world's:
     // not part of the product, not callable.
     let (_, _, py_id) = &components[1];
-    let (status, body) = post(
+    let (status, body) = post_retrying(
         &format!("{}/v1/products/{py_id}/call/init", server.url),
-        "{}".into(),
+        "{}",
     )
     .await;
     assert_eq!(status, 404, "{body}");

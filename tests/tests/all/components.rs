@@ -8,37 +8,11 @@
 //! not fit the WIT signature (422 naming the field, nothing billed); calling
 //! a component on the bytes route and a module on the typed route.
 
-use std::time::{Duration, Instant};
-
-use crate::common::{Actors, Chain, Machine, bin, fixture, licensed, manifest, run};
+use crate::common::{Actors, Chain, Machine, bin, fixture, licensed, manifest, post_retrying, run};
 
 /// `--wit` for the fixtures' world.
 fn wit_args() -> Vec<String> {
     vec!["--wit".into(), fixture("area.wit").display().to_string()]
-}
-
-/// POSTs `body` to `url`, retrying while serve answers 402 with
-/// `Retry-After` (it is buying its first block of units).
-async fn post(url: &str, body: &str) -> (u16, String) {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let response = client
-            .post(url)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("POST to serve");
-        let status = response.status().as_u16();
-        let retry = response.headers().contains_key("retry-after");
-        let text = response.text().await.expect("read the answer");
-        if status == 402 && retry && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        }
-        return (status, text);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -127,11 +101,13 @@ async fn a_sealed_component_is_called_with_typed_values_through_run_and_serve() 
 
     let server = machine.serve(&[&sealed], &[]);
     let base = format!("{}/v1/products/{}", server.url, release.product_id);
-    let (status, body) = post(&format!("{base}/call/area"), r#"{"r": {"w": 3, "h": 5}}"#).await;
+    let (status, body) =
+        post_retrying(&format!("{base}/call/area"), r#"{"r": {"w": 3, "h": 5}}"#).await;
     assert_eq!((status, body.as_str()), (200, "15"));
-    let (status, body) = post(&format!("{base}/call/area"), r#"[{"w": 2, "h": 2}]"#).await;
+    let (status, body) = post_retrying(&format!("{base}/call/area"), r#"[{"w": 2, "h": 2}]"#).await;
     assert_eq!((status, body.as_str()), (200, "4"));
-    let (status, body) = post(&format!("{base}/call/area"), r#"{"r": {"w": 3, "h": "5"}}"#).await;
+    let (status, body) =
+        post_retrying(&format!("{base}/call/area"), r#"{"r": {"w": 3, "h": "5"}}"#).await;
     assert_eq!(status, 422, "{body}");
     let error: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(error["error"], "bad-argument");
@@ -139,15 +115,15 @@ async fn a_sealed_component_is_called_with_typed_values_through_run_and_serve() 
         error["message"].as_str().unwrap().contains("`r.h`"),
         "{body}"
     );
-    let (status, body) = post(&format!("{base}/call/area"), "{not json").await;
+    let (status, body) = post_retrying(&format!("{base}/call/area"), "{not json").await;
     assert_eq!(status, 400, "{body}");
-    let (status, body) = post(&format!("{base}/call/volume"), "{}").await;
+    let (status, body) = post_retrying(&format!("{base}/call/volume"), "{}").await;
     assert_eq!(status, 404, "{body}");
     assert!(
         body.contains("area(r: record { w: u32, h: u32 }) -> u64"),
         "{body}"
     );
-    let (status, body) = post(&format!("{base}/invoke/area"), "x").await;
+    let (status, body) = post_retrying(&format!("{base}/invoke/area"), "x").await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("/call/"), "{body}");
 

@@ -970,61 +970,31 @@ pub fn pubkey(party: &Party) -> String {
 fn spawn_listening(what: &str, all: Vec<String>) -> Serving {
     let mut cmd = command(bin("runtime"));
     cmd.args(&all);
-    let line = command_line(&cmd);
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {line}: {e}"));
-    // Read both pipes on threads so that the server never blocks on a full pipe.
-    let stdout = child.stdout.take().expect("piped stdout");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let out_reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut all = String::new();
-        for l in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(l.clone());
-            all.push_str(&l);
-            all.push('\n');
-        }
-        all
-    });
-    let err_reader = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut all = String::new();
-        let _ = std::io::BufReader::new(stderr).read_to_string(&mut all);
-        all
-    });
-    let mut serving = Serving {
-        child: Some(child),
-        line,
-        out_reader: Some(out_reader),
-        err_reader: Some(err_reader),
-        url: String::new(),
-    };
+    spawn_listening_command(what, cmd)
+}
+
+/// POSTs `body` to `url` (as JSON), retrying for up to 60 s while `runtime
+/// serve` answers 402 with `Retry-After` (it is buying a block of units);
+/// the final status and body.
+pub async fn post_retrying(url: &str, body: &str) -> (u16, String) {
+    let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(l) => {
-                if let Some(url) = l.strip_prefix("listening on ") {
-                    serving.url = url.trim().to_string();
-                    return serving;
-                }
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                let out = serving.stop();
-                panic!("runtime {what} ended before listening\n{}", out.dump());
-            }
+        let response = client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        let status = response.status().as_u16();
+        let retry = response.headers().contains_key("retry-after");
+        let text = response.text().await.expect("read the answer");
+        if status == 402 && retry && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
         }
-        if Instant::now() > deadline {
-            let out = serving.stop();
-            panic!("runtime {what} did not listen within 60 s\n{}", out.dump());
-        }
+        return (status, text);
     }
 }
 
@@ -1068,8 +1038,8 @@ pub fn ip_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("ip"))
 }
 
-/// As `spawn_listening`, for any command that ends up printing
-/// `listening on URL` (e.g. the runtime run through `ip netns exec`).
+/// Starts `cmd` (the runtime, directly or through `ip netns exec`) and waits
+/// up to 60 s for it to print `listening on URL`.
 fn spawn_listening_command(what: &str, mut cmd: std::process::Command) -> Serving {
     let line = command_line(&cmd);
     let mut child = cmd
@@ -1077,6 +1047,7 @@ fn spawn_listening_command(what: &str, mut cmd: std::process::Command) -> Servin
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {line}: {e}"));
+    // Read both pipes on threads so that the server never blocks on a full pipe.
     let stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
     let (tx, rx) = std::sync::mpsc::channel::<String>();
