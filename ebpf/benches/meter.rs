@@ -1,5 +1,6 @@
 //! Per-call cost of `meter_call` without and with the kernel meter attached,
-//! side by side in one run, plus the same probe on a function whose first
+//! side by side in one run, on one thread and on two at once (counted
+//! exactly either way), plus the same probe on a function whose first
 //! instruction is a normal prologue store (to show why the entry starts with a
 //! nop5), and one `getppid` syscall as the floor of any kernel entry.
 //!
@@ -79,6 +80,26 @@ fn per_call_ns(calls: u64, slot: Slot, f: impl Fn(Slot)) -> Timing {
     }
 }
 
+/// `per_call_ns` on `threads` threads at once; the slowest thread's timing
+/// (each thread's CPU time is its own, so contention in the probe shows).
+fn per_call_ns_threads(threads: usize, calls: u64, slot: Slot, f: fn(Slot)) -> Timing {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| s.spawn(move || per_call_ns(calls, slot, f)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("bench thread"))
+            .max_by(|a, b| a.cpu_median.total_cmp(&b.cpu_median))
+            .expect("at least one thread")
+    })
+}
+
+fn getppid_call(_: Slot) {
+    // SAFETY: getppid has no preconditions.
+    black_box(unsafe { libc::getppid() });
+}
+
 fn getppid_ns(calls: u64, slot: Slot) -> Timing {
     per_call_ns(calls, slot, |_| {
         // SAFETY: getppid has no preconditions.
@@ -143,6 +164,8 @@ fn main() {
     let bare = per_call_ns(calls, slot, meter_call);
     let bare_prologue = per_call_ns(calls, slot, prologue_call);
     let floor = getppid_ns(calls, slot);
+    let bare_two = per_call_ns_threads(2, calls, slot, meter_call);
+    let floor_two = per_call_ns_threads(2, calls, slot, getppid_call);
 
     let meter = attach_meter();
     assert_eq!(meter.register(KEY).expect("register"), slot);
@@ -151,10 +174,12 @@ fn main() {
     let first = start.elapsed().as_nanos();
     let probed_bytes = entry_bytes();
     let metered = per_call_ns(calls, slot, meter_call);
+    // Two threads on one slot at once: the per-CPU counters take no lock.
+    let metered_two = per_call_ns_threads(2, calls, slot, meter_call);
     let counted = meter.count(KEY).expect("count");
     drop(meter);
     let bare_after = per_call_ns(calls, slot, meter_call);
-    let expected = 1 + calls * ROUNDS as u64;
+    let expected = 1 + 3 * calls * ROUNDS as u64;
     assert_eq!(counted, expected, "metered calls not counted exactly");
     assert_eq!(
         read_pinned_count(&dir.path.join("meter"), KEY).expect("read"),
@@ -197,6 +222,11 @@ fn main() {
     );
     row("meter_call (entry starts with a nop5)", bare, metered);
     row(
+        "meter_call, 2 threads at once (slowest)",
+        bare_two,
+        metered_two,
+    );
+    row(
         "prologue-first entry (mov %rdi,-8(%rsp))",
         bare_prologue,
         probed_prologue,
@@ -211,6 +241,15 @@ fn main() {
         floor.wall_median
     );
     println!(
+        "{:<42} {:>8} {:>9.1} {:>9.1} {:>9} | {:>9.1}",
+        "getppid(), 2 threads at once (slowest)",
+        "",
+        floor_two.cpu_median,
+        floor_two.cpu_min,
+        "",
+        floor_two.wall_median
+    );
+    println!(
         "meter_call after detach: {:.1} ns; first metered call (wall): {first} ns",
         bare_after.cpu_median
     );
@@ -223,8 +262,10 @@ fn main() {
         }
     );
     println!(
-        "added cost: {:.2}x a getppid syscall; the prologue-first probe costs {:.1}x the nop5 probe",
+        "added cost: {:.2}x a getppid syscall ({:.2}x with 2 threads at once); the \
+         prologue-first probe costs {:.1}x the nop5 probe",
         (metered.cpu_median - bare.cpu_median) / floor.cpu_median,
+        (metered_two.cpu_median - bare_two.cpu_median) / floor_two.cpu_median,
         (probed_prologue.cpu_median - bare_prologue.cpu_median)
             / (metered.cpu_median - bare.cpu_median)
     );
