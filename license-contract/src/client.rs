@@ -8,22 +8,32 @@ use alloy::eips::BlockNumberOrTag;
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-
-/// How often a pending transaction's receipt (and any other poll) is asked for: what alloy
-/// uses for a node on loopback, whatever the node's address.
-pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 use alloy::rpc::types::{Filter, TransactionReceipt, TransactionRequest};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{Eip712Domain, SolEvent, SolInterface, decode_revert_reason};
-use alloy::transports::RpcError;
-use alloy::transports::http::reqwest::Url;
+use alloy::transports::http::reqwest::{self, Url};
+use alloy::transports::{RpcError, TransportErrorKind};
 
 use crate::bindings::LicenseRegistry::{self, LicenseRegistryErrors, LicenseRegistryInstance};
 use crate::error::RegistryError;
 use crate::receipt::{SignedUsage, UsageReceipt, usage_domain};
 use crate::revert::ContractRevert;
 use crate::status::{LicenseStatus, ProductRecord, RegistryInfo, Release, SignerStatus};
+
+/// How often a pending transaction's receipt (and any other poll) is asked for: what alloy
+/// uses for a node on loopback, whatever the node's address.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The longest one JSON-RPC request may take, connection included. Without it a request on a
+/// connection that went silent (a partition, a NAT that dropped its state) waits forever, and
+/// so does whatever waits on it: found by the chaos soak (tests/tests/all/soak.rs), where the
+/// buying loop of `runtime serve` hung on such a connection and every call after the prepaid
+/// block was refused with 402 although the RPC was back.
+pub const RPC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The longest a TCP (and TLS) connection to the RPC endpoint may take to open.
+pub const RPC_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Default platform fee: 3000 basis points (30 % treasury, 70 % vendor).
 pub const DEFAULT_FEE_BPS: u16 = 3000;
@@ -796,12 +806,20 @@ impl Chain {
             .with_simple_nonce_management()
             .with_gas_estimation()
             .fetch_chain_id();
+        let http = reqwest::Client::builder()
+            .connect_timeout(RPC_CONNECT_TIMEOUT)
+            .timeout(RPC_TIMEOUT)
+            .build()
+            .map_err(|e| RegistryError::Unreachable {
+                url: rpc_url.into(),
+                source: Box::new(TransportErrorKind::custom(e)),
+            })?;
         let provider = match wallet {
             Some(w) => builder
                 .wallet(EthereumWallet::from(w))
-                .connect_http(url)
+                .connect_reqwest(http, url)
                 .erased(),
-            None => builder.connect_http(url).erased(),
+            None => builder.connect_reqwest(http, url).erased(),
         };
         // alloy polls every 7 s for a node that is not on loopback, so a purchase's receipt
         // could be seen up to 7 s after it was mined, with 402s meanwhile (found by the fleet

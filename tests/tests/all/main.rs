@@ -17,6 +17,7 @@ mod lease;
 mod license_refusals;
 mod pay_before_use;
 mod purchase_faults;
+mod soak;
 mod tls_billing;
 mod trust_refusals;
 mod vendor_sdk;

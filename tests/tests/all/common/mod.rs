@@ -597,6 +597,13 @@ impl Machine {
         self.registry = chain.registry;
     }
 
+    /// Runs this machine (same state directory and cache) with `runtime` as
+    /// its key from now on: a rotated signer.
+    pub fn rekey(&mut self, runtime: &Party) {
+        self.key = runtime.key.clone();
+        self.signer = runtime.address();
+    }
+
     /// This state directory's buyer id, as the runtime derives it (creates
     /// the directory and its secret when missing, as the runtime would).
     pub fn buyer(&self) -> B256 {
@@ -623,11 +630,17 @@ impl Machine {
     /// cache, meter args> --customer C ARGS…`, started and waited for until it
     /// listens. Stopped (SIGTERM, then SIGKILL) when the handle drops.
     pub fn serve(&self, modules: &[&Path], args: &[&str]) -> Serving {
+        self.serve_on("127.0.0.1:0", modules, args)
+    }
+
+    /// As [`Machine::serve`], listening on `listen` (a fixed address, so a
+    /// restarted server is found where the clients left it).
+    pub fn serve_on(&self, listen: &str, modules: &[&Path], args: &[&str]) -> Serving {
         let mut all: Vec<String> = vec!["-v".into(), "serve".into()];
         for module in modules {
             all.extend(["--module".into(), module.display().to_string()]);
         }
-        all.extend(["--listen".into(), "127.0.0.1:0".into()]);
+        all.extend(["--listen".into(), listen.into()]);
         all.extend(self.common_args());
         all.extend(["--customer".into(), self.customer.to_string()]);
         all.extend(args.iter().map(|s| s.to_string()));
@@ -864,6 +877,11 @@ impl Serving {
         self.child
             .as_mut()
             .is_some_and(|c| c.try_wait().expect("wait for serve").is_none())
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
     }
 
     /// SIGKILL: no chance to finish anything. Returns what it printed.
