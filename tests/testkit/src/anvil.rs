@@ -144,8 +144,20 @@ impl Anvil {
     /// A fresh chain run with `--state FILE`, so that [`Anvil::halt`] and
     /// [`Anvil::resume`] can stop it and start it again, same state, same URL
     /// (its port stays reserved while it is down).
+    ///
+    /// It runs with a fixed `--timestamp`: once a chain holds more than about
+    /// a thousand blocks, anvil's state file no longer holds block 0, and the
+    /// restarted anvil makes a new genesis block from its start time, so to a
+    /// runtime a new chain (a new deployment id), with counters of their own.
+    /// A fixed genesis timestamp makes it the same block again (found by the
+    /// chaos soak, tests/tests/all/soak.rs, at its third anvil restart).
     pub fn persistent() -> Anvil {
-        Anvil::start(&[], true)
+        let genesis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("the clock is past 1970")
+            .as_secs()
+            .to_string();
+        Anvil::start(&["--timestamp", &genesis], true)
     }
 
     fn start(args: &[&str], persistent: bool) -> Anvil {

@@ -19,8 +19,9 @@
 //! most the calls cut off by the kills or left in flight when a `wrk` run
 //! ends; the customer's escrow paid exactly the
 //! units bought, split 70 / 30 to the wei; and within each runtime process
-//! that lived through several segments, open file descriptors did not grow
-//! and resident memory grew by no more than [`RSS_SLACK_KIB`].
+//! that lived through several segments, open sockets, other descriptors and
+//! resident memory grew by no more than [`SOCKET_SLACK`], [`FD_SLACK`] and
+//! [`RSS_SLACK_KIB`].
 //!
 //! `SEALBOX_SOAK_SECONDS` (default 60: the cycle once, the smoke run of the
 //! test command) sets the length; `scripts/soak` runs it for 10 minutes on
@@ -62,6 +63,15 @@ const TMPFS_SIZE: &str = "16m";
 /// How much a runtime process's resident memory may grow from its first
 /// sample to its last (allocator high-water marks, SQLite's page cache).
 const RSS_SLACK_KIB: u64 = 16 * 1024;
+/// How many more sockets a runtime process may hold at its last sample than
+/// at its first: its RPC client keeps idle connections for 90 s, one per
+/// request that ran concurrently (buying, license refresh, balance), so
+/// their number varies (a socket leaked per call or per purchase would be
+/// thousands).
+const SOCKET_SLACK: u64 = 8;
+/// The same for every other descriptor (files, the journal, BPF maps,
+/// pipes, eventfds), which should not vary at all.
+const FD_SLACK: u64 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -439,6 +449,9 @@ async fn recovered(url: &str, body: &str) -> Duration {
 #[derive(Debug, Clone, Copy, Default)]
 struct Sample {
     rss_kib: u64,
+    /// Open sockets.
+    sockets: u64,
+    /// Every other open descriptor.
     fds: u64,
 }
 
@@ -451,10 +464,22 @@ impl Sample {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .map(|d| d.count() as u64)
-            .unwrap_or(0);
-        Sample { rss_kib, fds }
+        let (mut sockets, mut fds) = (0, 0);
+        for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            match std::fs::read_link(entry.path()) {
+                Ok(target) if target.to_string_lossy().starts_with("socket:") => sockets += 1,
+                _ => fds += 1,
+            }
+        }
+        Sample {
+            rss_kib,
+            sockets,
+            fds,
+        }
     }
 }
 
@@ -557,6 +582,16 @@ impl Soak {
         }
     }
 
+    /// The chain's genesis block hash (part of the deployment id).
+    async fn genesis(&self) -> B256 {
+        self.chain
+            .reader()
+            .await
+            .genesis_hash()
+            .await
+            .expect("read the genesis block")
+    }
+
     /// The runtime key in use.
     fn signer(&self) -> Address {
         self.rotated
@@ -576,9 +611,16 @@ impl Soak {
                 format!("{} connection(s) silenced so far", self.proxy.silenced())
             }
             Fault::AnvilRestart => {
+                let genesis = self.genesis().await;
                 self.chain.halt();
                 tokio::time::sleep(HOLD).await;
                 self.chain.resume();
+                let after = self.genesis().await;
+                assert_eq!(
+                    genesis, after,
+                    "anvil came back from its state file with another genesis block: to the \
+                     runtime a new deployment (test harness, not the runtime)"
+                );
                 String::new()
             }
             Fault::DiskFull => {
@@ -753,7 +795,15 @@ async fn chaos_soak_keeps_exact_accounts() {
     );
     for l in lifetimes.iter().filter(|l| l.segments >= 3) {
         assert!(
-            l.last.fds <= l.first.fds,
+            l.last.sockets <= l.first.sockets + SOCKET_SLACK,
+            "runtime {}: open sockets grew from {} to {} over {} segments",
+            l.pid,
+            l.first.sockets,
+            l.last.sockets,
+            l.segments
+        );
+        assert!(
+            l.last.fds <= l.first.fds + FD_SLACK,
             "runtime {}: open descriptors grew from {} to {} over {} segments",
             l.pid,
             l.first.fds,
@@ -810,6 +860,9 @@ async fn check_accounts(soak: &mut Soak) -> (u64, u64, bool) {
             },
             on_chain.saturating_sub(usage.runtime_units),
         );
+        if on_chain != usage.bought_units {
+            dump_journal(&m.state_dir(), soak.chain.registry);
+        }
         assert_eq!(
             on_chain, usage.bought_units,
             "signer {who}: the chain and the journal disagree on units bought"
@@ -899,12 +952,46 @@ fn report(rows: &[Row], lifetimes: &[Lifetime], elapsed: Duration, kernel: bool)
         steady_ok as f64 / steady_time,
         steady_p99 as f64 / 1000.0,
     );
-    eprintln!("| runtime pid | segments | RSS KiB first → last | fds first → last |");
-    eprintln!("|---|---|---|---|");
+    eprintln!(
+        "| runtime pid | segments | RSS KiB first → last | sockets first → last | other fds first → last |"
+    );
+    eprintln!("|---|---|---|---|---|");
     for l in lifetimes {
         eprintln!(
-            "| {} | {} | {} → {} | {} → {} |",
-            l.pid, l.segments, l.first.rss_kib, l.last.rss_kib, l.first.fds, l.last.fds
+            "| {} | {} | {} → {} | {} → {} | {} → {} |",
+            l.pid,
+            l.segments,
+            l.first.rss_kib,
+            l.last.rss_kib,
+            l.first.sockets,
+            l.last.sockets,
+            l.first.fds,
+            l.last.fds
+        );
+    }
+}
+
+/// Prints every counter of the journal (for a failed check).
+fn dump_journal(state_dir: &Path, registry: Address) {
+    let path = state_dir.join(format!("journal-v2-{registry}.db"));
+    let journal = sealbox_runtime::journal::Journal::open(&path).expect("open the journal");
+    eprintln!(
+        "journal {}: last deployment {:?}",
+        path.display(),
+        journal
+            .last_deployment()
+            .ok()
+            .flatten()
+            .map(|d| alloy::primitives::hex::encode(&d.id[..6]))
+    );
+    for key in journal.keys().expect("read the journal") {
+        eprintln!(
+            "  deployment {} buyer {} signer {} product {}: {:?}",
+            alloy::primitives::hex::encode(&key.deployment[..6]),
+            alloy::primitives::hex::encode(&key.buyer[..6]),
+            Address::from(key.signer),
+            alloy::primitives::hex::encode(&key.product[..6]),
+            journal.usage(&key)
         );
     }
 }
