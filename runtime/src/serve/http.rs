@@ -2,26 +2,27 @@
 //!
 //! | status | when |
 //! |---|---|
-//! | 400 | product id not 32 bytes of hex, unknown export, unreadable body (not JSON for `/call`), the wrong route for the product's kind |
+//! | 400 | product id not 32 bytes of hex, a path segment not UTF-8 once percent-decoded, unknown export, unreadable body (not JSON for `/call`), the wrong route for the product's kind |
 //! | 401 | bearer token missing or wrong (when one is set) |
 //! | 402 | license inactive, signer not authorized, no bought unit left (with `Retry-After` while the next block is being bought), no unit can be bought |
 //! | 403 | sent by a web page (`Origin`, `Sec-Fetch-Site`) or to a foreign `Host` (see [`super::guard`]) |
 //! | 404 | no such product served here; no such function (`/call`); not a component (`/interface`) |
+//! | 405 | a route's path with a method it does not take (`Allow` names the one it does; before the token check) |
 //! | 413 | body larger than `--max-input-bytes` |
 //! | 422 | the JSON body does not fit the function's WIT parameters (`/call`; the message names the field), or the guest trapped, ran out of fuel or time, hit its memory limit, broke the ABI, exited |
 //! | 500 | anything else (journal, engine) |
 //! | 503 | the call queue is full (`--call-queue`; with `Retry-After: 1`), or the server is shutting down |
 //!
-//! Requests refused before admission (400, 401, 402, 403, 404, 413, 503) are not billed.
+//! Requests refused before admission (400, 401, 402, 403, 404, 405, 413, 503) are not billed.
 
 use std::sync::Arc;
 
 use alloy::primitives::B256;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sealbox_sandbox::CallError;
@@ -59,6 +60,7 @@ pub(crate) fn router(app: Arc<App>, guard: Arc<Guard>) -> Router {
         .route("/healthz", get(healthz))
         .merge(guarded)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
         // Added last, so it wraps the token check and the body limit.
         .layer(axum::middleware::from_fn_with_state(guard, refuse_browsers))
@@ -84,6 +86,16 @@ async fn not_found() -> Response {
     )
 }
 
+/// A known route with another method: JSON like every other error (axum's
+/// own 405 has an empty body); axum adds the `Allow` header.
+async fn method_not_allowed(method: Method) -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        &format!("this route does not take {method} (the Allow header names the method it takes)"),
+    )
+}
+
 async fn metrics_text(State(app): State<Arc<App>>, guard: Arc<Guard>) -> Response {
     let reader = Arc::clone(&app);
     let views = match tokio::task::spawn_blocking(move || metrics::read_journal(&reader)).await {
@@ -106,6 +118,22 @@ async fn metrics_text(State(app): State<Arc<App>>, guard: Arc<Guard>) -> Respons
         text,
     )
         .into_response()
+}
+
+/// A route's path parameters, or the JSON 400 refusing them: a segment
+/// whose percent-escapes do not decode to UTF-8 (axum's own rejection would
+/// answer in plain text).
+// The error is the refusal itself, built once, on the way out.
+#[allow(clippy::result_large_err)]
+fn path_params<T>(path: Result<Path<T>, PathRejection>) -> Result<T, Response> {
+    match path {
+        Ok(Path(params)) => Ok(params),
+        Err(rejection) => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            "bad-path",
+            &rejection.body_text(),
+        )),
+    }
 }
 
 /// The served product of a path's `{product_id}`, or the response refusing it.
@@ -172,10 +200,14 @@ fn read_body(
 
 async fn invoke(
     State(app): State<Arc<App>>,
-    Path((product_id, export)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let (product_id, export) = match path_params(path) {
+        Ok(params) => params,
+        Err(response) => return response,
+    };
     let served = match find_product(&app, &product_id) {
         Ok(served) => served,
         Err(response) => return response,
@@ -229,10 +261,14 @@ async fn invoke(
 /// JSON body mapped to its WIT parameters; the result as JSON.
 async fn call_typed(
     State(app): State<Arc<App>>,
-    Path((product_id, function)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let (product_id, function) = match path_params(path) {
+        Ok(params) => params,
+        Err(response) => return response,
+    };
     let served = match find_product(&app, &product_id) {
         Ok(served) => served,
         Err(response) => return response,
@@ -291,7 +327,14 @@ async fn call_typed(
 }
 
 /// `GET /v1/products/{id}/interface`: the WIT of a component's world.
-async fn interface(State(app): State<Arc<App>>, Path(product_id): Path<String>) -> Response {
+async fn interface(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    let product_id = match path_params(path) {
+        Ok(params) => params,
+        Err(response) => return response,
+    };
     let served = match find_product(&app, &product_id) {
         Ok(served) => served,
         Err(response) => return response,

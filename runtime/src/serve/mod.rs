@@ -27,6 +27,8 @@
 mod auth;
 mod buy_loop;
 mod chain;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod guard;
 mod http;
 pub(crate) mod metrics;

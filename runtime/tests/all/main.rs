@@ -6,10 +6,14 @@
 //! `serve_*`: the real `runtime serve` binary against a real anvil. The
 //! sandbox's own tests (`.wat` fixtures, no chain) are in
 //! `runtime/sandbox/tests/all/` (`cargo test -p sealbox-sandbox`).
+//!
+//! `serve_fuzz_corpus`: the seeds of the `serve_request` fuzz target
+//! replayed through the in-process harness (no anvil).
 
 mod serve_support;
 
 mod serve_crash;
+mod serve_fuzz_corpus;
 mod serve_gating;
 mod serve_http;
 mod serve_outage;
