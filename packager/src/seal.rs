@@ -116,9 +116,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let sealed = sealed_format::seal(&plaintext, &opts, vendor.credential(), &cosign_keys)
         .with_context(|| format!("cannot seal {}", args.input.display()))?;
-    // Re-open what was produced: never write a file the runtime would refuse.
-    let opened = sealed_format::open(&sealed).context("the sealed module does not verify")?;
-    write_atomically(&args.out, &sealed)?;
+    // Re-open what was produced, never putting in place a file the runtime would refuse; the
+    // check runs while the bytes are written and synced to a temporary file.
+    let opened = write_atomically(&args.out, &sealed, || {
+        sealed_format::open(&sealed).context("the sealed module does not verify")
+    })?;
 
     let m = &opened.manifest;
     println!(
@@ -155,9 +157,14 @@ fn read_module(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Writes `bytes` to a temporary file next to `path`, then renames it into place, so a failure
-/// never leaves a partial output.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// Writes `bytes` to a temporary file next to `path` and syncs it while `check` runs on another
+/// thread, then renames the file into place if both succeeded: a failure of either never
+/// leaves a partial or unchecked output.
+fn write_atomically<T: Send>(
+    path: &Path,
+    bytes: &[u8],
+    check: impl FnOnce() -> anyhow::Result<T> + Send,
+) -> anyhow::Result<T> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -170,11 +177,23 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         file_name.to_string_lossy(),
         std::process::id()
     ));
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-        .and_then(|()| std::fs::rename(&tmp, path));
+    let (checked, written) = std::thread::scope(|scope| {
+        let checked = scope.spawn(check);
+        let written = std::fs::File::create(&tmp)
+            .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
+        let checked = checked
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (checked, written)
+    });
+    let result = checked.and_then(|value| {
+        written
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(value)
+    });
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.with_context(|| format!("cannot write {}", path.display()))
+    result
 }

@@ -176,9 +176,14 @@ pub fn open(bytes: &[u8]) -> Result<Opened<'_>, FormatError> {
 /// between the two, large enough that the per-call overhead does not count.
 const SWEEP_CHUNK: usize = 64 * 1024;
 
+/// Code at least this large has its two hashes computed on two threads at once: one SHA-256
+/// pass is ~7 ms per 10 MB here, a thread costs ~20 µs.
+pub(crate) const PARALLEL_HASH_MIN: usize = 1 << 20;
+
 /// SHA-256 of `bytes[signed_from..]` (the signed hash) and, when `code_from` is given, of
-/// `header ‖ bytes[code_from..]` (the plaintext's code hash), in one sweep: the bytes both
-/// cover are hashed chunk by chunk by one hasher then the other while in cache.
+/// `header ‖ bytes[code_from..]` (the plaintext's code hash). Large code is hashed by both
+/// hashers on two threads at once; small code in one sweep, chunk by chunk by one hasher then
+/// the other while in cache.
 pub(crate) fn hash_signed_and_code(
     bytes: &[u8],
     signed_from: usize,
@@ -190,10 +195,27 @@ pub(crate) fn hash_signed_and_code(
         signed.update(&bytes[signed_from..]);
         return (finish(signed), None);
     };
+    let code_bytes = &bytes[code_from..];
+    if code_bytes.len() >= PARALLEL_HASH_MIN {
+        return std::thread::scope(|scope| {
+            let code = scope.spawn(|| {
+                let mut code = Sha256::new();
+                code.update(header);
+                code.update(code_bytes);
+                finish(code)
+            });
+            signed.update(&bytes[signed_from..]);
+            let signed = finish(signed);
+            let code = code
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (signed, Some(code))
+        });
+    }
     signed.update(&bytes[signed_from..code_from]);
     let mut code = Sha256::new();
     code.update(header);
-    for chunk in bytes[code_from..].chunks(SWEEP_CHUNK) {
+    for chunk in code_bytes.chunks(SWEEP_CHUNK) {
         signed.update(chunk);
         code.update(chunk);
     }

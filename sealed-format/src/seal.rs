@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::manifest::{
     self, ComponentInfo, FORMAT_VERSION, Limits, Manifest, Metering, product_id,
 };
+use crate::open::PARALLEL_HASH_MIN;
 use crate::signature::{self, MAX_SIGNATURES, SignatureData};
 use crate::wasm::{self, COMPONENT_HEADER, MODULE_HEADER};
 use crate::{FormatError, payload};
@@ -83,12 +84,24 @@ pub fn seal(
     vendor: &SigningKey,
     cosigners: &[&SigningKey],
 ) -> Result<Vec<u8>, FormatError> {
-    let (entry, component) = entries_of(plaintext, opts)?;
+    // The code hash does not depend on the checks: a large module is hashed while it is
+    // validated.
+    let (checked, code_hash) = if plaintext.len() >= PARALLEL_HASH_MIN {
+        std::thread::scope(|scope| {
+            let hash = scope.spawn(|| sha256(plaintext));
+            let checked = entries_of(plaintext, opts);
+            let hash = hash
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (checked, hash)
+        })
+    } else {
+        (entries_of(plaintext, opts), sha256(plaintext))
+    };
+    let (entry, component) = checked?;
     let mut keys = vec![vendor];
     keys.extend_from_slice(cosigners);
     check_keys(&keys)?;
-
-    let code_hash = sha256(plaintext);
     let vendor_address = Address::from_public_key(vendor.verifying_key());
     // The code after the manifest, as (section header, section bytes): the plaintext module's
     // own sections, or one `sealbox.payload` section holding the ciphertext.

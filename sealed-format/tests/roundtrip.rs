@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{address, fixture, key, opts};
+use common::{address, assemble, custom, fixture, key, opts, split};
 use k256::PublicKey;
 use sealed_format::{Address, B256, Check, Limits, Metering, open, product_id, seal};
 use sha2::{Digest, Sha256};
@@ -212,4 +212,36 @@ fn exit_codes_are_distinct_and_above_usage_codes() {
     codes.sort();
     codes.dedup();
     assert_eq!(codes.len(), Check::ALL.len());
+}
+
+/// Code of 1 MiB and more is hashed on two threads (signed hash and code hash at once, and at
+/// seal the code hash while the module is validated): the same hashes, the same refusals.
+#[test]
+fn large_modules_hash_on_two_threads_with_the_same_results() {
+    let vendor = key();
+    let mut module = fixture("echo.wat");
+    // A 2 MiB custom section: still the same valid module to wasmparser.
+    let pad: Vec<u8> = (0..2 << 20).map(|i: u32| (i * 31 + 7) as u8).collect();
+    module.extend_from_slice(&custom("e2e.pad", &pad));
+    let sealed = seal(&module, &opts(), &vendor, &[]).unwrap();
+    let opened = open(&sealed).unwrap();
+    assert_eq!(opened.manifest.code_hash, sha256(&module));
+    assert_eq!(
+        opened.plaintext(None).unwrap().as_slice(),
+        module.as_slice()
+    );
+
+    // One byte of the pad altered: the signature no longer holds…
+    let mut flipped = sealed.clone();
+    let at = flipped.len() - 1000;
+    flipped[at] ^= 1;
+    assert_eq!(open(&flipped).unwrap_err().check(), Check::Hash);
+    // …and re-signed over the altered code, the code hash does not.
+    let parts = split(&sealed);
+    let mut rest = parts.rest.clone();
+    let at = rest.len() - 1000;
+    rest[at] ^= 1;
+    let tampered = assemble(&parts.manifest, &rest, &[&vendor]);
+    let err = open(&tampered).unwrap().plaintext(None).unwrap_err();
+    assert_eq!(err.check(), Check::CodeHash, "{err}");
 }
