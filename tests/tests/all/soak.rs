@@ -8,7 +8,7 @@
 //! | `anvil-restart` | anvil stops (SIGTERM, it saves its state) and starts again from it on the same port |
 //! | `disk-full` | the state directory is a small tmpfs; a file fills it to ENOSPC for a few seconds |
 //! | `sigkill` | the runtime is SIGKILLed mid-load and started again on the same state directory and address |
-//! | `signer-rotation` | the customer authorizes a fresh runtime key; the runtime stops (SIGTERM), `runtime settle` finishes the old key's purchases, the runtime starts with the new key, the old key is deauthorized |
+//! | `signer-rotation` | the customer authorizes a fresh runtime key; the runtime stops (SIGTERM), `runtime settle` finishes the old key's purchases, the old key is deauthorized, the runtime starts with the new key (docs/DEPLOY.md) |
 //!
 //! After every fault one request is retried until it is answered 200: the
 //! time to recover, bounded. At the end, per signer: the chain's bought units
@@ -17,15 +17,15 @@
 //! (less at most one call per SIGKILL, killed between the journal and the
 //! probe); summed over signers, admitted units are the 200 answers plus at
 //! most the calls cut off by the kills or left in flight when a `wrk` run
-//! ends; the customer's escrow paid exactly the
-//! units bought, split 70 / 30 to the wei; and within each runtime process
+//! ends; the customer's escrow paid exactly the units bought, split 70 / 30
+//! to the wei; and within each runtime process
 //! that lived through several segments, open sockets, other descriptors and
 //! resident memory grew by no more than [`SOCKET_SLACK`], [`FD_SLACK`] and
 //! [`RSS_SLACK_KIB`].
 //!
 //! `SEALBOX_SOAK_SECONDS` (default 60: the cycle once, the smoke run of the
-//! test command) sets the length; `scripts/soak` runs it for 10 minutes on
-//! release binaries. It prints a table of faults and outcomes, the request
+//! test command) sets the length; `scripts/soak` runs it for 10 minutes. It
+//! prints a table of faults and outcomes, the request
 //! rate, p99 latency, RSS and descriptors.
 
 use std::collections::{BTreeMap, HashMap};
@@ -217,7 +217,11 @@ impl RpcProxy {
                         std::thread::sleep(Duration::from_millis(5));
                         continue;
                     }
-                    Err(_) => continue,
+                    Err(_) => {
+                        // E.g. out of descriptors: no busy loop.
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
                 };
                 let _ = client.set_nonblocking(false);
                 if cut.load(Ordering::SeqCst) {
