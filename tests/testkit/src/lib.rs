@@ -17,6 +17,8 @@
 //! * [`command`] / [`run`]: child processes with the environment scrubbed of
 //!   every `SEALBOX_*` and `RUST_LOG` variable ([`scrub`], the one place that
 //!   does it).
+//! * [`proxy`]: a TCP proxy that cuts the line like a partition (the soak's
+//!   RPC faults).
 //! * [`bpf`]: the one `SEALBOX_SKIP_BPF` rule ("skip where BPF is
 //!   unavailable, fail otherwise") and bpffs pin directories.
 
@@ -27,6 +29,7 @@ pub mod bins;
 pub mod bpf;
 pub mod keys;
 pub mod process;
+pub mod proxy;
 
 pub use anvil::{Anvil, CHAIN_ID, Deploy, Port, anvil_path, dead_rpc_url};
 pub use bins::bin;
