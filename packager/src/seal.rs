@@ -1,12 +1,13 @@
 //! `packager seal`: seal a Wasm module.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use sealed_format::{Address, Limits, Metering, SealOptions, WorldSource};
 
 use crate::keys;
+use crate::mapped::MappedFile;
+use crate::sealed_output::SealedOutput;
 
 /// Metering policy, as written in the manifest.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -78,7 +79,9 @@ pub struct Args {
 
 /// Seals `IN` into `OUT`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let plaintext = read_module(&args.input)?;
+    // Encrypted code is hashed and encrypted from memory, not re-read from the file after it
+    // is written: map the input only when its code goes out as it is.
+    let plaintext = read_module(&args.input, args.recipients.is_empty())?;
     let vendor = keys::load(&args.key, "vendor")?;
     let cosigners = args
         .cosigners
@@ -114,24 +117,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         recipients: args.recipients,
         component,
     };
-    let sealed = sealed_format::seal(&plaintext, &opts, vendor.credential(), &cosign_keys)
-        .with_context(|| format!("cannot seal {}", args.input.display()))?;
-    // Re-open what was produced, never putting in place a file the runtime would refuse; the
-    // check runs while the bytes are written and synced to a temporary file.
-    let opened = write_atomically(&args.out, &sealed, || {
-        sealed_format::open(&sealed).context("the sealed module does not verify")
-    })?;
+    let output = SealedOutput::create(&args.out)?;
+    // The code goes to the file while it is hashed.
+    let (unsigned, code_at) = sealed_format::prepare_with(
+        &plaintext,
+        &opts,
+        vendor.credential(),
+        &cosign_keys,
+        |placement| output.place_code(placement),
+    )
+    .with_context(|| format!("cannot seal {}", args.input.display()))?;
+    let code_at = code_at
+        .transpose()
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let len = output.finish(&unsigned, code_at)?;
 
-    let m = &opened.manifest;
+    let m = unsigned.manifest();
     println!(
-        "sealed {} -> {} ({} bytes)",
+        "sealed {} -> {} ({len} bytes)",
         args.input.display(),
         args.out.display(),
-        sealed.len()
     );
     println!("product   {} {} ({})", m.name, m.version, m.product_id);
     println!("vendor    {}", m.vendor);
-    for cosigner in opened.cosigners() {
+    for cosigner in &unsigned.signers()[1..] {
         println!("cosigner  {cosigner}");
     }
     println!("code_hash {}", m.code_hash);
@@ -146,54 +155,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads a `.wat` (text) or binary module.
-fn read_module(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+/// Reads a `.wat` (text) or binary module; a binary one is mapped if `map`, not copied.
+fn read_module(path: &Path, map: bool) -> anyhow::Result<MappedFile> {
+    let bytes = if map {
+        MappedFile::read(path)
+    } else {
+        std::fs::read(path).map(MappedFile::Read)
+    }
+    .with_context(|| format!("cannot read {}", path.display()))?;
     if path.extension().is_some_and(|e| e == "wat") {
         return wat::parse_bytes(&bytes)
-            .map(|b| b.into_owned())
+            .map(|b| MappedFile::Read(b.into_owned()))
             .with_context(|| format!("{} is not valid WebAssembly text", path.display()));
     }
     Ok(bytes)
-}
-
-/// Writes `bytes` to a temporary file next to `path` and syncs it while `check` runs on another
-/// thread, then renames the file into place if both succeeded: a failure of either never
-/// leaves a partial or unchecked output.
-fn write_atomically<T: Send>(
-    path: &Path,
-    bytes: &[u8],
-    check: impl FnOnce() -> anyhow::Result<T> + Send,
-) -> anyhow::Result<T> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let file_name = path
-        .file_name()
-        .with_context(|| format!("{} is not a file path", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let (checked, written) = std::thread::scope(|scope| {
-        let checked = scope.spawn(check);
-        let written = std::fs::File::create(&tmp)
-            .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
-        let checked = checked
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (checked, written)
-    });
-    let result = checked.and_then(|value| {
-        written
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(value)
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }

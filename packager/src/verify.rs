@@ -1,14 +1,14 @@
 //! `packager verify`: run every check a runtime runs before the license check, and the
 //! decryption and code-hash checks when possible.
 
-use std::ops::Deref;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use sealed_format::Address;
 
 use crate::exit::VendorPinError;
 use crate::keys;
+use crate::mapped::MappedFile;
 
 /// Arguments of `packager verify`.
 #[derive(Debug, clap::Args)]
@@ -26,7 +26,7 @@ pub struct Args {
 
 /// Verifies `FILE`; any failure is reported with the failed check and its exit code.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let bytes = SealedFile::read(&args.file)
+    let bytes = MappedFile::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let opened = sealed_format::open(&bytes)?;
     if let Some(expected) = args.vendor
@@ -66,44 +66,4 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     println!("code_hash  {} {code_hash}", m.code_hash);
     Ok(())
-}
-
-/// The bytes of a sealed file, read once without a copy: mapped read-only, or read into memory
-/// when the file cannot be mapped (empty, a pipe).
-enum SealedFile {
-    Mapped(memmap2::Mmap),
-    Read(Vec<u8>),
-}
-
-impl SealedFile {
-    fn read(path: &Path) -> std::io::Result<Self> {
-        let file = std::fs::File::open(path)?;
-        let meta = file.metadata()?;
-        if meta.is_file() && meta.len() > 0 {
-            // SAFETY: the map is private and read-only. Another process writing to or truncating
-            // the file while it is verified can make the bytes change under `open` (a report that
-            // matches no single state of the file) or end the process with SIGBUS; a file that
-            // others may write has no verdict that outlives the check anyway, so `verify`'s
-            // answer is only about a file nobody else writes meanwhile.
-            // Populating the map reads the page cache in with one call instead of one page fault
-            // per page.
-            if let Ok(map) = unsafe { memmap2::MmapOptions::new().populate().map(&file) } {
-                return Ok(Self::Mapped(map));
-            }
-        }
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut &file, &mut bytes)?;
-        Ok(Self::Read(bytes))
-    }
-}
-
-impl Deref for SealedFile {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match self {
-            Self::Mapped(map) => map,
-            Self::Read(bytes) => bytes,
-        }
-    }
 }

@@ -6,6 +6,8 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use wasm_encoder::Section;
+
 use common::{assert_exit, assert_ok, assert_ok_says, command, key_info, ok_json, packager};
 
 const ECHO_WAT: &str = concat!(
@@ -290,6 +292,44 @@ fn bad_modules_fail_with_the_exit_code_of_their_check() {
     for name in ["out1.wasm", "out2.wasm", "out3.wasm"] {
         assert!(!d.join(name).exists(), "{name} written despite the failure");
     }
+    let leftovers: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+/// `packager seal` writes the code first, signs the bytes read back from its output file and
+/// puts the head in front: the file must be exactly what the library's one-piece `seal` makes
+/// (signatures are deterministic), for a module large enough to take the two-thread paths.
+#[test]
+fn seal_writes_exactly_the_librarys_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    raw_key(d, "vendor.key");
+    let key_hex = std::fs::read_to_string(d.join("vendor.key")).unwrap();
+    let key_bytes = hex::decode(key_hex.trim().trim_start_matches("0x")).unwrap();
+    let vendor = k256::ecdsa::SigningKey::from_slice(&key_bytes).unwrap();
+
+    let mut module = wat::parse_file(ECHO_WAT).unwrap();
+    let padding = vec![0x5a; 3 << 20];
+    wasm_encoder::CustomSection {
+        name: "padding".into(),
+        data: padding.as_slice().into(),
+    }
+    .append_to(&mut module);
+    std::fs::write(d.join("big.wasm"), &module).unwrap();
+    assert_ok(&packager(d, &seal_args_for("big.wasm", "big.sealed.wasm")));
+
+    let registry = REGISTRY.parse().unwrap();
+    let opts = sealed_format::SealOptions::new("echo", "1.0.0", 31337, registry);
+    let expected = sealed_format::seal(&module, &opts, &vendor, &[]).unwrap();
+    let written = std::fs::read(d.join("big.sealed.wasm")).unwrap();
+    assert!(
+        written == expected,
+        "packager seal and sealed_format::seal differ"
+    );
 }
 
 #[test]

@@ -49,5 +49,5 @@ pub use alloy_primitives::{Address, B256};
 pub use error::{Check, FormatError};
 pub use manifest::{ComponentInfo, Encryption, Limits, Manifest, Metering, Recipient, product_id};
 pub use open::{Opened, open};
-pub use seal::{SealOptions, WorldSource, seal};
+pub use seal::{Placement, SealOptions, Unsigned, WorldSource, prepare, prepare_with, seal};
 pub use wasm::{COMPONENT_HEADER, MODULE_HEADER};

@@ -64,6 +64,19 @@ impl SignatureData {
         Ok(Self { hash, entries })
     }
 
+    /// A signature set of `signers` zeroed records: encodes to exactly as many bytes as any
+    /// real set with that many signatures (every field has a fixed length).
+    pub fn placeholder(signers: usize) -> Self {
+        let entry = SignatureEntry {
+            key_id: Address::ZERO,
+            signature: [0u8; SIGNATURE_LEN],
+        };
+        Self {
+            hash: B256::ZERO,
+            entries: vec![entry; signers],
+        }
+    }
+
     /// Serializes to the section payload (see `docs/FORMAT.md`); every `leb(u32)` is written by
     /// `wasm-encoder`.
     pub fn encode(&self) -> Vec<u8> {

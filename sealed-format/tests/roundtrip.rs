@@ -245,3 +245,74 @@ fn large_modules_hash_on_two_threads_with_the_same_results() {
     let err = open(&tampered).unwrap().plaintext(None).unwrap_err();
     assert_eq!(err.check(), Check::CodeHash, "{err}");
 }
+
+#[test]
+fn a_prepared_module_signs_into_a_head_of_the_announced_length() {
+    let module = fixture("echo.wat");
+    let recipient = key();
+    for (signers, recipients) in [(1, vec![]), (3, vec![]), (16, vec![recipient.clone()])] {
+        let keys: Vec<_> = (0..signers).map(|_| key()).collect();
+        let cosigners: Vec<_> = keys[1..].iter().collect();
+        let mut options = opts();
+        options.recipients = recipients
+            .iter()
+            .map(|k| PublicKey::from(k.verifying_key()))
+            .collect();
+        let (unsigned, placed) =
+            sealed_format::prepare_with(&module, &options, &keys[0], &cosigners, |p| {
+                (p.offset, p.code.to_vec())
+            })
+            .unwrap();
+        let head = unsigned.sign().unwrap();
+        assert_eq!(head.len(), unsigned.head_len(), "{signers} signers");
+        let mut sealed = head;
+        unsigned
+            .signed_parts()
+            .iter()
+            .for_each(|part| sealed.extend_from_slice(part));
+        assert_eq!(sealed.len(), unsigned.sealed_len());
+        if recipients.is_empty() {
+            // Deterministic signatures (RFC 6979), no encryption: exactly what `seal` writes.
+            assert_eq!(
+                sealed,
+                seal(&module, &options, &keys[0], &cosigners).unwrap()
+            );
+        }
+        match placed {
+            // The placement announced before the code hash is where the code ends up.
+            Some((offset, code)) => {
+                assert!(recipients.is_empty());
+                assert_eq!(&sealed[offset..], code.as_slice());
+                assert_eq!(code, module[8..]);
+            }
+            None => assert!(!recipients.is_empty(), "a plaintext seal is placed"),
+        }
+        let opened = open(&sealed).unwrap();
+        assert_eq!(opened.signers.len(), signers);
+        assert_eq!(opened.signers[0], address(&keys[0]));
+        assert_eq!(opened.plaintext(recipients.first()).unwrap(), module);
+    }
+}
+
+#[test]
+fn signing_stored_bytes_refuses_code_that_changed_after_it_was_hashed() {
+    let module = fixture("echo.wat");
+    let vendor = key();
+    let unsigned = sealed_format::prepare(&module, &opts(), &vendor, &[]).unwrap();
+    let stored: Vec<u8> = unsigned.signed_parts().concat();
+
+    // As stored: signs, and the result opens.
+    let mut sealed = unsigned.sign_stored(&stored).unwrap();
+    sealed.extend_from_slice(&stored);
+    assert_eq!(open(&sealed).unwrap().signers, vec![address(&vendor)]);
+
+    // The plaintext rewritten after `prepare` hashed it: the code no longer has its hash.
+    let mut changed = stored.clone();
+    *changed.last_mut().unwrap() ^= 1;
+    let err = unsigned.sign_stored(&changed).unwrap_err();
+    assert_eq!(err.check(), Check::CodeHash, "{err}");
+
+    // Not the length of the parts: a short or long write.
+    let err = unsigned.sign_stored(&stored[1..]).unwrap_err();
+    assert_eq!(err.check(), Check::Layout, "{err}");
+}

@@ -1,6 +1,7 @@
 //! Where verification time goes, in process (no start-up, no file I/O), on a module of
 //! `SIZE_MB` (default 10) MB of data: one SHA-256 pass, the two passes `open` makes for a
-//! plaintext module (signed hash and code hash, interleaved), `open`, `verify_code`, `seal`.
+//! plaintext module (signed hash and code hash, interleaved), `open`, `verify_code`, `seal`,
+//! its two steps (`prepare`, then `sign`), and the one-pass format proposal of docs/FORMAT.md.
 //!
 //! `cargo test --release -p sealed-format --test speed -- --ignored --nocapture`
 
@@ -153,6 +154,42 @@ fn where_verify_time_goes() {
         median(
             || {
                 std::hint::black_box(seal(&module, &common::opts(), &vendor, &[]).unwrap());
+            },
+            5,
+        ),
+    );
+    report(
+        "prepare (validate while the code is hashed)",
+        median(
+            || {
+                std::hint::black_box(
+                    sealed_format::prepare(&module, &common::opts(), &vendor, &[]).unwrap(),
+                );
+            },
+            5,
+        ),
+    );
+    report(
+        "prepare + sign (the format's second pass)",
+        median(
+            || {
+                let unsigned =
+                    sealed_format::prepare(&module, &common::opts(), &vendor, &[]).unwrap();
+                std::hint::black_box(unsigned.sign().unwrap());
+            },
+            5,
+        ),
+    );
+    // The one-pass proposal of docs/FORMAT.md §7: the signature covers the manifest only (which
+    // holds the code hash), so sealing hashes the code once.
+    report(
+        "one-pass proposal: prepare + sign the manifest",
+        median(
+            || {
+                let unsigned =
+                    sealed_format::prepare(&module, &common::opts(), &vendor, &[]).unwrap();
+                let digest = Sha256::digest(unsigned.signed_parts()[0]);
+                std::hint::black_box(vendor.sign_prehash_recoverable(&digest).unwrap());
             },
             5,
         ),
