@@ -214,9 +214,11 @@ for name, cap in (("bpf", "CAP_BPF"), ("perf_event_open", "CAP_PERFMON")):
 json.dump(profile, open(sys.argv[2], "w"), indent=1)
 EOF
 mkdir -m 0700 "$WORK/state-root"
-# least privilege first; where the kernel refuses the uprobe without CAP_SYS_ADMIN (measured:
-# perf_event_open EACCES with CAP_BPF + CAP_PERFMON alone, in or out of a container), once more
-# with CAP_SYS_ADMIN, and say so
+# least privilege first. The meter's uprobe_multi link (Linux 6.6+) needs no perf event and
+# attaches with CAP_BPF + CAP_PERFMON alone; where the kernel has no such link the meter falls
+# back to a perf-event uprobe, which this kernel refuses without CAP_SYS_ADMIN (measured:
+# perf_event_open EACCES with CAP_BPF + CAP_PERFMON alone, in or out of a container): then once
+# more with CAP_SYS_ADMIN, and say so
 metered_run() {
   in_image runtime run "$WORK/credit-score.sealed.wasm" "${RUN_AS[@]}" \
     --prepay-min-units 10 --input "$WORK/applicant.json" 2>"$WORK/run4.err"
@@ -251,4 +253,9 @@ kunits=$(jq -r '.usage.kernel_units' <<<"$status" 2>/dev/null || echo "?")
 check "meter maps pinned in the host's bpffs at $PIN_DIR (got $pinned)" [ "$pinned" = true ]
 check "the kernel counted the call: count 1, kernel units 1 (got $kcount, $kunits)" [ "$kcount/$kunits" = 1/1 ]
 echo "kernel meter in the container needed: --cap-add $CAPS"
+kernel=$(uname -r)
+if [ "$(printf '%s\n' 6.6 "${kernel%%-*}" | sort -V | head -1)" = 6.6 ]; then
+  check "kernel $kernel has uprobe_multi links: the meter attached with BPF,PERFMON alone (got $CAPS)" \
+    [ "$CAPS" = BPF,PERFMON ]
+fi
 finish

@@ -15,7 +15,9 @@ use std::time::Instant;
 use aya::EbpfLoader;
 use aya::programs::UProbe;
 use aya::programs::uprobe::UProbeScope;
-use sealbox_ebpf::{Meter, MeterOptions, Slot, bpf_object, meter_call, read_pinned_count};
+use sealbox_ebpf::{
+    AttachMode, Meter, MeterOptions, Slot, bpf_object, meter_call, read_pinned_count,
+};
 use sealbox_testkit::bpf::PinDir;
 
 const ROUNDS: usize = 9;
@@ -107,6 +109,31 @@ fn getppid_ns(calls: u64, slot: Slot) -> Timing {
     })
 }
 
+/// This thread's CPU time per call of `f` over `calls` calls, in ns.
+fn one_round(calls: u64, slot: Slot, f: impl Fn(Slot)) -> f64 {
+    let start = thread_cpu_ns();
+    for _ in 0..calls {
+        f(slot);
+    }
+    (thread_cpu_ns() - start) as f64 / calls as f64
+}
+
+/// The added cost of a metered call over `bare`, in `getppid` syscalls: each round times
+/// `calls` syscalls and `calls` metered calls back to back and takes their ratio, and the
+/// median of the rounds is returned. Pairing within a round cancels what drifts between rows
+/// (the syscall's own cost moves by ±15 % from one row to the next on this machine).
+fn paired_ratio(calls: u64, slot: Slot, bare: f64) -> f64 {
+    let mut ratios: Vec<f64> = (0..ROUNDS)
+        .map(|_| {
+            let syscall = one_round(calls, slot, getppid_call);
+            let metered = one_round(calls, slot, meter_call);
+            (metered - bare) / syscall
+        })
+        .collect();
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    ratios[ROUNDS / 2]
+}
+
 /// The first five bytes of the entry as this process sees them now.
 fn entry_bytes() -> [u8; 5] {
     let addr = sealbox_ebpf::sealbox_meter_entry as *const u8;
@@ -149,13 +176,15 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(if full { 1_000_000 } else { 20_000 });
 
-    let attach_meter = || match Meter::attach(&MeterOptions {
+    let attach_as = |attach: AttachMode| match Meter::attach(&MeterOptions {
         pin_dir: dir.path.join("meter"),
+        attach,
         ..MeterOptions::default()
     }) {
         Ok(m) => m,
         Err(e) => sealbox_testkit::bpf::missing(format!("cannot attach the kernel meter: {e}")),
     };
+    let attach_meter = || attach_as(AttachMode::Auto);
     // The key's slot, taken once; detached again for the bare rows.
     let slot = attach_meter().register(KEY).expect("register");
 
@@ -176,10 +205,18 @@ fn main() {
     let metered = per_call_ns(calls, slot, meter_call);
     // Two threads on one slot at once: the per-CPU counters take no lock.
     let metered_two = per_call_ns_threads(2, calls, slot, meter_call);
-    let counted = meter.count(KEY).expect("count");
+    let paired_multi = paired_ratio(calls, slot, bare.cpu_median);
+    let link = meter.attach_point().clone();
     drop(meter);
+    // The same program behind a perf-event uprobe (what Auto falls back to): the link's cost.
+    let perf_event = attach_as(AttachMode::Offset);
+    per_call_ns(calls / 10, slot, meter_call);
+    let metered_perf_event = per_call_ns(calls, slot, meter_call);
+    let paired_perf_event = paired_ratio(calls, slot, bare.cpu_median);
+    let counted = perf_event.count(KEY).expect("count");
+    drop(perf_event);
     let bare_after = per_call_ns(calls, slot, meter_call);
-    let expected = 1 + 3 * calls * ROUNDS as u64;
+    let expected = 1 + 4 * calls * ROUNDS as u64 + (calls / 10 + 2 * calls) * ROUNDS as u64;
     assert_eq!(counted, expected, "metered calls not counted exactly");
     assert_eq!(
         read_pinned_count(&dir.path.join("meter"), KEY).expect("read"),
@@ -222,6 +259,11 @@ fn main() {
     );
     row("meter_call (entry starts with a nop5)", bare, metered);
     row(
+        "same, perf-event uprobe instead of multi",
+        bare,
+        metered_perf_event,
+    );
+    row(
         "meter_call, 2 threads at once (slowest)",
         bare_two,
         metered_two,
@@ -261,11 +303,17 @@ fn main() {
             _ => "unexpected",
         }
     );
+    println!("link: {link:?}");
     println!(
-        "added cost: {:.2}x a getppid syscall ({:.2}x with 2 threads at once); the \
-         prologue-first probe costs {:.1}x the nop5 probe",
+        "added cost in getppid syscalls, paired round by round (median of {ROUNDS}): \
+         {paired_multi:.2}x by uprobe_multi, {paired_perf_event:.2}x behind a perf-event uprobe"
+    );
+    println!(
+        "added cost: {:.2}x a getppid syscall ({:.2}x with 2 threads at once; {:.2}x behind a \
+         perf-event uprobe); the prologue-first probe costs {:.1}x the nop5 probe",
         (metered.cpu_median - bare.cpu_median) / floor.cpu_median,
         (metered_two.cpu_median - bare_two.cpu_median) / floor_two.cpu_median,
+        (metered_perf_event.cpu_median - bare.cpu_median) / floor.cpu_median,
         (probed_prologue.cpu_median - bare_prologue.cpu_median)
             / (metered.cpu_median - bare.cpu_median)
     );

@@ -31,6 +31,7 @@ mod key;
 mod layout;
 mod locate;
 mod meter;
+mod multi;
 mod pinned;
 mod privilege;
 mod tls;

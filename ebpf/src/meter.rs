@@ -17,6 +17,7 @@ use crate::layout::{
     validate_pins,
 };
 use crate::locate::locate_entry;
+use crate::multi::{self, MultiError, MultiLink};
 use crate::privilege::{check_capabilities, raise_memlock};
 
 /// The BPF object built from `bpf/meter.bpf.c` by build.rs.
@@ -33,27 +34,39 @@ pub fn bpf_object() -> &'static [u8] {
     BPF_OBJECT
 }
 
-/// How the uprobe finds [`sealbox_meter_entry`](crate::sealbox_meter_entry).
+/// How the probe finds [`sealbox_meter_entry`](crate::sealbox_meter_entry), and which kind
+/// of kernel link runs the program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AttachMode {
-    /// By symbol from the executable's symbol table; by file offset when the
-    /// binary is stripped.
+    /// A `uprobe_multi` link at the entry's file offset (the cheaper hit, Linux 6.6+); when
+    /// the kernel cannot make one, a perf-event uprobe by symbol from the executable's symbol
+    /// table, or by file offset when the binary is stripped.
     #[default]
     Auto,
-    /// By symbol only.
+    /// A perf-event uprobe by symbol only.
     Symbol,
-    /// By file offset only, computed from the function's runtime address
+    /// A perf-event uprobe by file offset only, computed from the function's runtime address
     /// (what a stripped binary needs).
     Offset,
+    /// A `uprobe_multi` link at the entry's file offset only.
+    UprobeMulti,
 }
 
-/// Where the probe ended up.
+/// Where the probe ended up, and by which kind of link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttachPoint {
-    /// Attached by symbol in `/proc/self/exe`.
+    /// A perf-event uprobe by symbol in `/proc/self/exe`.
     Symbol,
-    /// Attached by file offset in `target`.
+    /// A perf-event uprobe by file offset in `target`.
     FileOffset {
+        /// The probed file.
+        target: PathBuf,
+        /// Offset of the entry's first instruction in it.
+        offset: u64,
+    },
+    /// A `uprobe_multi` BPF link at a file offset in `target`: the program runs straight
+    /// from the uprobe, without the perf-event layer (see docs/METERING.md).
+    UprobeMulti {
         /// The probed file.
         target: PathBuf,
         /// Offset of the entry's first instruction in it.
@@ -160,11 +173,19 @@ fn object_error(e: EbpfError) -> MeterError {
 /// directories in one process would each count every call.
 pub struct Meter {
     bpf: Ebpf,
-    link: Option<UProbeLinkId>,
+    link: Option<Link>,
     maps: CounterMaps,
     pin_dir: PathBuf,
     attach_point: AttachPoint,
+    /// Why [`AttachMode::Auto`] fell back to a perf-event uprobe.
+    multi_refused: Option<String>,
     _claim: Claim,
+}
+
+/// The kernel link that runs the program on every hit.
+enum Link {
+    PerfEvent(UProbeLinkId),
+    Multi(MultiLink),
 }
 
 impl std::fmt::Debug for Meter {
@@ -225,17 +246,26 @@ impl Meter {
         )?;
         drop(lock);
 
-        let program: &mut UProbe = bpf
-            .program_mut(PROGRAM)
-            .ok_or_else(|| MeterError::Load {
-                detail: format!("the BPF object has no program `{PROGRAM}`"),
-            })?
-            .try_into()
-            .map_err(|e| load_error("the meter program is not a uprobe", &e))?;
-        program
-            .load()
-            .map_err(|e| load_error("loading the uprobe program", &e))?;
-        let (link, attach_point) = attach_probe(program, opts.attach)?;
+        let (link, attach_point, multi_refused) = match opts.attach {
+            AttachMode::Auto => match attach_multi(&pin_dir) {
+                Ok((link, point)) => (link, point, None),
+                Err(MeterError::NotPermitted { detail }) => {
+                    return Err(MeterError::NotPermitted { detail });
+                }
+                Err(refused) => {
+                    let (link, point) = attach_perf_event(&mut bpf, AttachMode::Auto)?;
+                    (link, point, Some(refused.to_string()))
+                }
+            },
+            AttachMode::UprobeMulti => {
+                let (link, point) = attach_multi(&pin_dir)?;
+                (link, point, None)
+            }
+            mode @ (AttachMode::Symbol | AttachMode::Offset) => {
+                let (link, point) = attach_perf_event(&mut bpf, mode)?;
+                (link, point, None)
+            }
+        };
 
         let mut meter = Meter {
             bpf,
@@ -243,6 +273,7 @@ impl Meter {
             maps,
             pin_dir,
             attach_point,
+            multi_refused,
             _claim: claim,
         };
         meter.self_test()?;
@@ -305,18 +336,30 @@ impl Meter {
         &self.pin_dir
     }
 
-    /// Where the probe is attached.
+    /// Where the probe is attached, and by which kind of link.
     pub fn attach_point(&self) -> &AttachPoint {
         &self.attach_point
     }
 
+    /// Why [`AttachMode::Auto`] used a perf-event uprobe rather than a `uprobe_multi` link
+    /// (e.g. a kernel older than 6.6); `None` when it did not fall back.
+    pub fn multi_refused(&self) -> Option<&str> {
+        self.multi_refused.as_deref()
+    }
+
     fn detach(&mut self) {
-        if let Some(link) = self.link.take()
-            && let Some(program) = self.bpf.program_mut(PROGRAM)
-            && let Ok(uprobe) = <&mut UProbe>::try_from(program)
-        {
-            // Failure means the link is already gone; dropping `bpf` closes it anyway.
-            let _ = uprobe.detach(link);
+        match self.link.take() {
+            Some(Link::PerfEvent(link)) => {
+                if let Some(program) = self.bpf.program_mut(PROGRAM)
+                    && let Ok(uprobe) = <&mut UProbe>::try_from(program)
+                {
+                    // Failure means the link is already gone; dropping `bpf` closes it anyway.
+                    let _ = uprobe.detach(link);
+                }
+            }
+            // Closing the link's descriptor detaches it.
+            Some(Link::Multi(link)) => drop(link),
+            None => {}
         }
     }
 }
@@ -336,6 +379,10 @@ fn describe(point: &AttachPoint) -> (String, PathBuf) {
         AttachPoint::FileOffset { target, offset } => {
             (format!("file offset {offset:#x}"), target.clone())
         }
+        AttachPoint::UprobeMulti { target, offset } => (
+            format!("file offset {offset:#x} (uprobe_multi link)"),
+            target.clone(),
+        ),
     }
 }
 
@@ -381,6 +428,49 @@ fn attach_by_offset(program: &mut UProbe) -> Result<(UProbeLinkId, AttachPoint),
         .map_err(|e| attach_error(&point, &e))
 }
 
+/// Loads the program through aya and attaches it as a perf-event uprobe.
+fn attach_perf_event(bpf: &mut Ebpf, mode: AttachMode) -> Result<(Link, AttachPoint), MeterError> {
+    let program: &mut UProbe = bpf
+        .program_mut(PROGRAM)
+        .ok_or_else(|| MeterError::Load {
+            detail: format!("the BPF object has no program `{PROGRAM}`"),
+        })?
+        .try_into()
+        .map_err(|e| load_error("the meter program is not a uprobe", &e))?;
+    program
+        .load()
+        .map_err(|e| load_error("loading the uprobe program", &e))?;
+    let (link, point) = attach_probe(program, mode)?;
+    Ok((Link::PerfEvent(link), point))
+}
+
+/// Loads the program for, and makes, a `uprobe_multi` link at the entry's file offset.
+fn attach_multi(pin_dir: &Path) -> Result<(Link, AttachPoint), MeterError> {
+    let location = locate_entry()?;
+    let point = AttachPoint::UprobeMulti {
+        target: location.target.clone(),
+        offset: location.file_offset,
+    };
+    match multi::attach(
+        BPF_OBJECT,
+        PROGRAM,
+        pin_dir,
+        &location.target,
+        location.file_offset,
+    ) {
+        Ok(link) => Ok((Link::Multi(link), point)),
+        Err(MultiError::NotPermitted(detail)) => Err(MeterError::NotPermitted { detail }),
+        Err(MultiError::Failed(detail)) => {
+            let (location, target) = describe(&point);
+            Err(MeterError::Attach {
+                location,
+                target,
+                detail,
+            })
+        }
+    }
+}
+
 fn attach_probe(
     program: &mut UProbe,
     mode: AttachMode,
@@ -388,7 +478,7 @@ fn attach_probe(
     match mode {
         AttachMode::Symbol => attach_by_symbol(program),
         AttachMode::Offset => attach_by_offset(program),
-        AttachMode::Auto => match attach_by_symbol(program) {
+        AttachMode::Auto | AttachMode::UprobeMulti => match attach_by_symbol(program) {
             Ok(attached) => Ok(attached),
             Err(MeterError::NotPermitted { detail }) => Err(MeterError::NotPermitted { detail }),
             Err(by_symbol) => attach_by_offset(program).map_err(|by_offset| match by_offset {

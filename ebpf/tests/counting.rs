@@ -182,6 +182,39 @@ fn attaches_by_file_offset_as_for_a_stripped_binary() {
 }
 
 #[test]
+fn auto_links_by_uprobe_multi_and_counts_only_this_process() {
+    if skip_bpf("auto_links_by_uprobe_multi_and_counts_only_this_process") {
+        return;
+    }
+    let _serial = serial();
+    let dir = PinDir::new();
+    let meter = attach(&dir.options());
+    match meter.attach_point() {
+        AttachPoint::UprobeMulti { target, offset } => {
+            assert_eq!(target.to_str(), Some("/proc/self/exe"));
+            assert!(*offset > 0);
+        }
+        other => panic!(
+            "expected a uprobe_multi link on this kernel, got {other:?} ({:?})",
+            meter.multi_refused()
+        ),
+    }
+    assert_eq!(meter.multi_refused(), None);
+    let key = test_key(22);
+    let slot = meter.register(key).unwrap();
+    for _ in 0..50_000 {
+        meter_call(slot);
+    }
+    assert_eq!(meter.count(key).unwrap(), 50_000);
+    drop(meter);
+    // Detached when dropped: calls after it count nowhere.
+    for _ in 0..1000 {
+        meter_call(slot);
+    }
+    assert_eq!(read_pinned_count(&dir.path, key).unwrap(), 50_000);
+}
+
+#[test]
 fn attaches_by_symbol_when_asked() {
     if skip_bpf("attaches_by_symbol_when_asked") {
         return;

@@ -36,6 +36,7 @@ impl ChildSpec {
             AttachMode::Auto => "auto",
             AttachMode::Symbol => "symbol",
             AttachMode::Offset => "offset",
+            AttachMode::UprobeMulti => "multi",
         };
         let progress = self
             .progress
@@ -60,6 +61,7 @@ impl ChildSpec {
             mode: match f[3] {
                 "symbol" => AttachMode::Symbol,
                 "offset" => AttachMode::Offset,
+                "multi" => AttachMode::UprobeMulti,
                 _ => AttachMode::Auto,
             },
             hold: f[4] == "true",
@@ -226,6 +228,7 @@ fn child_process() {
     let point = match meter.attach_point() {
         AttachPoint::Symbol => "symbol",
         AttachPoint::FileOffset { .. } => "offset",
+        AttachPoint::UprobeMulti { .. } => "multi",
     };
     say(format!("CHILD_ATTACHED {point}"));
     say(format!("CHILD_EPOCH {}", meter.epoch()));
@@ -405,11 +408,16 @@ fn a_stripped_binary_attaches_by_file_offset() {
     }
     drop(by_symbol);
 
-    // ...and Auto falls back to the file offset, counting exactly.
-    let key = test_key(61);
-    let mut auto = ChildRun::spawn(&stripped, &spec(key, AttachMode::Auto));
-    assert_eq!(auto.expect_line("CHILD_ATTACHED"), "offset");
-    assert_eq!(auto.expect_line("CHILD_COUNTED"), "10000");
-    auto.wait_success();
-    assert_eq!(read_pinned_count(&dir.path, key).unwrap(), 10_000);
+    // ...but Auto links by file offset (uprobe_multi), and a perf-event uprobe can attach by
+    // offset too; each counts exactly.
+    for (key, mode, point) in [
+        (test_key(61), AttachMode::Auto, "multi"),
+        (test_key(62), AttachMode::Offset, "offset"),
+    ] {
+        let mut child = ChildRun::spawn(&stripped, &spec(key, mode));
+        assert_eq!(child.expect_line("CHILD_ATTACHED"), point, "{mode:?}");
+        assert_eq!(child.expect_line("CHILD_COUNTED"), "10000");
+        child.wait_success();
+        assert_eq!(read_pinned_count(&dir.path, key).unwrap(), 10_000);
+    }
 }

@@ -36,7 +36,12 @@ impl From<MeterError> for MeterUnavailable {
 /// Attaches the kernel meter with `opts`; the error says what is missing
 /// (privileges, bpffs, a stale pin…).
 pub fn attach(opts: &MeterOptions) -> Result<Arc<KernelMeter>, MeterError> {
-    Meter::attach(opts).map(Arc::new)
+    let meter = Meter::attach(opts)?;
+    if let Some(why) = meter.multi_refused() {
+        // Counting is as exact either way; each call costs the kernel a little more.
+        tracing::info!("kernel meter: no uprobe_multi link ({why}); using a perf-event uprobe");
+    }
+    Ok(Arc::new(meter))
 }
 
 /// The kernel counter key of a usage counter: distinct per deployment, buyer
