@@ -41,12 +41,13 @@ impl SealedOutput {
             file_name.to_string_lossy(),
             std::process::id()
         ));
-        // Read access too: the file is mapped back to be signed.
+        // Read access too: the file is mapped back to be signed. A new file only: whatever
+        // already has this name (a link another user planted in a shared directory) is left
+        // alone, never followed and truncated.
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .open(&tmp)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         Ok(Self {

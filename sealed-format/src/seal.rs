@@ -177,7 +177,8 @@ impl Unsigned<'_> {
     /// Why: what is signed is then exactly what was stored, and a plaintext that changed after
     /// [`prepare`] hashed it (a file rewritten while it was sealed) is refused with
     /// [`FormatError::CodeHash`] instead of being sealed under a code hash it does not have.
-    /// Stored bytes of another length than the parts are refused with [`FormatError::Layout`].
+    /// Stored bytes of another length than the parts, or whose manifest, payload header or
+    /// ciphertext differ from the parts, are refused with [`FormatError::Layout`].
     pub fn sign_stored(&self, stored: &[u8]) -> Result<Vec<u8>, FormatError> {
         let expected_len = self.sealed_len() - self.head_len;
         if stored.len() != expected_len {
@@ -186,12 +187,21 @@ impl Unsigned<'_> {
                 stored.len()
             )));
         }
-        // Ciphertext is this process's own memory; only plaintext code is the caller's.
-        let code_from = self
-            .manifest
-            .encryption
-            .is_none()
-            .then_some(self.manifest_section.len());
+        // Everything but plaintext code is this process's own bytes: stored as they are, or
+        // refused. Plaintext code is the caller's, and is checked against its hash below.
+        let framing = self.manifest_section.len() + self.code_header.len();
+        let encrypted = self.manifest.encryption.is_some();
+        if stored[..self.manifest_section.len()] != self.manifest_section[..]
+            || stored[self.manifest_section.len()..framing] != self.code_header[..]
+            || (encrypted && stored[framing..] != self.code[..])
+        {
+            return Err(FormatError::Layout(
+                "the stored signed bytes differ from the manifest, the payload header or the \
+                 ciphertext that were written"
+                    .into(),
+            ));
+        }
+        let code_from = (!encrypted).then_some(framing);
         let preamble: &[u8; 8] = self
             .preamble
             .try_into()

@@ -315,4 +315,21 @@ fn signing_stored_bytes_refuses_code_that_changed_after_it_was_hashed() {
     // Not the length of the parts: a short or long write.
     let err = unsigned.sign_stored(&stored[1..]).unwrap_err();
     assert_eq!(err.check(), Check::Layout, "{err}");
+
+    // A manifest that is not the one prepared (a byte of its JSON changed).
+    let mut manifest_changed = stored.clone();
+    manifest_changed[unsigned.signed_parts()[0].len() / 2] ^= 1;
+    let err = unsigned.sign_stored(&manifest_changed).unwrap_err();
+    assert_eq!(err.check(), Check::Layout, "{err}");
+
+    // Encrypted: the stored ciphertext must be the one written.
+    let recipient = key();
+    let mut options = opts();
+    options.recipients = vec![PublicKey::from(recipient.verifying_key())];
+    let unsigned = sealed_format::prepare(&module, &options, &vendor, &[]).unwrap();
+    let mut stored: Vec<u8> = unsigned.signed_parts().concat();
+    assert!(unsigned.sign_stored(&stored).is_ok());
+    *stored.last_mut().unwrap() ^= 1;
+    let err = unsigned.sign_stored(&stored).unwrap_err();
+    assert_eq!(err.check(), Check::Layout, "{err}");
 }
