@@ -63,6 +63,9 @@ impl SealedOutput {
     pub fn place_code(&self, placement: Placement<'_>) -> std::io::Result<usize> {
         self.file
             .write_all_at(placement.code, placement.offset as u64)?;
+        // While the hash is still running on the other thread: the wait for the disk, if any,
+        // costs nothing here.
+        self.start_writeback();
         Ok(placement.offset)
     }
 
@@ -124,9 +127,9 @@ impl SealedOutput {
     }
 
     /// Asks the kernel to start writing the file's dirty pages back now rather than at `fsync`
-    /// (`sync_file_range` with `SYNC_FILE_RANGE_WRITE` does not wait and promises nothing:
-    /// durability still comes from `fsync`), so the write-back overlaps the hashing. Best
-    /// effort: an error only loses the head start.
+    /// (`sync_file_range` with `SYNC_FILE_RANGE_WRITE` does not wait for the disk, only for
+    /// the requests to be queued, and promises nothing: durability still comes from `fsync`),
+    /// so the write-back overlaps the hashing. Best effort: an error only loses the head start.
     fn start_writeback(&self) {
         use std::os::fd::AsRawFd;
         // SAFETY: a plain syscall on a descriptor `self` owns; no memory is passed.
